@@ -1,0 +1,243 @@
+"""Typed MoDem configuration: one dataclass, the reference defaults, per-suite YAML overrides.
+
+Resolution order (later wins): dataclass defaults (the reference values of MODEM.md) ->
+config/suites/<suite>.yaml `defaults` -> that file's `tasks.<task>` entry -> preset file -> overrides.
+Every key is checked: an unknown key or a value of the wrong type raises ConfigError naming the key
+and the file it came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from modem_ros.paths import config_dir
+
+
+class ConfigError(ValueError):
+    """A configuration value or file is malformed; the message names the key and its source."""
+
+
+def param(default: Any, doc: str) -> Any:
+    """A dataclass field with its one-line documentation attached (shown by `modem-ros info`)."""
+    return field(default=default, metadata={"doc": doc})
+
+
+@dataclass
+class ModemConfig:
+    # --- task and environment -----------------------------------------------------------------
+    task: str = param("toy-reach", "Task name; it selects the suite file config/suites/<suite>.yaml.")
+    suite: str = param("", "Suite of the task (set from the suite file, not by hand).")
+    seed: int = param(1, "Seed for torch, numpy and the environment.")
+    img_size: int = param(224, "Square camera image size in pixels (reference 224; 84 is cheaper).")
+    frame_stack: int = param(2, "Number of stacked RGB frames in one observation.")
+    state_dim: int = param(0, "Size of the proprioceptive state vector (per task).")
+    action_dim: int = param(0, "Size of the action vector, normalized to [-1, 1] (per task).")
+    action_repeat: int = param(2, "Simulator steps per agent step.")
+    episode_length: int = param(100, "Agent steps per episode.")
+    discount: float = param(0.99, "Discount factor of rewards and the TD target.")
+    # --- budget and schedule of the three phases ----------------------------------------------
+    train_steps: int = param(100_000, "Agent steps of environment interaction (seed + interactive).")
+    seed_steps: int = param(5000, "Agent steps collected by the noisy BC policy before planning.")
+    demos: int = param(5, "Number of demonstration episodes.")
+    bc_iters: int = param(0, "Policy pretraining iterations; 0 means 2 * demos * episode_length.")
+    eval_freq: int = param(2000, "Agent steps between evaluations.")
+    eval_episodes: int = param(30, "Episodes per evaluation.")
+    save_freq: int = param(20_000, "Agent steps between checkpoints.")
+    # --- planning (MPPI) ----------------------------------------------------------------------
+    iterations: int = param(6, "MPPI iterations per planned action (per suite).")
+    num_samples: int = param(512, "Gaussian action sequences sampled per iteration.")
+    num_elites: int = param(64, "Top-scoring sequences used to refit mean and std.")
+    mixture_coef: float = param(0.05, "Share of extra sequences rolled out by the policy prior.")
+    min_std: float = param(0.05, "Noise std of the policy prior and final lower bound of the std.")
+    max_std: float = param(2.0, "Initial and upper bound of the MPPI std.")
+    temperature: float = param(0.5, "Softmax temperature over elite values.")
+    momentum: float = param(0.1, "Weight of the previous mean when refitting the MPPI mean.")
+    horizon: int = param(5, "Planning and model-learning horizon in agent steps.")
+    std_schedule_init: float = param(0.1, "Lower bound of the MPPI std at step 0 (-> min_std).")
+    std_schedule_steps: int = param(12_500, "Steps over which the std bound anneals to min_std.")
+    horizon_schedule_steps: int = param(25_000, "Steps over which the planning horizon grows 1 -> horizon.")
+    # --- learning -----------------------------------------------------------------------------
+    batch_size: int = param(256, "Snippets per gradient step.")
+    lr: float = param(3e-4, "Adam learning rate (model, policy and BC).")
+    reward_coef: float = param(0.5, "Weight of the reward prediction loss.")
+    value_coef: float = param(0.1, "Weight of the TD value loss.")
+    consistency_coef: float = param(2.0, "Weight of the latent consistency loss.")
+    rho: float = param(0.5, "Temporal weight rho^t of the losses over the horizon.")
+    tau: float = param(0.01, "EMA coefficient of the target network.")
+    update_freq: int = param(2, "Updates between EMA target updates.")
+    grad_clip_norm: float = param(10.0, "Gradient norm clip.")
+    per_alpha: float = param(0.6, "Prioritized replay exponent of priorities.")
+    per_beta: float = param(0.4, "Prioritized replay importance-sampling exponent.")
+    kappa_init: float = param(0.75, "Demo share of each batch at the start of interaction.")
+    kappa_final: float = param(0.25, "Demo share of each batch after the annealing steps.")
+    kappa_steps: int = param(50_000, "Steps over which the demo share anneals linearly.")
+    # --- architecture -------------------------------------------------------------------------
+    num_channels: int = param(32, "Channels of every conv layer of the image encoder.")
+    enc_dim: int = param(256, "Hidden width of the state encoder and the fusion MLP.")
+    mlp_dim: int = param(512, "Hidden width of dynamics, reward, policy and Q MLPs.")
+    latent_dim: int = param(50, "Size of the latent state z.")
+    # --- execution ----------------------------------------------------------------------------
+    device: str = param("auto", "Torch device: auto (cuda if available), cpu or cuda[:N].")
+    amp_bf16: bool = param(False, "Run forward passes under bfloat16 autocast (GPU speed option).")
+    encoder_chunk: int = param(0, "Samples per no-grad encoder pass in an update; 0 = auto "
+                                  "(batch_size on CPU, where cache-sized passes are faster; all on GPU).")
+    compile: bool = param(False, "torch.compile the update and value functions (GPU speed option).")
+    demo_dir: str = param("", "Directory of demonstration episodes; empty means generate them.")
+
+    @property
+    def pad(self) -> int:
+        """Random-shift padding in pixels: img_size / 21 (4 at 84, 10 at 224)."""
+        return max(1, self.img_size // 21)
+
+    @property
+    def num_pi_trajs(self) -> int:
+        return int(self.mixture_coef * self.num_samples)
+
+    @property
+    def bc_iterations(self) -> int:
+        return self.bc_iters or 2 * self.demos * self.episode_length
+
+    @property
+    def rgb_shape(self) -> tuple[int, int, int]:
+        return (3 * self.frame_stack, self.img_size, self.img_size)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def validate(self) -> ModemConfig:
+        """Check ranges that would otherwise fail deep inside training."""
+        positive = ["img_size", "frame_stack", "state_dim", "action_dim", "action_repeat",
+                    "episode_length", "num_samples", "horizon", "batch_size", "iterations",
+                    "latent_dim", "mlp_dim", "enc_dim", "num_channels", "update_freq"]
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"config key '{name}' must be > 0, got {getattr(self, name)}")
+        if not 0 < self.num_elites <= self.num_samples + self.num_pi_trajs:
+            raise ConfigError(f"config key 'num_elites' must be in 1..num_samples+policy trajectories, "
+                              f"got {self.num_elites}")
+        for name in ["kappa_init", "kappa_final", "mixture_coef", "rho", "tau"]:
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"config key '{name}' must be in [0, 1], got {getattr(self, name)}")
+        if self.img_size < 43:
+            raise ConfigError(f"config key 'img_size' must be >= 43 for the conv encoder, got {self.img_size}")
+        return self
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(ModemConfig)}
+
+
+def field_docs() -> dict[str, str]:
+    return {name: f.metadata.get("doc", "") for name, f in FIELDS.items()}
+
+
+def _coerce(key: str, value: Any, source: str) -> Any:
+    """Convert a YAML/CLI value to the declared type of `key`, or raise naming key and source."""
+    if key not in FIELDS:
+        raise ConfigError(f"unknown config key '{key}' in {source}")
+    want = type(FIELDS[key].default)
+    if want is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+    elif want is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif want is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if math.isfinite(value):
+                return float(value)
+        elif isinstance(value, str):
+            try:
+                out = float(value)
+                if math.isfinite(out):
+                    return out
+            except ValueError:
+                pass
+    elif want is str and isinstance(value, str):
+        return value
+    raise ConfigError(f"config key '{key}' in {source} must be of type {want.__name__}, "
+                      f"got {value!r} ({type(value).__name__})")
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def suite_files(directory: Path | None = None) -> list[Path]:
+    return sorted(((directory or config_dir()) / "suites").glob("*.yaml"))
+
+
+def find_task(task: str, directory: Path | None = None) -> tuple[Path, dict[str, Any]]:
+    """Return the suite file that lists `task` and its parsed content."""
+    known: list[str] = []
+    for path in suite_files(directory):
+        data = _read_yaml(path)
+        tasks = data.get("tasks") or {}
+        if not isinstance(tasks, dict):
+            raise ConfigError(f"{path}: 'tasks' must be a mapping of task name -> overrides")
+        if task in tasks:
+            return path, data
+        known.extend(tasks)
+    raise ConfigError(f"unknown task '{task}'; known tasks: {', '.join(sorted(known))}")
+
+
+def _apply(values: dict[str, Any], mapping: dict[str, Any], source: str) -> None:
+    for key, value in mapping.items():
+        values[key] = _coerce(key, value, source)
+
+
+def load_config(task: str = "toy-reach", overrides: dict[str, Any] | None = None,
+                preset: str | Path | None = None, directory: Path | None = None) -> ModemConfig:
+    """Resolve the configuration of `task` (see module docstring for the order)."""
+    path, data = find_task(task, directory)
+    unknown_sections = set(data) - {"suite", "defaults", "tasks"}
+    if unknown_sections:
+        raise ConfigError(f"{path}: unknown top-level key(s) {sorted(unknown_sections)}; "
+                          "expected suite, defaults, tasks")
+    values: dict[str, Any] = {"task": task, "suite": _coerce("suite", data.get("suite", path.stem), str(path))}
+    _apply(values, data.get("defaults") or {}, f"{path} (defaults)")
+    _apply(values, data["tasks"][task] or {}, f"{path} (tasks.{task})")
+    if preset:
+        preset_path = Path(preset)
+        if not preset_path.exists():
+            preset_path = (directory or config_dir()) / "presets" / f"{preset}.yaml"
+        if not preset_path.exists():
+            raise ConfigError(f"preset '{preset}' not found (looked for a file and {preset_path})")
+        _apply(values, _read_yaml(preset_path), str(preset_path))
+    _apply(values, overrides or {}, "overrides")
+    if values["task"] != task:
+        raise ConfigError("config key 'task' cannot be overridden; pass --task instead")
+    return ModemConfig(**values).validate()
+
+
+def parse_overrides(items: list[str]) -> dict[str, str]:
+    """Parse `key=value` command-line overrides (values are typed later against the dataclass)."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override '{item}' is not of the form key=value")
+        out[key.strip()] = value.strip()
+    return out
