@@ -1,0 +1,240 @@
+"""The MoDem agent: act(obs) / update(batch) / bc_update(batch). No ROS, no environment.
+
+Losses, targets and optimizers follow the reference (MODEM.md, "Learning"); speed comes from batching,
+not from changing the math: the 2 x horizon no-grad encoder passes of an update run as two batched
+passes, augmentation stays uint8, and nothing is copied to the host inside an update.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from modem_ros.agent import schedules
+from modem_ros.agent.augment import random_shift
+from modem_ros.agent.networks import WorldModel
+from modem_ros.agent.planner import MPPIPlanner
+from modem_ros.config import ModemConfig
+
+
+class ObservationError(ValueError):
+    """An observation has the wrong keys, shape, dtype or non-finite values."""
+
+
+@dataclass
+class Batch:
+    """Horizon-length snippets, time-major. H = horizon, B = batch size."""
+
+    rgb: torch.Tensor      # [H+1, B, 3*stack, img, img] uint8
+    state: torch.Tensor    # [H+1, B, state_dim] float32
+    action: torch.Tensor   # [H, B, action_dim] float32
+    reward: torch.Tensor   # [H, B, 1] float32
+    weights: torch.Tensor  # [B, 1] importance-sampling weights (ones without prioritized replay)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device '{name}' requested but CUDA is not available")
+    return device
+
+
+def validate_observation(obs: dict[str, Any], cfg: ModemConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Return (rgb, state) arrays of one observation or raise ObservationError saying what is wrong."""
+    if not isinstance(obs, dict) or "rgb" not in obs or "state" not in obs:
+        got = sorted(obs) if isinstance(obs, dict) else type(obs).__name__
+        raise ObservationError(f"observation must be a dict with keys 'rgb' and 'state', got {got}")
+    rgb, state = np.asarray(obs["rgb"]), np.asarray(obs["state"])
+    if rgb.shape != cfg.rgb_shape:
+        raise ObservationError(f"observation 'rgb' has shape {rgb.shape}, expected {cfg.rgb_shape} "
+                               f"(3 x frame_stack={cfg.frame_stack} channels, img_size={cfg.img_size})")
+    if rgb.dtype != np.uint8:
+        raise ObservationError(f"observation 'rgb' has dtype {rgb.dtype}, expected uint8")
+    if state.shape != (cfg.state_dim,):
+        raise ObservationError(f"observation 'state' has shape {state.shape}, expected ({cfg.state_dim},)")
+    if not np.all(np.isfinite(state)):
+        bad = np.flatnonzero(~np.isfinite(state)).tolist()
+        raise ObservationError(f"observation 'state' has non-finite values (NaN/inf) at indices {bad}")
+    return rgb, state.astype(np.float32, copy=False)
+
+
+class ModemAgent:
+    def __init__(self, cfg: ModemConfig, device: str | torch.device | None = None):
+        self.cfg = cfg
+        self.device = resolve_device(device or cfg.device) if not isinstance(device, torch.device) else device
+        self.model = WorldModel(cfg).to(self.device)
+        self.target = copy.deepcopy(self.model).requires_grad_(False)
+        pi_params = set(self.model.pi_net.parameters())
+        self.optim = torch.optim.Adam([p for p in self.model.parameters() if p not in pi_params], lr=cfg.lr)
+        self.pi_optim = torch.optim.Adam(self.model.pi_net.parameters(), lr=cfg.lr)
+        bc_modules = [self.model.encoder, self.model.state_encoder, self.model.fusion, self.model.pi_net]
+        self.bc_optim = torch.optim.Adam([p for m in bc_modules for p in m.parameters()], lr=cfg.lr)
+        self.planner = MPPIPlanner(cfg)
+        self.num_updates = 0
+        self._losses = self._model_losses
+        if cfg.compile:  # fuses elementwise epilogues; the first call compiles (tens of seconds)
+            self._losses = torch.compile(self._model_losses)
+            if self.device.type == "cuda":  # on CPU the eager oneDNN planner is faster than inductor's
+                self.planner.estimate_value = torch.compile(self.planner.estimate_value, dynamic=False)
+
+    # ------------------------------------------------------------------ acting
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.amp_bf16)
+
+    @torch.no_grad()
+    def encode_obs(self, obs: dict[str, Any]) -> torch.Tensor:
+        rgb, state = validate_observation(obs, self.cfg)
+        rgb_t = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device).unsqueeze(0)
+        state_t = torch.from_numpy(state).to(self.device).unsqueeze(0)
+        self.model.eval()
+        with self._autocast():
+            return self.model.encode(rgb_t, state_t).float()
+
+    @torch.no_grad()
+    def act(self, obs: dict[str, Any], step: int = 0, eval_mode: bool = False, t0: bool = False) -> np.ndarray:
+        """One action in [-1, 1]^action_dim. Before seed_steps (training mode) the noisy BC policy acts;
+        afterwards MPPI plans. `t0` marks the first step of an episode (no warm start)."""
+        z = self.encode_obs(obs)
+        if step < self.cfg.seed_steps and not eval_mode:
+            action = self.model.pi(z, self.cfg.min_std)[0]
+        else:
+            horizon = schedules.planning_horizon(self.cfg, step)
+            with self._autocast():
+                action = self.planner.plan(self.model, z, horizon, schedules.std_bound(self.cfg, step),
+                                           t0=t0, eval_mode=eval_mode)
+        return action.float().cpu().numpy()
+
+    @torch.no_grad()
+    def policy_action(self, obs: dict[str, Any]) -> np.ndarray:
+        """The policy mean pi(z), no planning and no noise (for BC evaluation)."""
+        return self.model.pi(self.encode_obs(obs))[0].float().cpu().numpy()
+
+    # ---------------------------------------------------------------- learning
+    def _model_losses(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+        cfg, model = self.cfg, self.model
+        horizon, bsz = batch.action.shape[:2]
+        rgb = random_shift(batch.rgb.flatten(0, 1), cfg.pad).view(batch.rgb.shape)
+        z = model.encode(rgb[0], batch.state[0])
+        with torch.no_grad():  # all next observations: online (TD target) and target (consistency)
+            next_rgb, next_state = rgb[1:].flatten(0, 1), batch.state[1:].flatten(0, 1)
+            next_z = self._encode_no_grad(model, next_rgb, next_state)
+            next_z_target = self._encode_no_grad(self.target, next_rgb, next_state).view(horizon, bsz, -1)
+            q_next = torch.min(*self.target.q(next_z, model.pi(next_z, cfg.min_std)))
+            td_target = batch.reward + cfg.discount * q_next.view(horizon, bsz, 1)
+        zs = [z.detach()]
+        consistency = reward_loss = value_loss = priority = torch.zeros(bsz, 1, device=z.device)
+        for t in range(horizon):
+            q1, q2 = model.q(z, batch.action[t])
+            z, reward_pred = model.next(z, batch.action[t])
+            zs.append(z.detach())
+            rho = cfg.rho ** t
+            consistency = consistency + rho * (z - next_z_target[t]).pow(2).mean(1, keepdim=True)
+            reward_loss = reward_loss + rho * (reward_pred - batch.reward[t]).pow(2)
+            value_loss = value_loss + rho * ((q1 - td_target[t]).pow(2) + (q2 - td_target[t]).pow(2))
+            priority = priority + rho * ((q1 - td_target[t]).abs() + (q2 - td_target[t]).abs())
+        total = (cfg.consistency_coef * consistency.clamp(max=1e4) + cfg.reward_coef * reward_loss.clamp(max=1e4)
+                 + cfg.value_coef * value_loss.clamp(max=1e4))
+        loss = (total * batch.weights).mean()
+        terms = {"consistency_loss": consistency.mean(), "reward_loss": reward_loss.mean(),
+                 "value_loss": value_loss.mean(), "total_loss": loss}
+        return loss, terms, (torch.stack(zs), priority.clamp(max=1e4).squeeze(1))
+
+    def _encode_no_grad(self, model: WorldModel, rgb: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        chunk = self.cfg.encoder_chunk or (self.cfg.batch_size if self.device.type == "cpu" else len(rgb))
+        return torch.cat([model.encode(r, s) for r, s in zip(rgb.split(chunk), state.split(chunk), strict=True)])
+
+    def update(self, batch: Batch, step: int) -> dict[str, torch.Tensor]:
+        """One gradient step of world model, reward, critic and policy. Returns detached tensors
+        (no host sync); `priorities` [B] are the new prioritized-replay priorities of the snippets."""
+        self.model.train()
+        horizon = batch.action.shape[0]
+        with self._autocast():
+            loss, terms, (zs, priorities) = self._losses(batch)
+        self.optim.zero_grad(set_to_none=True)
+        (loss / horizon).backward()  # reference: gradient scaled by 1 / horizon
+        terms["grad_norm"] = nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip_norm)
+        self.optim.step()
+        terms["pi_loss"] = self._update_pi(zs)
+        self.num_updates += 1
+        if self.num_updates % self.cfg.update_freq == 0:
+            self.sync_target(self.cfg.tau)
+        out = {k: v.detach().float() for k, v in terms.items()}
+        out["priorities"] = priorities.detach().float()
+        return out
+
+    def _update_pi(self, zs: torch.Tensor) -> torch.Tensor:
+        """Policy loss -sum_t rho^t min(Q1, Q2)(z_t, pi(z_t)) on detached latents; Q is frozen."""
+        cfg = self.cfg
+        self.model.set_q_grad(False)
+        with self._autocast():
+            z = zs.flatten(0, 1)
+            q = torch.min(*self.model.q(z, self.model.pi(z, cfg.min_std))).view(zs.shape[0], -1)
+            rho = cfg.rho ** torch.arange(zs.shape[0], device=zs.device, dtype=torch.float32)
+            pi_loss = -(q.float().mean(1) * rho).sum()
+        self.pi_optim.zero_grad(set_to_none=True)
+        pi_loss.backward()
+        nn.utils.clip_grad_norm_(self.model.pi_net.parameters(), cfg.grad_clip_norm)
+        self.pi_optim.step()
+        self.model.set_q_grad(True)
+        return pi_loss.detach()
+
+    def bc_update(self, batch: Batch) -> torch.Tensor:
+        """Behaviour cloning: MSE between pi(h(aug(obs), state)) and the demo action (phase 1)."""
+        self.model.train()
+        with self._autocast():
+            z = self.model.encode(random_shift(batch.rgb[0], self.cfg.pad), batch.state[0])
+            loss = (self.model.pi(z).float() - batch.action[0]).pow(2).mean()
+        self.bc_optim.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip_norm)
+        self.bc_optim.step()
+        return loss.detach()
+
+    @torch.no_grad()
+    def sync_target(self, tau: float = 1.0) -> None:
+        """EMA of the target network toward the online one (tau=1 copies)."""
+        torch._foreach_lerp_(list(self.target.parameters()), list(self.model.parameters()), tau)
+
+    # ----------------------------------------------------------- checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        return {"config": self.cfg.to_dict(), "num_updates": self.num_updates,
+                "model": self.model.state_dict(), "target": self.target.state_dict(),
+                "optim": self.optim.state_dict(), "pi_optim": self.pi_optim.state_dict(),
+                "bc_optim": self.bc_optim.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        ours, theirs = self.cfg.to_dict(), state.get("config", {})
+        shape_keys = ("img_size", "frame_stack", "state_dim", "action_dim", "latent_dim", "mlp_dim",
+                      "enc_dim", "num_channels")
+        diff = {k: (theirs.get(k), ours[k]) for k in shape_keys if theirs.get(k) != ours[k]}
+        if diff:
+            raise ValueError(f"checkpoint does not fit this agent; (checkpoint, agent) differ in {diff}")
+        self.model.load_state_dict(state["model"])
+        self.target.load_state_dict(state["target"])
+        for name in ("optim", "pi_optim", "bc_optim"):
+            if name in state:
+                getattr(self, name).load_state_dict(state[name])
+        self.num_updates = int(state.get("num_updates", 0))
+
+    def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
+        """Write atomically (temp file + rename) so a reader never sees a partial checkpoint."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        torch.save({**self.state_dict(), **(extra or {})}, tmp)
+        os.replace(tmp, path)
+        return path
+
+    def load(self, path: str | Path) -> dict[str, Any]:
+        state = torch.load(path, map_location=self.device, weights_only=True)
+        self.load_state_dict(state)
+        return state

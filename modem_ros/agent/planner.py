@@ -1,0 +1,73 @@
+"""MPPI planning in latent space, guided by policy-prior trajectories (TD-MPC / MoDem reference)."""
+
+from __future__ import annotations
+
+import torch
+
+from modem_ros.agent.networks import PlanningHeads, WorldModel
+from modem_ros.config import ModemConfig
+
+
+class MPPIPlanner:
+    """Plans one action from a latent state; keeps the previous mean for warm starts."""
+
+    def __init__(self, cfg: ModemConfig):
+        self.cfg = cfg
+        self.prev_mean: torch.Tensor | None = None
+
+    def reset(self) -> None:
+        self.prev_mean = None
+
+    @torch.no_grad()
+    def estimate_value(self, heads: PlanningHeads, z: torch.Tensor,
+                       actions: torch.Tensor) -> torch.Tensor:
+        """Sum of discounted predicted rewards + discounted min(Q1, Q2)(z_H, pi(z_H)); [N] values."""
+        value = torch.zeros(z.shape[0], 1, device=z.device)
+        discount = 1.0
+        for t in range(actions.shape[0]):
+            z, reward = heads.next(torch.cat([z, actions[t]], dim=-1))
+            value.add_(reward, alpha=discount)
+            discount *= self.cfg.discount
+        a = heads.pi(z, self.cfg.min_std)
+        value.add_(heads.q_min(torch.cat([z, a], dim=-1)), alpha=discount)
+        return value.squeeze(1)
+
+    @torch.no_grad()
+    def plan(self, model: WorldModel, z0: torch.Tensor, horizon: int, std_bound: float,
+             t0: bool, eval_mode: bool) -> torch.Tensor:
+        """Return one action [action_dim] in [-1, 1] for latent z0 [1, latent]."""
+        cfg, dev = self.cfg, z0.device
+        heads = PlanningHeads(model)
+        n_pi, n = cfg.num_pi_trajs, cfg.num_samples
+        adim = cfg.action_dim
+        pi_actions = torch.empty(horizon, n_pi, adim, device=dev)
+        if n_pi > 0:  # trajectories of the policy prior through the learned dynamics
+            z = z0.expand(n_pi, -1)
+            for t in range(horizon):
+                pi_actions[t] = heads.pi(z, cfg.min_std)
+                z, _ = heads.next(torch.cat([z, pi_actions[t]], dim=-1))
+        z = z0.expand(n + n_pi, -1)
+        mean = torch.zeros(horizon, adim, device=dev)
+        std = torch.full((horizon, adim), cfg.max_std, device=dev)
+        if not t0 and self.prev_mean is not None:  # warm start: previous mean shifted by one step
+            keep = min(horizon - 1, self.prev_mean.shape[0] - 1)
+            mean[:keep] = self.prev_mean[1:1 + keep]
+        actions = torch.empty(horizon, n + n_pi, adim, device=dev)
+        actions[:, n:] = pi_actions
+        for _ in range(cfg.iterations):
+            torch.randn(horizon, n, adim, device=dev, out=actions[:, :n])
+            actions[:, :n].mul_(std.unsqueeze(1)).add_(mean.unsqueeze(1)).clamp_(-1, 1)
+            value = self.estimate_value(heads, z, actions).nan_to_num_(0.0)
+            elite_value, elite_idx = torch.topk(value, cfg.num_elites)
+            elite_actions = actions[:, elite_idx]                                   # [H, E, A]
+            score = torch.softmax(cfg.temperature * elite_value, dim=0)              # [E]
+            new_mean = torch.einsum("e,hea->ha", score, elite_actions)
+            var = torch.einsum("e,hea->ha", score, (elite_actions - new_mean.unsqueeze(1)) ** 2)
+            new_std = var.sqrt().clamp_(std_bound, cfg.max_std)
+            mean = cfg.momentum * mean + (1 - cfg.momentum) * new_mean
+            std = new_std
+        self.prev_mean = mean
+        action = elite_actions[0, torch.multinomial(score, 1)].squeeze(0)  # sampled by score
+        if not eval_mode:
+            action = action + std[0] * torch.randn(adim, device=dev)
+        return action.clamp(-1, 1)

@@ -1,0 +1,143 @@
+"""`modem-ros bench plan|update`: latency of one planned action and one gradient step, their counted
+floating-point work, and the same-run fp32 matmul rate of the device as the ceiling to compare with."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from modem_ros.agent.modem import Batch, ModemAgent
+from modem_ros.agent.networks import ONEDNN_LINEAR, portable_kernels
+from modem_ros.config import ModemConfig
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_calls(fn: Callable[[], Any], device: torch.device, repeats: int, warmup: int) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append((time.perf_counter() - start) * 1e3)
+    return times
+
+
+def count_flops(fn: Callable[[], Any]) -> int:
+    """Matmul/conv FLOPs of one call (forward and backward), counted by torch on the portable kernels."""
+    with portable_kernels(), FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def matmul_gflops(device: torch.device, n: int = 2048, repeats: int = 10) -> dict[str, float]:
+    """fp32 rate of a plain square matrix product, per kernel library available on the device.
+
+    On CPU both torch.mm (MKL sgemm) and oneDNN's matmul are measured: on AMD CPUs MKL runs AVX2
+    code while oneDNN uses AVX-512, about 2x apart. The ratio we report uses the faster of the two,
+    the machine's real fp32 ceiling; the torch.mm rate is kept for comparison.
+    """
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    rate = lambda fn: 2 * n**3 / (statistics.median(time_calls(fn, device, repeats, 3)) / 1e3) / 1e9  # noqa: E731
+    rates = {"torch_mm": rate(lambda: a @ b)}
+    if device.type == "cpu" and ONEDNN_LINEAR:
+        bt = b.t().contiguous()
+        rates["onednn"] = rate(lambda: torch.ops.mkldnn._linear_pointwise(a, bt, None, "none", [], ""))
+    return rates
+
+
+def random_obs(cfg: ModemConfig, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    return {"rgb": rng.integers(0, 256, cfg.rgb_shape, dtype=np.uint8),
+            "state": rng.standard_normal(cfg.state_dim).astype(np.float32)}
+
+
+def random_batch(cfg: ModemConfig, device: torch.device) -> Batch:
+    h, b = cfg.horizon, cfg.batch_size
+    return Batch(rgb=torch.randint(0, 256, (h + 1, b, *cfg.rgb_shape), dtype=torch.uint8, device=device),
+                 state=torch.randn(h + 1, b, cfg.state_dim, device=device),
+                 action=torch.rand(h, b, cfg.action_dim, device=device) * 2 - 1,
+                 reward=torch.randn(h, b, 1, device=device),
+                 weights=torch.ones(b, 1, device=device))
+
+
+def machine_info(device: torch.device) -> dict[str, Any]:
+    info = {"platform": platform.platform(), "python": platform.python_version(),
+            "torch": torch.__version__, "threads": torch.get_num_threads(), "device": str(device),
+            "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count()}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def run_bench(what: str, cfg: ModemConfig, device: torch.device, repeats: int, warmup: int) -> dict[str, Any]:
+    torch.manual_seed(0)
+    agent = ModemAgent(cfg, device)
+    if what == "plan":
+        obs = random_obs(cfg, np.random.default_rng(0))
+        step = max(cfg.train_steps, cfg.horizon_schedule_steps, cfg.seed_steps)  # full horizon, final std
+        call = lambda: agent.act(obs, step=step, eval_mode=True, t0=False)  # noqa: E731
+        budget = {"num_samples": cfg.num_samples, "policy_trajectories": cfg.num_pi_trajs,
+                  "horizon": cfg.horizon, "iterations": cfg.iterations}
+    elif what == "update":
+        batch = random_batch(cfg, device)
+        call = lambda: agent.update(batch, step=agent.num_updates)  # noqa: E731
+        budget = {"batch_size": cfg.batch_size, "horizon": cfg.horizon, "img_size": cfg.img_size}
+    else:
+        raise ValueError(f"unknown benchmark '{what}' (plan or update)")
+    flops = count_flops(call)
+    times = time_calls(call, device, repeats, warmup)
+    rates = matmul_gflops(device)
+    peak = max(rates.values())
+    median = statistics.median(times)
+    achieved = flops / (median / 1e3) / 1e9
+    return {"benchmark": what, "task": cfg.task, "budget": budget, "repeats": repeats,
+            "amp_bf16": cfg.amp_bf16, "compile": cfg.compile,
+            "median_ms": median, "p95_ms": float(np.percentile(times, 95)), "times_ms": times,
+            "gflop_per_call": flops / 1e9, "achieved_gflops": achieved, "matmul_gflops": peak,
+            "matmul_gflops_by_kernel": rates, "fraction_of_matmul": achieved / peak,
+            "fraction_of_torch_mm": achieved / rates["torch_mm"], "machine": machine_info(device)}
+
+
+def format_table(result: dict[str, Any]) -> str:
+    rows = [("benchmark", result["benchmark"]), ("task", result["task"]),
+            ("budget", ", ".join(f"{k}={v}" for k, v in result["budget"].items())),
+            ("device", result["machine"].get("gpu", result["machine"]["cpu"]) +
+             f" ({result['machine']['device']}, {result['machine']['threads']} threads)"),
+            ("median / p95", f"{result['median_ms']:.1f} / {result['p95_ms']:.1f} ms "
+                             f"({result['repeats']} calls)"),
+            ("work per call", f"{result['gflop_per_call']:.2f} GFLOP"),
+            ("achieved", f"{result['achieved_gflops']:.1f} GFLOP/s"),
+            ("fp32 matmul (same run)", ", ".join(f"{k} {v:.1f}" for k, v in
+                                                 result["matmul_gflops_by_kernel"].items()) + " GFLOP/s"),
+            ("ratio", f"{100 * result['fraction_of_matmul']:.0f}% of the best matmul rate, "
+                      f"{100 * result['fraction_of_torch_mm']:.0f}% of torch.mm's")]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def write_json(result: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")

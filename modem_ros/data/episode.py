@@ -1,0 +1,49 @@
+"""One episode of (stacked-frame) observations, actions, rewards and success flags."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class Episode:
+    """T transitions: rgb/state hold T+1 observations (the last one is the final observation)."""
+
+    rgb: list[np.ndarray] = field(default_factory=list)       # each [3*stack, H, W] uint8
+    state: list[np.ndarray] = field(default_factory=list)     # each [state_dim] float32
+    action: list[np.ndarray] = field(default_factory=list)    # each [action_dim] float32
+    reward: list[float] = field(default_factory=list)
+    success: list[bool] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, obs: dict[str, Any]) -> Episode:
+        episode = cls()
+        episode.rgb.append(np.asarray(obs["rgb"]))
+        episode.state.append(np.asarray(obs["state"], dtype=np.float32))
+        return episode
+
+    def add(self, action: np.ndarray, obs: dict[str, Any], reward: float, success: bool) -> None:
+        self.action.append(np.asarray(action, dtype=np.float32))
+        self.rgb.append(np.asarray(obs["rgb"]))
+        self.state.append(np.asarray(obs["state"], dtype=np.float32))
+        self.reward.append(float(reward))
+        self.success.append(bool(success))
+
+    def __len__(self) -> int:
+        return len(self.action)
+
+    @property
+    def total_reward(self) -> float:
+        return float(sum(self.reward))
+
+    @property
+    def succeeded(self) -> bool:
+        return any(self.success)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"rgb": np.stack(self.rgb), "state": np.stack(self.state),
+                "action": np.stack(self.action).astype(np.float32),
+                "reward": np.asarray(self.reward, np.float32), "success": np.asarray(self.success, bool)}

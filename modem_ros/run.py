@@ -1,0 +1,44 @@
+"""Assemble a Trainer from a config: env, agent, buffers, demos, logger, run directory."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from modem_ros.agent.modem import ModemAgent
+from modem_ros.config import ModemConfig
+from modem_ros.data.replay import EpisodeBuffer
+from modem_ros.envs import make_env
+from modem_ros.logger import MetricsLogger
+from modem_ros.trainer import Trainer, scripted_demos
+
+
+def build_trainer(cfg: ModemConfig, run_dir: Path | None = None, log_stream=None) -> Trainer:
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    agent = ModemAgent(cfg)
+    env, eval_env = make_env(cfg, seed=cfg.seed), make_env(cfg, seed=cfg.seed + 1)
+    if cfg.demo_dir:
+        raise NotImplementedError("loading demos from a directory arrives with the rosbag2 demo format")
+    demos = scripted_demos(env, cfg.demos, seed=cfg.seed * 1000)
+    demo_buffer = EpisodeBuffer(cfg, sum(len(d) for d in demos), agent.device, name="demo")
+    for demo in demos:
+        demo_buffer.add(demo)
+    replay = EpisodeBuffer(cfg, cfg.train_steps + cfg.episode_length, agent.device, name="replay")
+    if run_dir is not None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    logger = MetricsLogger(run_dir, total_steps=cfg.train_steps, **({} if log_stream is None else
+                                                                    {"stream": log_stream}))
+    logger.log("demos", 0, {"episodes": len(demos), "success_rate": float(np.mean([d.succeeded for d in demos])),
+                            "mean_return": float(np.mean([d.total_reward for d in demos]))})
+    return Trainer(cfg, env, agent, demo_buffer, replay, logger, eval_env=eval_env, run_dir=run_dir)
+
+
+def train(cfg: ModemConfig, run_dir: Path | None = None) -> list[dict[str, float]]:
+    run_dir = run_dir or Path("runs") / f"{cfg.task}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return build_trainer(cfg, run_dir).run()

@@ -1,0 +1,142 @@
+"""MoDem's three phases as a loop over injected parts: env, agent, demo and replay buffers, logger.
+
+1. policy pretraining: bc_iterations BC steps on demo snippets;
+2. seeding: episodes by the noisy BC policy until seed_steps, then seed_steps model updates on demos +
+   seed data (world model, reward and critic pretraining);
+3. interactive learning: MPPI collects episodes; after each, one update per step collected.
+Every update oversamples demos at kappa(step). Weights carry across phases (one agent throughout).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from modem_ros.agent import schedules
+from modem_ros.agent.modem import ModemAgent
+from modem_ros.config import ModemConfig
+from modem_ros.data.episode import Episode
+from modem_ros.data.replay import EpisodeBuffer, sample_mixed, write_back_priorities
+from modem_ros.envs.base import EnvAdapter
+
+
+class Logger(Protocol):
+    def log(self, kind: str, step: int, metrics: dict[str, Any]) -> None: ...
+
+
+def run_episode(env: EnvAdapter, policy, seed: int | None = None) -> Episode:
+    """Roll out `policy(obs, t)` for one episode; `t` is the agent step within the episode."""
+    obs = env.reset(seed=seed)
+    episode = Episode.start(obs)
+    done, t = False, 0
+    while not done:
+        action = policy(obs, t)
+        obs, reward, done, info = env.step(action)
+        episode.add(action, obs, reward, info.get("success", False))
+        t += 1
+    return episode
+
+
+def scripted_demos(env: EnvAdapter, n: int, seed: int) -> list[Episode]:
+    """Episodes of the env's scripted expert, seeds seed, seed+1, ..."""
+    return [run_episode(env, lambda obs, t: env.expert_action(), seed=seed + i) for i in range(n)]
+
+
+@dataclass
+class Trainer:
+    cfg: ModemConfig
+    env: EnvAdapter
+    agent: ModemAgent
+    demo_buffer: EpisodeBuffer
+    replay_buffer: EpisodeBuffer
+    logger: Logger
+    eval_env: EnvAdapter | None = None
+    run_dir: Path | None = None
+    step: int = 0
+    phases: list[tuple[str, int]] = field(default_factory=list)
+    evaluations: list[dict[str, float]] = field(default_factory=list)
+    _model_pretrained: bool = False
+    _episode_seed: int = 0
+
+    def _enter(self, phase: str) -> None:
+        if not self.phases or self.phases[-1][0] != phase:
+            self.phases.append((phase, self.step))
+            self.logger.log("phase", self.step, {"phase": phase})
+
+    def pretrain_policy(self) -> float:
+        """Phase 1: behaviour cloning on demo snippets."""
+        self._enter("pretrain")
+        loss = None
+        for i in range(self.cfg.bc_iterations):
+            batch, _ = self.demo_buffer.sample(self.cfg.batch_size)
+            loss = self.agent.bc_update(batch)
+            if (i + 1) % max(1, self.cfg.bc_iterations // 5) == 0:
+                self.logger.log("bc", i + 1, {"bc_loss": float(loss)})
+        self.agent.sync_target()  # the target starts from the pretrained encoder
+        return float(loss) if loss is not None else float("nan")
+
+    def update(self, num_updates: int) -> dict[str, float]:
+        metrics: dict[str, Any] = {}
+        for i in range(num_updates):
+            kappa = schedules.kappa(self.cfg, self.step + i)
+            batch, sources = sample_mixed(self.demo_buffer, self.replay_buffer, kappa, self.cfg.batch_size)
+            metrics = self.agent.update(batch, self.step + i)
+            write_back_priorities(sources, metrics.pop("priorities"))
+        out = {k: float(v) for k, v in metrics.items()}  # one host sync per call, not per update
+        out["kappa"] = schedules.kappa(self.cfg, self.step)
+        return out
+
+    def collect_episode(self) -> Episode:
+        seed = self.cfg.seed * 100_000 + self._episode_seed
+        self._episode_seed += 1
+        step0 = self.step
+        return run_episode(self.env, lambda obs, t: self.agent.act(obs, step0 + t, t0=t == 0), seed=seed)
+
+    def evaluate(self, episodes: int | None = None) -> dict[str, float]:
+        env = self.eval_env or self.env
+        results = [run_episode(env, lambda obs, t: self.agent.act(obs, self.step, eval_mode=True, t0=t == 0),
+                               seed=10_000_000 + i) for i in range(episodes or self.cfg.eval_episodes)]
+        out = {"episode_return": float(np.mean([e.total_reward for e in results])),
+               "success_rate": float(np.mean([e.succeeded for e in results]))}
+        self.evaluations.append({"step": self.step, **out})
+        self.logger.log("eval", self.step, out)
+        return out
+
+    def save(self, name: str) -> Path | None:
+        if self.run_dir is None:
+            return None
+        return self.agent.save(self.run_dir / "checkpoints" / name, extra={"step": self.step})
+
+    def run(self) -> list[dict[str, float]]:
+        cfg = self.cfg
+        self.pretrain_policy()
+        self.evaluate()
+        next_eval, next_save = cfg.eval_freq, cfg.save_freq
+        while self.step < cfg.train_steps:
+            self._enter("seed" if self.step < cfg.seed_steps else "interactive")
+            start = time.perf_counter()
+            episode = self.collect_episode()
+            self.replay_buffer.add(episode)
+            self.step += len(episode)
+            metrics: dict[str, Any] = {"episode_return": episode.total_reward, "success": episode.succeeded}
+            if self.step >= cfg.seed_steps:
+                if not self._model_pretrained:  # end of seeding: pretrain model, reward and critic
+                    self._enter("seed_pretrain")
+                    metrics.update(self.update(cfg.seed_steps))
+                    self._model_pretrained = True
+                else:
+                    metrics.update(self.update(len(episode)))
+            metrics["seconds"] = time.perf_counter() - start
+            self.logger.log("train", self.step, metrics)
+            if self.step >= next_eval:
+                self.evaluate()
+                next_eval += cfg.eval_freq
+            if self.step >= next_save:
+                self.save(f"step_{self.step:08d}.pt")
+                next_save += cfg.save_freq
+        self.save("final.pt")
+        return self.evaluations
