@@ -19,7 +19,7 @@ from torch import nn
 
 from modem_ros.agent import schedules
 from modem_ros.agent.augment import random_shift
-from modem_ros.agent.networks import WorldModel
+from modem_ros.agent.networks import PlanningHeads, WorldModel
 from modem_ros.agent.planner import MPPIPlanner
 from modem_ros.config import ModemConfig
 
@@ -109,7 +109,7 @@ class ModemAgent:
         else:
             horizon = schedules.planning_horizon(self.cfg, step)
             with self._autocast():
-                action = self.planner.plan(self.model, z, horizon, schedules.std_bound(self.cfg, step),
+                action = self.planner.plan(PlanningHeads(self.model), z, horizon, schedules.std_bound(self.cfg, step),
                                            t0=t0, eval_mode=eval_mode)
         return action.float().cpu().numpy()
 

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import torch
 
-from modem_ros.agent.networks import PlanningHeads, WorldModel
 from modem_ros.config import ModemConfig
+
+
+class LatentModel(Protocol):
+    """What planning needs of a world model (networks.PlanningHeads in the agent)."""
+
+    def next(self, za: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def pi(self, z: torch.Tensor, std: float) -> torch.Tensor: ...
+
+    def q_min(self, za: torch.Tensor) -> torch.Tensor: ...
 
 
 class MPPIPlanner:
@@ -19,7 +30,7 @@ class MPPIPlanner:
         self.prev_mean = None
 
     @torch.no_grad()
-    def estimate_value(self, heads: PlanningHeads, z: torch.Tensor,
+    def estimate_value(self, heads: LatentModel, z: torch.Tensor,
                        actions: torch.Tensor) -> torch.Tensor:
         """Sum of discounted predicted rewards + discounted min(Q1, Q2)(z_H, pi(z_H)); [N] values."""
         value = torch.zeros(z.shape[0], 1, device=z.device)
@@ -33,11 +44,10 @@ class MPPIPlanner:
         return value.squeeze(1)
 
     @torch.no_grad()
-    def plan(self, model: WorldModel, z0: torch.Tensor, horizon: int, std_bound: float,
+    def plan(self, heads: LatentModel, z0: torch.Tensor, horizon: int, std_bound: float,
              t0: bool, eval_mode: bool) -> torch.Tensor:
         """Return one action [action_dim] in [-1, 1] for latent z0 [1, latent]."""
         cfg, dev = self.cfg, z0.device
-        heads = PlanningHeads(model)
         n_pi, n = cfg.num_pi_trajs, cfg.num_samples
         adim = cfg.action_dim
         pi_actions = torch.empty(horizon, n_pi, adim, device=dev)

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import torch
+
+from modem_ros.agent.networks import PlanningHeads, WorldModel, conv_specs, parameter_counts
+from modem_ros.config import load_config
+
+REFERENCE_MW_224 = {"encoder": 78_514, "state_encoder": 15_154, "fusion": 25_906, "dynamics": 316_466,
+                    "reward": 291_329, "pi": 290_820, "q1": 292_353, "q2": 292_353, "total": 1_602_895}
+
+
+def test_metaworld_224_matches_reference_parameter_count():
+    assert parameter_counts(WorldModel(load_config("mw-assembly"))) == REFERENCE_MW_224
+
+
+def test_84px_uses_the_four_conv_encoder():
+    cfg = load_config("mw-assembly", {"img_size": 84})
+    assert conv_specs(84) == [(7, 2), (5, 2), (3, 2), (3, 2)]
+    model = WorldModel(cfg)
+    assert model.encoder.out.in_features == 32 * 3 * 3
+    counts = parameter_counts(model)
+    assert counts["encoder"] == 68_018 and counts["dynamics"] == REFERENCE_MW_224["dynamics"]
+
+
+def test_output_shapes_and_ranges(cfg):
+    model = WorldModel(cfg)
+    b = 5
+    rgb = torch.randint(0, 256, (b, *cfg.rgb_shape), dtype=torch.uint8)
+    z = model.encode(rgb, torch.randn(b, cfg.state_dim))
+    assert z.shape == (b, cfg.latent_dim)
+    a = model.pi(z, std=0.5)
+    assert a.shape == (b, cfg.action_dim) and a.abs().max() <= 1
+    z2, r = model.next(z, a)
+    q1, q2 = model.q(z, a)
+    assert z2.shape == z.shape and r.shape == q1.shape == q2.shape == (b, 1)
+
+
+def test_reward_and_q_heads_start_at_zero(cfg):
+    model = WorldModel(cfg)
+    z, a = torch.randn(4, cfg.latent_dim), torch.rand(4, cfg.action_dim)
+    assert torch.all(model.next(z, a)[1] == 0) and torch.all(model.q(z, a)[0] == 0)
+
+
+def test_planning_heads_compute_the_same_functions(cfg):
+    model = WorldModel(cfg)
+    for p in model.parameters():  # make the zero-initialised heads non-trivial
+        p.data.add_(0.05 * torch.randn_like(p))
+    heads = PlanningHeads(model)
+    z, a = torch.randn(37, cfg.latent_dim), torch.rand(37, cfg.action_dim) * 2 - 1
+    za = torch.cat([z, a], -1)
+    with torch.no_grad():
+        z_ref, r_ref = model.next(z, a)
+        z_fast, r_fast = heads.next(za)
+        q_ref = torch.min(*model.q(z, a))
+        torch.testing.assert_close(z_fast, z_ref, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(r_fast, r_ref, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(heads.q_min(za), q_ref, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(heads.pi(z, 0.0), model.pi(z), rtol=1e-4, atol=1e-5)
