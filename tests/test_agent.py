@@ -122,3 +122,25 @@ def test_bf16_autocast_update_runs_and_learns(cfg):
     history = [agent.update(batch, step=i) for i in range(30)]
     assert all(torch.isfinite(h["total_loss"]) for h in history)
     assert float(history[-1]["consistency_loss"]) < float(history[0]["consistency_loss"])
+
+
+def test_compiled_update_computes_the_same_losses_as_eager():
+    """compile=true must be a speed option only. With inductor's fallback_random the random shifts
+    match eager, so the losses must agree to float tolerance over several steps (~35 s: compiles)."""
+    import torch._inductor.config as inductor_config
+
+    def run(compile):
+        torch.manual_seed(0)
+        agent = ModemAgent(small_config(compile=compile))
+        batch = random_batch(agent.cfg, agent.device)
+        torch.manual_seed(1)
+        return [agent.update(batch, step=i) for i in range(3)]
+
+    previous, inductor_config.fallback_random = inductor_config.fallback_random, True
+    try:
+        eager, compiled = run(False), run(True)
+    finally:
+        inductor_config.fallback_random = previous
+    for e, c in zip(eager, compiled, strict=True):
+        for term in ("total_loss", "consistency_loss", "reward_loss", "value_loss", "pi_loss"):
+            torch.testing.assert_close(c[term], e[term], rtol=1e-4, atol=1e-6)

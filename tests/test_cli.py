@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import SMALL
+
+
+def modem_ros(*args, check=True):
+    proc = subprocess.run([sys.executable, "-m", "modem_ros.cli", *args], capture_output=True, text=True,
+                          timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"modem-ros {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
+    return proc
+
+
+def small_overrides(**extra):
+    return [f"{k}={v}" for k, v in {**SMALL, **extra}.items()]
+
+
+def test_info_json_reports_reference_parameter_counts():
+    out = json.loads(modem_ros("info", "--task", "mw-assembly", "--img-size", "224", "--json").stdout)
+    assert out["parameters"]["total"] == 1_602_895 and out["parameters"]["encoder"] == 78_514
+    assert out["config"]["img_size"] == 224 and out["config"]["iterations"] == 4
+    assert len(out["encoder"]["convs"]) == 6 and out["encoder"]["augmentation_pad"] == 10
+    out84 = json.loads(modem_ros("info", "--task", "mw-assembly", "--img-size", "84", "--json").stdout)
+    assert len(out84["encoder"]["convs"]) == 4 and out84["parameters"]["encoder"] == 68_018
+
+
+def test_info_table_lists_documented_fields():
+    out = modem_ros("info", "--task", "adroit-door").stdout
+    assert "adroit-door (suite adroit)" in out
+    assert "Demo share of each batch at the start of interaction." in out
+    assert "total" in out and "1,6" in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["info", "--task", "mw-assembly", "horizn=3"], "unknown config key 'horizn'"),
+    (["info", "--task", "mw-assembly", "batch_size=big"], "'batch_size'"),
+    (["info", "--task", "no-such-task"], "unknown task 'no-such-task'"),
+])
+def test_config_errors_exit_2_with_the_reason(args, message):
+    proc = modem_ros(*args, check=False)
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("what", ["plan", "update"])
+def test_bench_writes_json_and_prints_a_table(tmp_path, what):
+    out = tmp_path / f"{what}.json"
+    proc = modem_ros("bench", what, "--task", "toy-reach", "--repeats", "3", "--warmup", "1",
+                     "--out", str(out), *small_overrides())
+    for row in ("median / p95", "work per call", "fp32 matmul (same run)", "ratio"):
+        assert row in proc.stdout
+    result = json.loads(out.read_text())
+    assert len(result["times_ms"]) == 3 and result["median_ms"] > 0
+    assert result["p95_ms"] >= result["median_ms"]
+    assert result["gflop_per_call"] > 0 and result["matmul_gflops"] > 0
+    assert result["fraction_of_matmul"] == pytest.approx(result["achieved_gflops"] / result["matmul_gflops"])
+
+
+def test_plan_flops_match_the_arithmetic_of_the_reference_budget(tmp_path):
+    """MODEM.md: one planned action at the reference budget is ~17 GFLOP (8.4 GMAC)."""
+    out = tmp_path / "plan.json"
+    modem_ros("bench", "plan", "--task", "mw-assembly", "--repeats", "1", "--warmup", "0", "--out", str(out),
+              "device=cpu")
+    assert 16.5 < json.loads(out.read_text())["gflop_per_call"] < 18.0
+
+
+def test_train_cli_runs_and_writes_the_run_directory(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = modem_ros("train", "--task", "toy-reach", "--run-dir", str(run_dir),
+                     *small_overrides(train_steps=60, seed_steps=40, bc_iters=5, eval_freq=1000, eval_episodes=1))
+    assert "done:" in proc.stdout and "[phase]" in proc.stdout
+    assert (run_dir / "metrics.jsonl").exists() and (run_dir / "checkpoints" / "final.pt").exists()
