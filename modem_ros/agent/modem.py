@@ -70,7 +70,7 @@ def validate_observation(obs: dict[str, Any], cfg: ModemConfig) -> tuple[np.ndar
 class ModemAgent:
     def __init__(self, cfg: ModemConfig, device: str | torch.device | None = None):
         self.cfg = cfg
-        self.device = resolve_device(device or cfg.device) if not isinstance(device, torch.device) else device
+        self.device = device if isinstance(device, torch.device) else resolve_device(device or cfg.device)
         self.model = WorldModel(cfg).to(self.device)
         self.target = copy.deepcopy(self.model).requires_grad_(False)
         pi_params = set(self.model.pi_net.parameters())
@@ -95,7 +95,6 @@ class ModemAgent:
         rgb, state = validate_observation(obs, self.cfg)
         rgb_t = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device).unsqueeze(0)
         state_t = torch.from_numpy(state).to(self.device).unsqueeze(0)
-        self.model.eval()
         with self._autocast():
             return self.model.encode(rgb_t, state_t).float()
 
@@ -119,7 +118,9 @@ class ModemAgent:
         return self.model.pi(self.encode_obs(obs))[0].float().cpu().numpy()
 
     # ---------------------------------------------------------------- learning
-    def _model_losses(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+    def _model_losses(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor],
+                                                   tuple[torch.Tensor, torch.Tensor]]:
+        """Weighted model loss, its terms, and (detached latents [H+1, B, latent], priorities [B])."""
         cfg, model = self.cfg, self.model
         horizon, bsz = batch.action.shape[:2]
         rgb = random_shift(batch.rgb.flatten(0, 1), cfg.pad).view(batch.rgb.shape)
@@ -155,7 +156,6 @@ class ModemAgent:
     def update(self, batch: Batch, step: int) -> dict[str, torch.Tensor]:
         """One gradient step of world model, reward, critic and policy. Returns detached tensors
         (no host sync); `priorities` [B] are the new prioritized-replay priorities of the snippets."""
-        self.model.train()
         horizon = batch.action.shape[0]
         with self._autocast():
             loss, terms, (zs, priorities) = self._losses(batch)
@@ -189,7 +189,6 @@ class ModemAgent:
 
     def bc_update(self, batch: Batch) -> torch.Tensor:
         """Behaviour cloning: MSE between pi(h(aug(obs), state)) and the demo action (phase 1)."""
-        self.model.train()
         with self._autocast():
             z = self.model.encode(random_shift(batch.rgb[0], self.cfg.pad), batch.state[0])
             loss = (self.model.pi(z).float() - batch.action[0]).pow(2).mean()
