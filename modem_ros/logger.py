@@ -16,6 +16,7 @@ class MetricsLogger:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self.total_steps, self.stream, self.start = total_steps, stream, time.time()
         self.records: list[dict[str, Any]] = []
+        self._last_train: tuple[int, float] | None = None
 
     def log(self, kind: str, step: int, metrics: dict[str, Any]) -> None:
         record = {"kind": kind, "step": step, "time": round(time.time() - self.start, 3), **metrics}
@@ -30,8 +31,11 @@ class MetricsLogger:
     def _format(self, record: dict[str, Any]) -> str:
         step, elapsed = record["step"], record["time"]
         eta = ""
-        if record["kind"] == "train" and self.total_steps and step:
-            eta = f" eta {max(0.0, elapsed * (self.total_steps - step) / step):.0f}s"
+        if record["kind"] == "train":  # ETA from the latest rate: phases differ wildly in cost per step
+            if self._last_train and step > self._last_train[0] and self.total_steps:
+                rate = (elapsed - self._last_train[1]) / (step - self._last_train[0])
+                eta = f" eta {max(0.0, rate * (self.total_steps - step)):.0f}s"
+            self._last_train = (step, elapsed)
         fields = " ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                           for k, v in record.items() if k not in ("kind", "step", "time"))
         return f"[{record['kind']:>5}] step {step:>7} {fields} ({elapsed:.0f}s{eta})"

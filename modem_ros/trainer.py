@@ -81,11 +81,15 @@ class Trainer:
 
     def update(self, num_updates: int) -> dict[str, float]:
         metrics: dict[str, Any] = {}
+        report_every = num_updates // 10 if num_updates >= 200 else 0  # long bursts show progress
         for i in range(num_updates):
             kappa = schedules.kappa(self.cfg, self.step + i)
             batch, sources = sample_mixed(self.demo_buffer, self.replay_buffer, kappa, self.cfg.batch_size)
             metrics = self.agent.update(batch, self.step + i)
             write_back_priorities(sources, metrics.pop("priorities"))
+            if report_every and (i + 1) % report_every == 0 and i + 1 < num_updates:
+                self.logger.log("update", self.step, {"updates": f"{i + 1}/{num_updates}",
+                                                      "total_loss": float(metrics["total_loss"])})
         out = {k: float(v) for k, v in metrics.items()}  # one host sync per call, not per update
         out["kappa"] = schedules.kappa(self.cfg, self.step)
         return out
