@@ -141,3 +141,47 @@ def format_table(result: dict[str, Any]) -> str:
 def write_json(result: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n")
+
+
+def run_budget_sweep(checkpoint: Path, budgets: list[tuple[int, int]], episodes: int,
+                     device: torch.device) -> dict[str, Any]:
+    """Evaluate one trained checkpoint under cheaper planning budgets (num_samples, iterations):
+    the effect of each on return and success, next to its latency, on the same eval episodes."""
+    from modem_ros.config import ModemConfig as Config
+    from modem_ros.envs import make_env
+    from modem_ros.trainer import run_episode
+
+    state = torch.load(checkpoint, map_location=device, weights_only=True)
+    base = Config(**state["config"])
+    rows = []
+    for num_samples, iterations in budgets:
+        cfg = Config(**{**state["config"], "num_samples": num_samples, "iterations": iterations,
+                        "num_elites": min(base.num_elites, num_samples)})
+        agent = ModemAgent(cfg, device)
+        agent.load_state_dict(state)
+        env = make_env(cfg, seed=cfg.seed + 1)
+        times: list[float] = []
+
+        def policy(obs, t, agent=agent, times=times):
+            start = time.perf_counter()
+            action = agent.act(obs, step=10**9, eval_mode=True, t0=t == 0)
+            times.append((time.perf_counter() - start) * 1e3)
+            return action
+
+        torch.manual_seed(0)
+        results = [run_episode(env, policy, seed=10_000_000 + i) for i in range(episodes)]
+        rows.append({"num_samples": num_samples, "iterations": iterations,
+                     "episode_return": float(np.mean([r.total_reward for r in results])),
+                     "success_rate": float(np.mean([r.succeeded for r in results])),
+                     "median_ms_per_action": statistics.median(times)})
+    return {"benchmark": "budgets", "task": base.task, "checkpoint": str(checkpoint), "episodes": episodes,
+            "img_size": base.img_size, "rows": rows, "machine": machine_info(device)}
+
+
+def format_budget_table(result: dict[str, Any]) -> str:
+    lines = [f"{result['task']} ({result['img_size']} px), {result['episodes']} eval episodes per budget",
+             f"{'samples':>8} {'iters':>6} {'return':>9} {'success':>8} {'ms/action':>10}"]
+    for r in result["rows"]:
+        lines.append(f"{r['num_samples']:>8} {r['iterations']:>6} {r['episode_return']:>9.2f} "
+                     f"{r['success_rate']:>8.2f} {r['median_ms_per_action']:>10.2f}")
+    return "\n".join(lines)

@@ -43,8 +43,18 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from modem_ros.agent.modem import resolve_device
-    from modem_ros.bench import format_table, run_bench, write_json
+    from modem_ros.bench import format_budget_table, format_table, run_bench, run_budget_sweep, write_json
 
+    if args.what == "budgets":
+        if not args.checkpoint:
+            raise ConfigError("bench budgets needs --checkpoint PATH (a trained agent)")
+        budgets = [tuple(int(x) for x in b.split("x")) for b in args.budgets.split(",")]
+        result = run_budget_sweep(Path(args.checkpoint), budgets, args.episodes,
+                                  resolve_device(args.device or "auto"))
+        out = Path(args.out or "bench_budgets.json")
+        write_json(result, out)
+        print(json.dumps(result, indent=2) if args.json else f"{format_budget_table(result)}\n(written to {out})")
+        return 0
     cfg = _config(args)
     result = run_bench(args.what, cfg, resolve_device(cfg.device), args.repeats, args.warmup)
     out = Path(args.out or f"bench_{args.what}_{cfg.task}_{cfg.img_size}px.json")
@@ -83,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(func=cmd_info)
 
     bench = sub.add_parser("bench", help="latency, FLOPs and matmul ratio of planning or an update")
-    bench.add_argument("what", choices=["plan", "update"])
+    bench.add_argument("what", choices=["plan", "update", "budgets"],
+                       help="plan / update: latency and FLOPs; budgets: return vs planning budget of a checkpoint")
     common(bench)
     bench.add_argument("--img-size", type=int, default=None)
     bench.add_argument("--device", default=None, help="cpu, cuda or auto")
@@ -91,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--warmup", type=int, default=3)
     bench.add_argument("--out", default=None, help="JSON output path")
     bench.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    bench.add_argument("--checkpoint", default=None, help="budgets: checkpoint to evaluate")
+    bench.add_argument("--budgets", default="512x4,256x4,128x4,64x4,512x2,128x2",
+                       help="budgets: comma-separated SAMPLESxITERATIONS")
+    bench.add_argument("--episodes", type=int, default=20, help="budgets: eval episodes per budget")
     bench.set_defaults(func=cmd_bench)
 
     train = sub.add_parser("train", help="three-phase MoDem training in plain Python")

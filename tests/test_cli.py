@@ -75,3 +75,17 @@ def test_train_cli_runs_and_writes_the_run_directory(tmp_path):
                      *small_overrides(train_steps=60, seed_steps=40, bc_iters=5, eval_freq=1000, eval_episodes=1))
     assert "done:" in proc.stdout and "[phase]" in proc.stdout
     assert (run_dir / "metrics.jsonl").exists() and (run_dir / "checkpoints" / "final.pt").exists()
+
+    # the planning-budget sweep evaluates that checkpoint at each budget on the same episodes
+    out = tmp_path / "budgets.json"
+    proc = modem_ros("bench", "budgets", "--checkpoint", str(run_dir / "checkpoints" / "final.pt"),
+                     "--budgets", "64x3,16x1", "--episodes", "2", "--out", str(out), "--device", "cpu")
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["num_samples"], r["iterations"]) for r in rows] == [(64, 3), (16, 1)]
+    assert all(0 <= r["success_rate"] <= 1 and r["median_ms_per_action"] > 0 for r in rows)
+    assert "ms/action" in proc.stdout
+
+
+def test_budget_sweep_needs_a_checkpoint():
+    proc = modem_ros("bench", "budgets", check=False)
+    assert proc.returncode == 2 and "--checkpoint" in proc.stderr
