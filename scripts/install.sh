@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Install modem_ros into ./.venv with the extras named on the command line (comma- or space-separated):
+#   scripts/install.sh              core: agent, plain-Python training, CLI
+#   scripts/install.sh test         + pytest, hypothesis, ruff
+#   scripts/install.sh sim,ros      + MuJoCo suites / ROS 2 Kilted wheels (see README)
+# Idempotent: a second run only installs what is missing. Honours $PYTHON and $VENV.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+VENV=${VENV:-.venv}
+EXTRAS=$(echo "${*:-}" | tr ' ' ',' | sed 's/^,*//; s/,*$//')
+
+# Debian packages some extras need at run time (offscreen MuJoCo rendering, RealSense USB).
+apt_packages=()
+case ",$EXTRAS," in *,sim,*) apt_packages+=(libegl1 libegl-mesa0 libgl1-mesa-dri libosmesa6) ;; esac
+case ",$EXTRAS," in *,hw,*) apt_packages+=(libusb-1.0-0) ;; esac
+if ! "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null; then apt_packages+=(python3-venv); fi
+missing=()
+for pkg in "${apt_packages[@]}"; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  echo "install: Debian packages ${missing[*]}"
+  sudo_cmd=(); [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${missing[@]}"
+fi
+
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' || {
+  echo "install: Python >= 3.10 required, $PYTHON is $("$PYTHON" --version)" >&2; exit 1; }
+[ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+pip=("$VENV/bin/python" -m pip install -q --disable-pip-version-check)
+
+# torch first: otherwise a dependency's plain `torch` requirement pulls the newest CUDA build (GBs).
+if ! "$VENV/bin/python" -c 'import torch' 2>/dev/null; then
+  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+    echo "install: torch 2.13.0 (CUDA machine)"
+  else
+    echo "install: torch 2.13.0 (CPU)"
+  fi
+  "${pip[@]}" torch==2.13.0
+fi
+spec="."
+[ -z "$EXTRAS" ] || spec=".[$EXTRAS]"
+echo "install: modem_ros ${spec}"
+"${pip[@]}" -e "$spec"
+"$VENV/bin/python" -c 'import modem_ros, torch; print(f"install: ok (torch {torch.__version__})")'
