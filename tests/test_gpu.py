@@ -31,8 +31,12 @@ def test_update_and_plan_on_cuda_match_cpu_math():
 
 
 @requires_cuda
-def test_bf16_and_compiled_update_on_cuda():
-    agent = ModemAgent(small_config(device="cuda", amp_bf16=True, compile=True))
+def test_bf16_and_compiled_update_and_plan_on_cuda():
+    cfg = small_config(device="cuda", amp_bf16=True, compile=True)
+    agent = ModemAgent(cfg)
     batch = random_batch(agent.cfg, agent.device)
     history = [agent.update(batch, step=i) for i in range(20)]
     assert all(torch.isfinite(h["total_loss"]) for h in history)
+    obs = {"rgb": np.zeros(cfg.rgb_shape, np.uint8), "state": np.zeros(cfg.state_dim, np.float32)}
+    actions = [agent.act(obs, step=10**6, eval_mode=True, t0=t == 0) for t in range(5)]  # CUDA-graph replays
+    assert all(np.all(np.abs(a) <= 1) and np.all(np.isfinite(a)) for a in actions)

@@ -83,8 +83,10 @@ class ModemAgent:
         self._losses = self._model_losses
         if cfg.compile:  # fuses elementwise epilogues; the first call compiles (tens of seconds)
             self._losses = torch.compile(self._model_losses)
-            if self.device.type == "cuda":  # on CPU the eager oneDNN planner is faster than inductor's
-                self.planner.estimate_value = torch.compile(self.planner.estimate_value, dynamic=False)
+            if self.device.type == "cuda":  # CUDA graphs: planning is ~100 small launch-bound kernels.
+                # On CPU the eager oneDNN planner is faster than inductor's code, so it stays eager.
+                self.planner.estimate_value = torch.compile(self.planner.estimate_value, dynamic=False,
+                                                            mode="reduce-overhead")
 
     # ------------------------------------------------------------------ acting
     def _autocast(self):
