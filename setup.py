@@ -14,7 +14,7 @@ ROS_WHEELS = [
 # Simulation pins that work together (DESIGN.md section 4); unpinned, pip picks mujoco 4 and breaks dm_control.
 SIM = [
     "mujoco==3.3.0", "dm_control==1.0.28", "metaworld==3.1.1", "gymnasium==1.4.0",
-    "gymnasium-robotics==1.4.2", "opencv-python-headless", "imageio", "rosbags",
+    "gymnasium-robotics==1.4.2", "opencv-python-headless", "imageio",
 ]
 HARDWARE = ["pyrealsense2==2.59.1", "franky-control==2.0.0"]
 NODES = []  # one console entry point per node arrives with the ROS graph (modem_ros/nodes/)
@@ -38,7 +38,8 @@ setup(
     packages=find_packages(exclude=["tests"]),
     data_files=data_files(),
     python_requires=">=3.10",
-    install_requires=["numpy>=1.26,<2.4", "pyyaml", "torch>=2.4"],
+    # rosbags: demo episodes are rosbag2/MCAP directories, read and written without a ROS install
+    install_requires=["numpy>=1.26,<2.4", "pyyaml", "torch>=2.4", "rosbags>=0.10"],
     extras_require={
         "ros": ROS_WHEELS,
         "sim": SIM,

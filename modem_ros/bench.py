@@ -185,3 +185,31 @@ def format_budget_table(result: dict[str, Any]) -> str:
         lines.append(f"{r['num_samples']:>8} {r['iterations']:>6} {r['episode_return']:>9.2f} "
                      f"{r['success_rate']:>8.2f} {r['median_ms_per_action']:>10.2f}")
     return "\n".join(lines)
+
+
+def run_env_bench(cfg: ModemConfig, steps: int) -> dict[str, Any]:
+    """Agent steps per second of the task's adapter, rendering included (action_repeat physics steps
+    and one camera frame each), with random actions; and the cost of one frame alone."""
+    from modem_ros.envs import make_env
+
+    env = make_env(cfg, seed=0)
+    rng = np.random.default_rng(0)
+    env.reset(seed=0)
+    step_ms = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        _, _, done, _ = env.step(rng.uniform(-1, 1, env.action_dim))
+        step_ms.append((time.perf_counter() - start) * 1e3)
+        if done:
+            env.reset()
+    render_ms = []
+    if hasattr(env, "render_frame"):  # MuJoCo adapters: the camera frame alone
+        for _ in range(min(steps, 50)):
+            start = time.perf_counter()
+            env.render_frame()
+            render_ms.append((time.perf_counter() - start) * 1e3)
+    median = statistics.median(step_ms)
+    return {"benchmark": "env", "task": cfg.task, "img_size": cfg.img_size, "action_repeat": cfg.action_repeat,
+            "steps": steps, "median_ms_per_step": median, "steps_per_s": 1e3 / median,
+            "median_ms_per_frame": statistics.median(render_ms) if render_ms else None,
+            "machine": machine_info(torch.device("cpu"))}

@@ -56,6 +56,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(json.dumps(result, indent=2) if args.json else f"{format_budget_table(result)}\n(written to {out})")
         return 0
     cfg = _config(args)
+    if args.what == "env":
+        from modem_ros.bench import run_env_bench
+
+        result = run_env_bench(cfg, args.repeats)
+        out = Path(args.out or f"bench_env_{cfg.task}_{cfg.img_size}px.json")
+        write_json(result, out)
+        frame = result["median_ms_per_frame"]
+        print(json.dumps(result, indent=2) if args.json else
+              f"{cfg.task} at {cfg.img_size} px: {result['steps_per_s']:.1f} agent steps/s "
+              f"({result['median_ms_per_step']:.2f} ms, action_repeat {cfg.action_repeat})"
+              + (f", one frame {frame:.2f} ms" if frame else "") + f"\n(written to {out})")
+        return 0
     result = run_bench(args.what, cfg, resolve_device(cfg.device), args.repeats, args.warmup)
     out = Path(args.out or f"bench_{args.what}_{cfg.task}_{cfg.img_size}px.json")
     write_json(result, out)
@@ -77,6 +89,28 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demos(args: argparse.Namespace) -> int:
+    from modem_ros.data import demos
+
+    if args.action == "generate":
+        cfg = _config(args)
+        written, attempts = demos.generate(cfg, args.n, Path(args.out), only_success=not args.keep_failures)
+        rate = sum(1 for a in attempts if a) / len(attempts)
+        print(f"wrote {len(written)} episodes of {cfg.task} to {args.out}; scripted expert success "
+              f"{sum(attempts)}/{len(attempts)} ({100 * rate:.0f}%)")
+        return 0 if len(written) == args.n else 1
+    good, bad = demos.load_demo_dir(args.out, frame_stack=1)  # listing needs no frame stacks
+    print(f"{'episode':<20} {'steps':>6} {'success':>8} {'return':>9}  task")
+    for bag in good:
+        e, task = bag.episode, bag.meta.get("task", "?")
+        print(f"{bag.path.name:<20} {len(e):>6} {str(e.succeeded):>8} {e.total_reward:>9.2f}  {task}")
+    for err in bad:
+        print(f"unreadable: {err}")
+    print(f"{len(good)} episodes, {sum(len(b.episode) for b in good)} steps, "
+          f"{sum(b.episode.succeeded for b in good)} successful, {len(bad)} unreadable")
+    return 0 if not bad else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="modem-ros", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -93,8 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(func=cmd_info)
 
     bench = sub.add_parser("bench", help="latency, FLOPs and matmul ratio of planning or an update")
-    bench.add_argument("what", choices=["plan", "update", "budgets"],
-                       help="plan / update: latency and FLOPs; budgets: return vs planning budget of a checkpoint")
+    bench.add_argument("what", choices=["plan", "update", "budgets", "env"],
+                       help="plan / update: latency and FLOPs; budgets: return vs planning budget of a "
+                            "checkpoint; env: agent steps/s of the task's adapter with rendering")
     common(bench)
     bench.add_argument("--img-size", type=int, default=None)
     bench.add_argument("--device", default=None, help="cpu, cuda or auto")
@@ -107,6 +142,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="budgets: comma-separated SAMPLESxITERATIONS")
     bench.add_argument("--episodes", type=int, default=20, help="budgets: eval episodes per budget")
     bench.set_defaults(func=cmd_bench)
+
+    demos = sub.add_parser("demos", help="generate or inspect demonstration bags (rosbag2 + MCAP)")
+    demos.add_argument("action", choices=["generate", "info"])
+    demos.add_argument("out", nargs="?", default=None, help="info: the dataset directory")
+    common(demos)
+    demos.add_argument("--out", dest="out_opt", default=None, help="generate: dataset directory")
+    demos.add_argument("-n", type=int, default=5, help="generate: number of episodes")
+    demos.add_argument("--keep-failures", action="store_true", help="generate: also keep failed episodes")
+    demos.set_defaults(func=cmd_demos)
 
     train = sub.add_parser("train", help="three-phase MoDem training in plain Python")
     common(train)
@@ -125,6 +169,10 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     args.overrides = list(getattr(args, "overrides", [])) + extra
+    if args.command == "demos":
+        args.out = args.out_opt or args.out
+        if not args.out:
+            parser.error("demos: give the dataset directory (--out DIR for generate, DIR for info)")
     try:
         return args.func(args)
     except ConfigError as exc:

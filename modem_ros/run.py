@@ -11,10 +11,26 @@ import torch
 
 from modem_ros.agent.modem import ModemAgent
 from modem_ros.config import ModemConfig
+from modem_ros.data.demos import DemoError, load_demo_dir
+from modem_ros.data.episode import Episode
 from modem_ros.data.replay import EpisodeBuffer
 from modem_ros.envs import make_env
 from modem_ros.logger import MetricsLogger
 from modem_ros.trainer import Trainer, scripted_demos
+
+
+def load_demos(cfg: ModemConfig, logger: MetricsLogger) -> list[Episode]:
+    """The first cfg.demos readable episodes of cfg.demo_dir; unreadable ones are logged and skipped."""
+    good, bad = load_demo_dir(cfg.demo_dir, cfg.frame_stack)
+    for err in bad:
+        logger.log("demo_error", 0, {"error": str(err)})
+    if not good:
+        raise DemoError(f"{cfg.demo_dir}: no readable demo episodes ({len(bad)} unreadable)")
+    for bag in good:
+        shape = bag.episode.rgb[0].shape
+        if shape != cfg.rgb_shape:
+            raise DemoError(f"{bag.path}: images are {shape}, the config expects {cfg.rgb_shape} (img_size)")
+    return [bag.episode for bag in good[:cfg.demos]]
 
 
 def build_trainer(cfg: ModemConfig, run_dir: Path | None = None, log_stream=None) -> Trainer:
@@ -22,9 +38,9 @@ def build_trainer(cfg: ModemConfig, run_dir: Path | None = None, log_stream=None
     np.random.seed(cfg.seed)
     agent = ModemAgent(cfg)
     env, eval_env = make_env(cfg, seed=cfg.seed), make_env(cfg, seed=cfg.seed + 1)
-    if cfg.demo_dir:
-        raise NotImplementedError("loading demos from a directory arrives with the rosbag2 demo format")
-    demos = scripted_demos(env, cfg.demos, seed=cfg.seed * 1000)
+    logger = MetricsLogger(run_dir, total_steps=cfg.train_steps, **({} if log_stream is None else
+                                                                    {"stream": log_stream}))
+    demos = load_demos(cfg, logger) if cfg.demo_dir else scripted_demos(env, cfg.demos, seed=cfg.seed * 1000)
     demo_buffer = EpisodeBuffer(cfg, sum(len(d) for d in demos), agent.device, name="demo")
     for demo in demos:
         demo_buffer.add(demo)
@@ -32,8 +48,6 @@ def build_trainer(cfg: ModemConfig, run_dir: Path | None = None, log_stream=None
     if run_dir is not None:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
-    logger = MetricsLogger(run_dir, total_steps=cfg.train_steps, **({} if log_stream is None else
-                                                                    {"stream": log_stream}))
     logger.log("demos", 0, {"episodes": len(demos), "success_rate": float(np.mean([d.succeeded for d in demos])),
                             "mean_return": float(np.mean([d.total_reward for d in demos]))})
     return Trainer(cfg, env, agent, demo_buffer, replay, logger, eval_env=eval_env, run_dir=run_dir)

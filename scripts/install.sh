@@ -13,7 +13,7 @@ EXTRAS=$(echo "${*:-}" | tr ' ' ',' | sed 's/^,*//; s/,*$//')
 
 # Debian packages some extras need at run time (offscreen MuJoCo rendering, RealSense USB).
 apt_packages=()
-case ",$EXTRAS," in *,sim,*) apt_packages+=(libegl1 libegl-mesa0 libgl1-mesa-dri libosmesa6) ;; esac
+case ",$EXTRAS," in *,sim,*) apt_packages+=(libegl1 libegl-mesa0 libgl1-mesa-dri) ;; esac
 case ",$EXTRAS," in *,hw,*) apt_packages+=(libusb-1.0-0) ;; esac
 if ! "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null; then apt_packages+=(python3-venv); fi
 missing=()

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from modem_ros.config import ModemConfig
-from modem_ros.envs.base import EnvAdapter
+import os
+
+# Headless rendering by default (a user's osmesa/glfw choice wins). It must be set before the suites
+# import mujoco, and every adapter is imported through this package.
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+from modem_ros.config import ModemConfig  # noqa: E402
+from modem_ros.envs.base import EnvAdapter  # noqa: E402
 
 
 def make_env(cfg: ModemConfig, seed: int | None = None) -> EnvAdapter:
@@ -13,5 +19,17 @@ def make_env(cfg: ModemConfig, seed: int | None = None) -> EnvAdapter:
         from modem_ros.envs.point_reach import PointReachEnv
 
         return PointReachEnv(cfg.img_size, cfg.frame_stack, cfg.episode_length, cfg.action_repeat, seed)
+    args = (cfg.task, cfg.img_size, cfg.frame_stack, cfg.episode_length, cfg.action_repeat, seed)
+    try:
+        if cfg.suite == "metaworld":
+            from modem_ros.envs.metaworld import MetaWorldEnv
+
+            return MetaWorldEnv(*args)
+        if cfg.suite == "dmcontrol":
+            from modem_ros.envs.dmcontrol import DMControlEnv
+
+            return DMControlEnv(*args)
+    except ImportError as err:
+        raise ImportError(f"suite '{cfg.suite}' needs the sim extra: scripts/install.sh sim ({err})") from err
     raise NotImplementedError(f"no environment adapter for suite '{cfg.suite}' (task {cfg.task}) yet; "
                               "`modem-ros info` and `modem-ros bench` work for it without a simulator")

@@ -1,0 +1,219 @@
+"""Demonstration episodes as rosbag2 directories (metadata.yaml + MCAP), written with `rosbags`.
+
+One bag per episode, with the topics and message types of the ROS graph (modem_ros.topics), so
+`ros2 bag info/play` and Foxglove open them. Step t publishes the observation at t * dt (image +
+state), then the action taken; reward and success arrive with the next observation. Images hold single
+frames; the loader rebuilds frame stacks exactly as the env adapters do (first frame repeated at reset).
+
+A bag becomes visible under its final name only once complete (written to a hidden temp directory,
+then renamed), so an interrupted writer never leaves a half episode that looks whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from rosbags.rosbag2 import Reader, StoragePlugin, Writer
+from rosbags.typesys import Stores, get_typestore
+
+from modem_ros import topics
+from modem_ros.data.episode import Episode
+from modem_ros.envs.base import FrameStack
+
+TYPESTORE = get_typestore(Stores.ROS2_KILTED)
+STEP_NS = 50_000_000  # 20 Hz agent steps in bag time; only the order matters to the loader
+T = TYPESTORE.types
+
+
+class DemoError(ValueError):
+    """A demo bag is missing, truncated, corrupt or inconsistent; the message names the path."""
+
+
+@dataclass
+class DemoBag:
+    path: Path
+    episode: Episode
+    meta: dict[str, Any]
+
+
+def _stamp(ns: int):
+    return T["builtin_interfaces/msg/Time"](sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+
+def _array(values: np.ndarray):
+    layout = T["std_msgs/msg/MultiArrayLayout"](dim=[], data_offset=0)
+    return T["std_msgs/msg/Float32MultiArray"](layout=layout, data=np.asarray(values, np.float32))
+
+
+def _image(frame: np.ndarray, ns: int):
+    """frame: uint8 [3, H, W] (channels first, as the agent sees it) -> rgb8 Image."""
+    hwc = np.ascontiguousarray(frame.transpose(1, 2, 0))
+    header = T["std_msgs/msg/Header"](stamp=_stamp(ns), frame_id=topics.CAMERA_FRAME)
+    return T["sensor_msgs/msg/Image"](header=header, height=hwc.shape[0], width=hwc.shape[1], encoding="rgb8",
+                                      is_bigendian=0, step=hwc.shape[1] * 3, data=hwc.reshape(-1))
+
+
+def write_episode(episode: Episode, path: str | Path, meta: dict[str, Any]) -> Path:
+    """Write one episode as a rosbag2 directory at `path` (must not exist). Returns the path."""
+    path = Path(path)
+    if path.exists():
+        raise FileExistsError(f"{path} exists; demo bags are never overwritten")
+    arrays = episode.arrays()  # fails on malformed episodes before anything touches the disk
+    staging = path.with_name(f".staging-{path.name}-{os.getpid()}")  # hidden: not an episode yet
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    tmp = staging / path.name  # the bag's files take their final names from this directory
+    writer = Writer(tmp, version=9, storage_plugin=StoragePlugin.MCAP)
+    writer.open()
+    try:
+        conn = {name: writer.add_connection(name, msgtype, typestore=TYPESTORE)
+                for name, msgtype in topics.TYPES.items() if name != topics.CAMERA_INFO}
+
+        def put(topic, msg, ns):
+            writer.write(conn[topic], ns, TYPESTORE.serialize_cdr(msg, topics.TYPES[topic]))
+
+        for t in range(len(episode) + 1):
+            ns = t * STEP_NS
+            put(topics.IMAGE, _image(arrays["rgb"][t][-3:], ns), ns)
+            put(topics.STATE, _array(arrays["state"][t]), ns)
+            if t > 0:
+                put(topics.REWARD, T["std_msgs/msg/Float32"](data=float(arrays["reward"][t - 1])), ns)
+                put(topics.SUCCESS, T["std_msgs/msg/Bool"](data=bool(arrays["success"][t - 1])), ns)
+            if t < len(episode):
+                put(topics.ACTION, _array(arrays["action"][t]), ns + 1)
+        custom = {"steps": len(episode), "success": episode.succeeded, "return": round(episode.total_reward, 6),
+                  **meta}
+        for key, value in custom.items():
+            writer.set_custom_data(f"modem_ros.{key}", str(value))
+    except BaseException:
+        writer.close()
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    writer.close()
+    _record_checksums(tmp)
+    os.replace(tmp, path)
+    staging.rmdir()
+    return path
+
+
+def _file_digests(path: Path) -> dict[str, str]:
+    return {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(path.glob("*.mcap"))}
+
+
+def _record_checksums(path: Path) -> None:
+    """MCAP readers do not check chunk CRCs, so flipped bytes would load as silently wrong demos:
+    keep a SHA-256 of each data file in metadata.yaml's custom_data and verify it on every read."""
+    meta_file = path / "metadata.yaml"
+    meta = yaml.safe_load(meta_file.read_text())
+    custom = meta["rosbag2_bagfile_information"].setdefault("custom_data", {}) or {}
+    custom.update({f"modem_ros.sha256.{name}": digest for name, digest in _file_digests(path).items()})
+    meta["rosbag2_bagfile_information"]["custom_data"] = custom
+    meta_file.write_text(yaml.safe_dump(meta, sort_keys=False))
+
+
+def _verify_checksums(path: Path, meta: dict[str, str]) -> None:
+    for name, digest in _file_digests(path).items():
+        expected = meta.get(f"sha256.{name}")
+        if expected is not None and expected != digest:
+            raise DemoError(f"{path / name}: checksum mismatch, the file is corrupt or was modified")
+
+
+def read_meta(path: Path) -> dict[str, str]:
+    try:
+        info = yaml.safe_load((path / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as err:
+        raise DemoError(f"{path}: unreadable metadata.yaml ({err})") from err
+    return {k.removeprefix("modem_ros."): v for k, v in (info.get("custom_data") or {}).items()}
+
+
+def read_episode(path: str | Path, frame_stack: int) -> DemoBag:
+    """Load one demo bag, rebuilding frame stacks; any defect raises DemoError naming the file."""
+    path = Path(path)
+    meta = read_meta(path)
+    _verify_checksums(path, meta)
+    streams: dict[str, list[Any]] = {name: [] for name in topics.TYPES}
+    try:
+        with Reader(path) as reader:
+            for connection, _, raw in reader.messages():
+                if connection.topic in streams:
+                    streams[connection.topic].append(TYPESTORE.deserialize_cdr(raw, connection.msgtype))
+    except Exception as err:  # rosbags/mcap raise many types for truncated or corrupt files
+        files = ", ".join(sorted(p.name for p in path.glob("*.mcap"))) or "no .mcap file"
+        raise DemoError(f"{path} ({files}): cannot read bag: {type(err).__name__}: {err}") from err
+    images, states = streams[topics.IMAGE], streams[topics.STATE]
+    actions, rewards, successes = streams[topics.ACTION], streams[topics.REWARD], streams[topics.SUCCESS]
+    steps = len(actions)
+    counts = {"images": len(images), "states": len(states), "rewards": len(rewards), "successes": len(successes)}
+    if steps == 0 or counts != {"images": steps + 1, "states": steps + 1, "rewards": steps, "successes": steps}:
+        raise DemoError(f"{path}: inconsistent episode: {steps} actions but {counts} "
+                        "(expected steps+1 images and states, steps rewards and successes)")
+    frames = []
+    for i, msg in enumerate(images):
+        if msg.encoding != "rgb8" or len(msg.data) != msg.height * msg.width * 3:
+            raise DemoError(f"{path}: image {i} is {msg.encoding} with {len(msg.data)} bytes for "
+                            f"{msg.width}x{msg.height}; expected rgb8")
+        frames.append(np.asarray(msg.data, np.uint8).reshape(msg.height, msg.width, 3).transpose(2, 0, 1))
+    stack = FrameStack(frame_stack)
+    episode = Episode.start({"rgb": stack.reset(frames[0]), "state": np.asarray(states[0].data, np.float32)})
+    for t in range(steps):
+        action = np.asarray(actions[t].data, np.float32)
+        if not np.all(np.isfinite(action)):
+            raise DemoError(f"{path}: action {t} has non-finite values")
+        obs = {"rgb": stack.push(frames[t + 1]), "state": np.asarray(states[t + 1].data, np.float32)}
+        episode.add(action, obs, float(rewards[t].data), bool(successes[t].data))
+    return DemoBag(path, episode, meta)
+
+
+def episode_dirs(directory: str | Path) -> list[Path]:
+    """Complete episode bags in a dataset directory (hidden temp directories are in-progress writes)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise DemoError(f"{directory}: demo directory does not exist")
+    return sorted(p for p in directory.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def load_demo_dir(directory: str | Path, frame_stack: int) -> tuple[list[DemoBag], list[DemoError]]:
+    """Every readable episode of a dataset, and an error per episode that could not be read."""
+    good, bad = [], []
+    for path in episode_dirs(directory):
+        try:
+            good.append(read_episode(path, frame_stack))
+        except DemoError as err:
+            bad.append(err)
+    return good, bad
+
+
+def next_episode_path(directory: str | Path) -> Path:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    taken = [int(p.name.split("_")[-1]) for p in directory.glob("episode_*") if p.name.split("_")[-1].isdigit()]
+    return directory / f"episode_{max(taken, default=-1) + 1:06d}"
+
+
+def generate(cfg, n: int, directory: Path, only_success: bool = True,
+             max_attempts_factor: int = 3) -> tuple[list[Path], list[bool]]:
+    """Roll out the task's scripted expert and write `n` episodes (successful ones unless
+    only_success is False). Returns the written paths and the success of every attempt."""
+    from modem_ros.envs import make_env
+    from modem_ros.trainer import run_episode
+
+    env = make_env(cfg, seed=cfg.seed)
+    written: list[Path] = []
+    attempts: list[bool] = []
+    seed = cfg.seed * 1000
+    while len(written) < n and len(attempts) < max_attempts_factor * n:
+        episode = run_episode(env, lambda obs, t: env.expert_action(), seed=seed)
+        attempts.append(episode.succeeded)
+        if episode.succeeded or not only_success:
+            meta = {"task": cfg.task, "suite": cfg.suite, "source": "scripted expert", "seed": seed,
+                    "img_size": cfg.img_size, "action_repeat": cfg.action_repeat}
+            written.append(write_episode(episode, next_episode_path(directory), meta))
+        seed += 1
+    return written, attempts
