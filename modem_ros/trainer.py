@@ -41,9 +41,14 @@ def run_episode(env: EnvAdapter, policy, seed: int | None = None) -> Episode:
     return episode
 
 
+def expert_episode(env: EnvAdapter, seed: int) -> Episode:
+    """One episode of the env's scripted expert."""
+    return run_episode(env, lambda obs, t: env.expert_action(), seed=seed)
+
+
 def scripted_demos(env: EnvAdapter, n: int, seed: int) -> list[Episode]:
     """Episodes of the env's scripted expert, seeds seed, seed+1, ..."""
-    return [run_episode(env, lambda obs, t: env.expert_action(), seed=seed + i) for i in range(n)]
+    return [expert_episode(env, seed + i) for i in range(n)]
 
 
 @dataclass

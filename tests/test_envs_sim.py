@@ -13,7 +13,7 @@ pytest.importorskip("dm_control", reason="sim extra not installed (scripts/insta
 
 from modem_ros.config import load_config  # noqa: E402
 from modem_ros.envs import make_env  # noqa: E402
-from modem_ros.trainer import run_episode  # noqa: E402
+from modem_ros.trainer import expert_episode, run_episode  # noqa: E402
 
 IMG = 64
 
@@ -68,7 +68,7 @@ def test_metaworld_episode_length_and_sparse_reward():
 @pytest.mark.parametrize("task", ["mw-assembly", "mw-pick-place", "mw-push"])
 def test_metaworld_scripted_experts_succeed(task):
     _, env = _env(task)
-    episodes = [run_episode(env, lambda obs, t: env.expert_action(), seed=s) for s in range(10)]
+    episodes = [expert_episode(env, s) for s in range(10)]
     assert sum(e.succeeded for e in episodes) >= 9
 
 

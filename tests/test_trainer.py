@@ -9,7 +9,7 @@ import torch
 
 from modem_ros.envs.point_reach import PointReachEnv
 from modem_ros.run import build_trainer
-from modem_ros.trainer import run_episode
+from modem_ros.trainer import expert_episode, run_episode
 from tests.conftest import small_config
 
 
@@ -54,7 +54,7 @@ def test_toy_env_is_deterministic_under_a_seed():
 
 def test_toy_expert_succeeds_and_env_refuses_bad_actions():
     env = PointReachEnv(img_size=48, episode_length=30)
-    episodes = [run_episode(env, lambda obs, t: env.expert_action(), seed=s) for s in range(10)]
+    episodes = [expert_episode(env, s) for s in range(10)]
     assert all(e.succeeded for e in episodes)
     env.reset(seed=0)
     with pytest.raises(ValueError, match="non-finite"):

@@ -202,14 +202,14 @@ def generate(cfg, n: int, directory: Path, only_success: bool = True,
     """Roll out the task's scripted expert and write `n` episodes (successful ones unless
     only_success is False). Returns the written paths and the success of every attempt."""
     from modem_ros.envs import make_env
-    from modem_ros.trainer import run_episode
+    from modem_ros.trainer import expert_episode
 
     env = make_env(cfg, seed=cfg.seed)
     written: list[Path] = []
     attempts: list[bool] = []
     seed = cfg.seed * 1000
     while len(written) < n and len(attempts) < max_attempts_factor * n:
-        episode = run_episode(env, lambda obs, t: env.expert_action(), seed=seed)
+        episode = expert_episode(env, seed)
         attempts.append(episode.succeeded)
         if episode.succeeded or not only_success:
             meta = {"task": cfg.task, "suite": cfg.suite, "source": "scripted expert", "seed": seed,
