@@ -43,6 +43,10 @@ class FrameStack:
         self.frames = self.frames[1:] + [frame]
         return np.concatenate(self.frames, axis=0)
 
+    def observe(self, frame: np.ndarray, first: bool) -> np.ndarray:
+        """reset() on the first frame of an episode, push() afterwards."""
+        return self.reset(frame) if first else self.push(frame)
+
 
 def check_action(action: np.ndarray, action_dim: int) -> np.ndarray:
     """Reject malformed actions with a clear message; clip finite ones into [-1, 1]."""

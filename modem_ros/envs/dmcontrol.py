@@ -41,7 +41,7 @@ class DMControlEnv:
 
     def _obs(self, time_step, first: bool) -> Obs:
         frame = self.render_frame()
-        rgb = self.stack.reset(frame) if first else self.stack.push(frame)
+        rgb = self.stack.observe(frame, first)
         state = np.concatenate([np.asarray(v, np.float32).ravel() for v in time_step.observation.values()])
         return {"rgb": rgb, "state": state}
 

@@ -57,7 +57,7 @@ class MetaWorldEnv:
 
     def _obs(self, first: bool) -> Obs:
         frame = self.render_frame()
-        rgb = self.stack.reset(frame) if first else self.stack.push(frame)
+        rgb = self.stack.observe(frame, first)
         state = np.concatenate([self.raw[s] for s in STATE_SLICES]).astype(np.float32)
         return {"rgb": rgb, "state": state}
 

@@ -42,7 +42,7 @@ class PointReachEnv:
         return img
 
     def _obs(self, frame: np.ndarray, first: bool) -> Obs:
-        rgb = self.stack.reset(frame) if first else self.stack.push(frame)
+        rgb = self.stack.observe(frame, first)
         return {"rgb": rgb, "state": np.concatenate([self.pos, self.goal]).astype(np.float32)}
 
     def reset(self, seed: int | None = None) -> Obs:
