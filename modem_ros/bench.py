@@ -213,3 +213,10 @@ def run_env_bench(cfg: ModemConfig, steps: int) -> dict[str, Any]:
             "steps": steps, "median_ms_per_step": median, "steps_per_s": 1e3 / median,
             "median_ms_per_frame": statistics.median(render_ms) if render_ms else None,
             "machine": machine_info(torch.device("cpu"))}
+
+
+def format_env_line(result: dict[str, Any]) -> str:
+    frame = result["median_ms_per_frame"]
+    return (f"{result['task']} at {result['img_size']} px: {result['steps_per_s']:.1f} agent steps/s "
+            f"({result['median_ms_per_step']:.2f} ms, action_repeat {result['action_repeat']})"
+            + (f", one frame {frame:.2f} ms" if frame else ""))

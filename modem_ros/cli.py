@@ -42,40 +42,28 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    from modem_ros import bench
     from modem_ros.agent.modem import resolve_device
-    from modem_ros.bench import format_budget_table, format_table, run_bench, run_budget_sweep, write_json
 
     if args.what == "budgets":
         if not args.checkpoint:
             raise ConfigError("bench budgets needs --checkpoint PATH (a trained agent)")
         budgets = [tuple(int(x) for x in b.split("x")) for b in args.budgets.split(",")]
-        result = run_budget_sweep(Path(args.checkpoint), budgets, args.episodes,
-                                  resolve_device(args.device or "auto"))
-        out = Path(args.out or "bench_budgets.json")
-        write_json(result, out)
-        print(json.dumps(result, indent=2) if args.json else f"{format_budget_table(result)}\n(written to {out})")
-        return 0
-    cfg = _config(args)
-    if args.what == "env":
-        from modem_ros.bench import run_env_bench
-
-        result = run_env_bench(cfg, args.repeats)
-        out = Path(args.out or f"bench_env_{cfg.task}_{cfg.img_size}px.json")
-        write_json(result, out)
-        frame = result["median_ms_per_frame"]
-        print(json.dumps(result, indent=2) if args.json else
-              f"{cfg.task} at {cfg.img_size} px: {result['steps_per_s']:.1f} agent steps/s "
-              f"({result['median_ms_per_step']:.2f} ms, action_repeat {cfg.action_repeat})"
-              + (f", one frame {frame:.2f} ms" if frame else "") + f"\n(written to {out})")
-        return 0
-    result = run_bench(args.what, cfg, resolve_device(cfg.device), args.repeats, args.warmup)
-    out = Path(args.out or f"bench_{args.what}_{cfg.task}_{cfg.img_size}px.json")
-    write_json(result, out)
-    if args.json:
-        print(json.dumps(result, indent=2))
+        result = bench.run_budget_sweep(Path(args.checkpoint), budgets, args.episodes,
+                                        resolve_device(args.device or "auto"))
+        default_out, table = "bench_budgets.json", bench.format_budget_table(result)
     else:
-        print(format_table(result))
-        print(f"(written to {out})")
+        cfg = _config(args)
+        if args.what == "env":
+            result = bench.run_env_bench(cfg, args.repeats)
+            table = bench.format_env_line(result)
+        else:
+            result = bench.run_bench(args.what, cfg, resolve_device(cfg.device), args.repeats, args.warmup)
+            table = bench.format_table(result)
+        default_out = f"bench_{args.what}_{cfg.task}_{cfg.img_size}px.json"
+    out = Path(args.out or default_out)
+    bench.write_json(result, out)
+    print(json.dumps(result, indent=2) if args.json else f"{table}\n(written to {out})")
     return 0
 
 

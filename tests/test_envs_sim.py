@@ -97,3 +97,12 @@ def test_renderer_has_shadows_and_reflections_off_by_default():
     env.reset(seed=0)
     flags = env.renderer.renderer.scene.flags
     assert not flags[mujoco.mjtRndFlag.mjRND_SHADOW] and not flags[mujoco.mjtRndFlag.mjRND_REFLECTION]
+
+
+def test_env_bench_reports_step_and_frame_cost():
+    from modem_ros.bench import format_env_line, run_env_bench
+
+    result = run_env_bench(load_config("cartpole-swingup", {"img_size": IMG}), steps=20)
+    assert result["steps_per_s"] == pytest.approx(1e3 / result["median_ms_per_step"])
+    assert 0 < result["median_ms_per_frame"] < result["median_ms_per_step"] * 2
+    assert "agent steps/s" in format_env_line(result) and "one frame" in format_env_line(result)
