@@ -13,7 +13,7 @@ from modem_ros.envs.base import EnvAdapter  # noqa: E402
 
 
 def make_env(cfg: ModemConfig, seed: int | None = None) -> EnvAdapter:
-    """Build the adapter of cfg.task. Suites other than the built-in toy arrive with their adapters."""
+    """Build the adapter of cfg.task (the toy task needs no simulator; the others the sim extra)."""
     seed = cfg.seed if seed is None else seed
     if cfg.suite == "toy":
         from modem_ros.envs.point_reach import PointReachEnv
@@ -29,6 +29,14 @@ def make_env(cfg: ModemConfig, seed: int | None = None) -> EnvAdapter:
             from modem_ros.envs.dmcontrol import DMControlEnv
 
             return DMControlEnv(*args)
+        if cfg.suite == "adroit":
+            from modem_ros.envs.adroit import AdroitEnv
+
+            return AdroitEnv(*args)
+        if cfg.suite == "franka":
+            from modem_ros.envs.franka_cell import FrankaCellEnv
+
+            return FrankaCellEnv(*args)
     except ImportError as err:
         raise ImportError(f"suite '{cfg.suite}' needs the sim extra: scripts/install.sh sim ({err})") from err
     raise NotImplementedError(f"no environment adapter for suite '{cfg.suite}' (task {cfg.task}) yet; "
