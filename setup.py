@@ -14,7 +14,7 @@ ROS_WHEELS = [
 # Simulation pins that work together (DESIGN.md section 4); unpinned, pip picks mujoco 4 and breaks dm_control.
 SIM = [
     "mujoco==3.3.0", "dm_control==1.0.28", "metaworld==3.1.1", "gymnasium==1.4.0",
-    "gymnasium-robotics==1.4.2", "opencv-python-headless", "imageio",
+    "gymnasium-robotics==1.4.2", "opencv-python-headless", "imageio", "imageio-ffmpeg",
 ]
 HARDWARE = ["pyrealsense2==2.59.1", "franky-control==2.0.0"]
 NODES = []  # one console entry point per node arrives with the ROS graph (modem_ros/nodes/)

@@ -84,10 +84,19 @@ def cmd_demos(args: argparse.Namespace) -> int:
         cfg = _config(args)
         written, attempts = demos.generate(cfg, args.n, Path(args.out), only_success=not args.keep_failures)
         rate = sum(1 for a in attempts if a) / len(attempts)
-        print(f"wrote {len(written)} episodes of {cfg.task} to {args.out}; scripted expert success "
-              f"{sum(attempts)}/{len(attempts)} ({100 * rate:.0f}%)")
+        outcome = ("dense reward, no success to report (see `demos info` for returns)" if cfg.suite == "dmcontrol"
+                   else f"expert success {sum(attempts)}/{len(attempts)} ({100 * rate:.0f}%)")
+        print(f"wrote {len(written)} episodes of {cfg.task} to {args.out}; {outcome}")
         return 0 if len(written) == args.n else 1
     good, bad = demos.load_demo_dir(args.out, frame_stack=1)  # listing needs no frame stacks
+    if args.action == "view":
+        from modem_ros.data.video import write_video
+
+        frames = write_video([(bag.path.name, bag.episode) for bag in good], args.video)
+        print(f"wrote {frames} frames of {len(good)} episodes to {args.video}")
+        for err in bad:
+            print(f"unreadable, skipped: {err}")
+        return 0 if not bad else 1
     print(f"{'episode':<20} {'steps':>6} {'success':>8} {'return':>9}  task")
     for bag in good:
         e, task = bag.episode, bag.meta.get("task", "?")
@@ -132,10 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(func=cmd_bench)
 
     demos = sub.add_parser("demos", help="generate or inspect demonstration bags (rosbag2 + MCAP)")
-    demos.add_argument("action", choices=["generate", "info"])
-    demos.add_argument("out", nargs="?", default=None, help="info: the dataset directory")
+    demos.add_argument("action", choices=["generate", "info", "view"])
+    demos.add_argument("out", nargs="?", default=None, help="info / view: the dataset directory")
     common(demos)
-    demos.add_argument("--out", dest="out_opt", default=None, help="generate: dataset directory")
+    demos.add_argument("--out", dest="out_opt", default=None,
+                       help="generate: dataset directory; view: the MP4 file to write")
     demos.add_argument("-n", type=int, default=5, help="generate: number of episodes")
     demos.add_argument("--keep-failures", action="store_true", help="generate: also keep failed episodes")
     demos.set_defaults(func=cmd_demos)
@@ -158,9 +168,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     args.overrides = list(getattr(args, "overrides", [])) + extra
     if args.command == "demos":
-        args.out = args.out_opt or args.out
+        # generate: --out is the dataset; view: the positional is the dataset and --out the video
+        args.video = args.out_opt if args.action == "view" else None
+        args.out = args.out if args.action == "view" else (args.out_opt or args.out)
         if not args.out:
-            parser.error("demos: give the dataset directory (--out DIR for generate, DIR for info)")
+            parser.error("demos: give the dataset directory (--out DIR for generate, DIR for info / view)")
+        if args.action == "view" and not args.video:
+            parser.error("demos view: give the video file with --out F.mp4")
     try:
         return args.func(args)
     except ConfigError as exc:

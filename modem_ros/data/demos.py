@@ -205,6 +205,9 @@ def generate(cfg, n: int, directory: Path, only_success: bool = True,
     from modem_ros.trainer import expert_episode
 
     env = make_env(cfg, seed=cfg.seed)
+    if not getattr(env, "has_success", True):
+        only_success = False  # dense-reward suites (DMControl) have no success to filter on
+    source = getattr(env, "expert_source", "scripted expert")
     written: list[Path] = []
     attempts: list[bool] = []
     seed = cfg.seed * 1000
@@ -212,8 +215,11 @@ def generate(cfg, n: int, directory: Path, only_success: bool = True,
         episode = expert_episode(env, seed)
         attempts.append(episode.succeeded)
         if episode.succeeded or not only_success:
-            meta = {"task": cfg.task, "suite": cfg.suite, "source": "scripted expert", "seed": seed,
+            meta = {"task": cfg.task, "suite": cfg.suite, "source": source, "seed": seed,
                     "img_size": cfg.img_size, "action_repeat": cfg.action_repeat}
             written.append(write_episode(episode, next_episode_path(directory), meta))
         seed += 1
+    close = getattr(env, "close", None)
+    if close:
+        close()
     return written, attempts

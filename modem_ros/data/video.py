@@ -1,0 +1,63 @@
+"""Demo episodes to MP4: each frame enlarged, with the action and reward of that step drawn beneath.
+
+Needs the sim extra (opencv for drawing, imageio-ffmpeg for H.264). Frames are the agent's own
+(the last frame of each stack), so what you see is what the policy saw.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from modem_ros.data.episode import Episode
+
+SIZE = 256    # output frame width/height, pixels
+STRIP = 56    # height of the action/reward strip under each frame
+
+
+def annotate(frame: np.ndarray, action: np.ndarray | None, reward: float | None, success: bool,
+             label: str) -> np.ndarray:
+    """One video frame: the camera frame (HWC uint8) enlarged, plus bars for each action dimension
+    (centre line = 0, full height = +-1) and the step's reward."""
+    import cv2
+
+    image = cv2.resize(frame, (SIZE, SIZE), interpolation=cv2.INTER_NEAREST)
+    strip = np.full((STRIP, SIZE, 3), 24, np.uint8)
+    mid = STRIP // 2 - 6
+    if action is not None:
+        width = SIZE // max(len(action), 1)
+        for i, value in enumerate(np.clip(action, -1, 1)):
+            top, bottom = sorted((mid, int(mid - value * (mid - 2))))
+            cv2.rectangle(strip, (i * width + 2, top), ((i + 1) * width - 3, bottom), (90, 170, 250), -1)
+        cv2.line(strip, (0, mid), (SIZE, mid), (120, 120, 120), 1)
+    text = label if reward is None else f"{label}  r={reward:+.2f}" + ("  success" if success else "")
+    cv2.putText(strip, text, (4, STRIP - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (230, 230, 230), 1, cv2.LINE_AA)
+    return np.concatenate([image, strip], axis=0)
+
+
+def episode_frames(episode: Episode, name: str) -> list[np.ndarray]:
+    """Video frames of one episode: the first observation, then the observation after each step."""
+    frames = []
+    for t, rgb in enumerate(episode.rgb):
+        frame = np.ascontiguousarray(rgb[-3:].transpose(1, 2, 0))
+        step = t - 1  # observation t follows action t-1
+        frames.append(annotate(frame, episode.action[step] if step >= 0 else None,
+                               episode.reward[step] if step >= 0 else None,
+                               bool(episode.success[step]) if step >= 0 else False, f"{name} t={t}"))
+    return frames
+
+
+def write_video(episodes: list[tuple[str, Episode]], out: str | Path, fps: int = 20) -> int:
+    """Write every episode, one after another, to an H.264 MP4. Returns the number of frames."""
+    import imageio.v2 as imageio
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    count = 0
+    with imageio.get_writer(out, fps=fps, codec="libx264", macro_block_size=8, quality=8) as writer:
+        for name, episode in episodes:
+            for frame in episode_frames(episode, name):
+                writer.append_data(frame)
+                count += 1
+    return count
