@@ -37,7 +37,8 @@ class DMControlEnv:
         self.state_dim = int(sum(np.prod(spec.shape) for spec in self.env.observation_spec().values()))
         self.episode_length, self.action_repeat = episode_length, action_repeat
         self.stack = FrameStack(frame_stack)
-        self.expert = SimulatorMPPI(self.action_dim, seed=seed)
+        # swing-ups need a longer view and more refinement than the manipulation default
+        self.expert = SimulatorMPPI(self.action_dim, samples=64, horizon=30, iterations=3, std=0.8, seed=seed)
         self.t = 0
 
     def render_frame(self) -> np.ndarray:
