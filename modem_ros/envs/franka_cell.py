@@ -24,7 +24,6 @@ TASKS = ("franka-reach", "franka-push", "franka-pick-place")
 SUCCESS_RADIUS = {"franka-reach": 0.03, "franka-push": 0.04, "franka-pick-place": 0.04}
 CUBE_HALF = 0.02
 ARM_JOINTS = 7
-SUBSTEPS = round(spec.CONTROL_PERIOD / 0.002)  # physics steps per suite step (timestep 2 ms in the XML)
 IK_DAMPING = 1e-2
 MAX_LEAD = 0.02  # metres the TCP target may run ahead of the measured TCP
 
@@ -44,6 +43,7 @@ class FrankaCellEnv:
         self.task = task
         self.model = mujoco.MjModel.from_xml_path(str(scene_path()))
         self.data = mujoco.MjData(self.model)
+        self.substeps = round(spec.CONTROL_PERIOD / self.model.opt.timestep)  # physics steps per control period
         self.tcp = self.model.site("tcp").id
         self.goal_site = self.model.site("goal").id
         self.cube_qpos = self.model.joint("cube").qposadr[0]
@@ -68,7 +68,7 @@ class FrankaCellEnv:
         self.target = np.asarray(tcp, dtype=np.float64)
         for _ in range(40):
             self.data.ctrl[:ARM_JOINTS] = self._ik()
-            mujoco.mj_step(self.model, self.data, nstep=SUBSTEPS)
+            mujoco.mj_step(self.model, self.data, nstep=self.substeps)
         return self.data.qpos[:ARM_JOINTS].copy()
 
     # --- geometry -----------------------------------------------------------------------------------
@@ -144,7 +144,7 @@ class FrankaCellEnv:
             self.target = spec.tcp_target(self.tcp_pos + lead, action)
             self.data.ctrl[:ARM_JOINTS] = self._ik()
             self.data.ctrl[ARM_JOINTS] = 255.0 * spec.gripper_width(action) / spec.GRIPPER_MAX_WIDTH
-            mujoco.mj_step(self.model, self.data, nstep=SUBSTEPS)
+            mujoco.mj_step(self.model, self.data, nstep=self.substeps)
         success = self._success()
         self.t += 1
         return self._obs(first=False), float(success) - 1.0, self.t >= self.episode_length, {"success": success}
