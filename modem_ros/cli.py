@@ -82,10 +82,11 @@ def cmd_demos(args: argparse.Namespace) -> int:
 
     if args.action == "generate":
         cfg = _config(args)
-        written, attempts = demos.generate(cfg, args.n, Path(args.out), only_success=not args.keep_failures)
+        written, attempts, has_success = demos.generate(cfg, args.n, Path(args.out),
+                                                        only_success=not args.keep_failures)
         rate = sum(1 for a in attempts if a) / len(attempts)
-        outcome = ("dense reward, no success to report (see `demos info` for returns)" if cfg.suite == "dmcontrol"
-                   else f"expert success {sum(attempts)}/{len(attempts)} ({100 * rate:.0f}%)")
+        outcome = (f"expert success {sum(attempts)}/{len(attempts)} ({100 * rate:.0f}%)" if has_success
+                   else "dense reward, no success to report (see `demos info` for returns)")
         print(f"wrote {len(written)} episodes of {cfg.task} to {args.out}; {outcome}")
         return 0 if len(written) == args.n else 1
     good, bad = demos.load_demo_dir(args.out, frame_stack=1)  # listing needs no frame stacks

@@ -198,28 +198,30 @@ def next_episode_path(directory: str | Path) -> Path:
 
 
 def generate(cfg, n: int, directory: Path, only_success: bool = True,
-             max_attempts_factor: int = 3) -> tuple[list[Path], list[bool]]:
-    """Roll out the task's scripted expert and write `n` episodes (successful ones unless
-    only_success is False). Returns the written paths and the success of every attempt."""
+             max_attempts_factor: int = 3) -> tuple[list[Path], list[bool], bool]:
+    """Roll out the task's expert and write `n` episodes (successful ones unless only_success is
+    False). Returns the written paths, the success of every attempt, and whether the task has a
+    success at all (dense-reward suites such as DMControl do not: all their episodes are kept)."""
     from modem_ros.envs import make_env
     from modem_ros.trainer import expert_episode
 
     env = make_env(cfg, seed=cfg.seed)
-    if not getattr(env, "has_success", True):
-        only_success = False  # dense-reward suites (DMControl) have no success to filter on
+    has_success = getattr(env, "has_success", True)
+    only_success = only_success and has_success
     source = getattr(env, "expert_source", "scripted expert")
     written: list[Path] = []
     attempts: list[bool] = []
     seed = cfg.seed * 1000
-    while len(written) < n and len(attempts) < max_attempts_factor * n:
-        episode = expert_episode(env, seed)
-        attempts.append(episode.succeeded)
-        if episode.succeeded or not only_success:
-            meta = {"task": cfg.task, "suite": cfg.suite, "source": source, "seed": seed,
-                    "img_size": cfg.img_size, "action_repeat": cfg.action_repeat}
-            written.append(write_episode(episode, next_episode_path(directory), meta))
-        seed += 1
-    close = getattr(env, "close", None)
-    if close:
-        close()
-    return written, attempts
+    try:
+        while len(written) < n and len(attempts) < max_attempts_factor * n:
+            episode = expert_episode(env, seed)
+            attempts.append(episode.succeeded)
+            if episode.succeeded or not only_success:
+                meta = {"task": cfg.task, "suite": cfg.suite, "source": source, "seed": seed,
+                        "img_size": cfg.img_size, "action_repeat": cfg.action_repeat}
+                written.append(write_episode(episode, next_episode_path(directory), meta))
+            seed += 1
+    finally:
+        if hasattr(env, "close"):
+            env.close()
+    return written, attempts, has_success

@@ -33,6 +33,7 @@ CAMERAS = {"adroit-door": "vil_camera", "adroit-hammer": "vil_camera", "adroit-p
 
 class AdroitEnv:
     expert_source = "simulator MPPI expert (privileged, envs/experts.py)"
+
     def __init__(self, task: str, img_size: int = 84, frame_stack: int = 2, episode_length: int = 100,
                  action_repeat: int = 2, seed: int = 0):
         if task not in SUITE_IDS:
