@@ -39,7 +39,9 @@ setup(
     data_files=data_files(),
     python_requires=">=3.10",
     # rosbags: demo episodes are rosbag2/MCAP directories, read and written without a ROS install
-    install_requires=["numpy>=1.26,<2.4", "pyyaml", "torch>=2.4", "rosbags>=0.10"],
+    # tensorboard + matplotlib: every run directory gets TensorBoard events and a learning-curve PNG
+    install_requires=["numpy>=1.26,<2.4", "pyyaml", "torch>=2.4", "rosbags>=0.10", "tensorboard",
+                      "matplotlib"],
     extras_require={
         "ros": ROS_WHEELS,
         "sim": SIM,

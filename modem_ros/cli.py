@@ -109,6 +109,24 @@ def cmd_demos(args: argparse.Namespace) -> int:
     return 0 if not bad else 1
 
 
+def cmd_launch(args: argparse.Namespace) -> int:
+    from modem_ros.graph import LAUNCHES, NODES_ARGUMENT
+    from modem_ros.launcher import launch
+
+    if args.name is None or args.show:
+        names = [args.name] if args.name else list(LAUNCHES)
+        for name in names:
+            spec = LAUNCHES[name]
+            print(f"{name}: {spec.description}\n  nodes: {', '.join(n.name for n in spec.nodes)} "
+                  f"(parameters: config/{spec.params_file})")
+            for arg, a in spec.arguments.items():
+                print(f"  {arg + ':=' + repr(a.default):<28} {a.description}")
+            print(f"  {NODES_ARGUMENT + ':=...':<28} Comma-separated subset of the nodes to start here "
+                  "(multi-machine).")
+        return 0
+    return launch(args.name, args.overrides)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="modem-ros", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -156,6 +174,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--run-dir", default=None, help="where metrics and checkpoints go")
     train.add_argument("--device", default=None, help="cpu, cuda or auto")
     train.set_defaults(func=cmd_train)
+
+    launch = sub.add_parser("launch", help="run a node graph (train_sim, eval_sim) as supervised processes")
+    launch.add_argument("name", nargs="?", default=None, choices=["train_sim", "eval_sim"])
+    launch.add_argument("overrides", nargs="*", metavar="name:=value", help="launch arguments, e.g. task:=mw-reach")
+    launch.add_argument("--show", action="store_true", help="list the launch's arguments and exit")
+    launch.set_defaults(func=cmd_launch)
     return parser
 
 

@@ -1,4 +1,4 @@
-"""Metrics to metrics.jsonl (one JSON object per line) and a short line on the console."""
+"""Metrics to metrics.jsonl (one JSON object per line), TensorBoard, and a short line on the console."""
 
 from __future__ import annotations
 
@@ -17,6 +17,11 @@ class MetricsLogger:
         self.total_steps, self.stream, self.start = total_steps, stream, time.time()
         self.records: list[dict[str, Any]] = []
         self._last_train: tuple[int, float] | None = None
+        self.tensorboard = None
+        if run_dir is not None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tensorboard = SummaryWriter(str(Path(run_dir) / "tensorboard"))
 
     def log(self, kind: str, step: int, metrics: dict[str, Any]) -> None:
         record = {"kind": kind, "step": step, "time": round(time.time() - self.start, 3), **metrics}
@@ -24,6 +29,11 @@ class MetricsLogger:
         if self.path is not None:
             with self.path.open("a") as f:
                 f.write(json.dumps(record) + "\n")
+        if self.tensorboard is not None:
+            for key, value in metrics.items():  # numbers only; phase names etc. stay in the JSONL
+                if isinstance(value, (int, float)):
+                    self.tensorboard.add_scalar(f"{kind}/{key}", float(value), step)
+            self.tensorboard.flush()
         if self.stream is not None:
             self.stream.write(self._format(record) + "\n")
             self.stream.flush()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import torch
 
 from modem_ros.agent.modem import ModemAgent
 from modem_ros.config import ModemConfig
-from modem_ros.data.demos import DemoError, load_demo_dir
+from modem_ros.data.demos import DemoError, episode_dirs, generate, load_demo_dir
 from modem_ros.data.episode import Episode
 from modem_ros.data.replay import EpisodeBuffer
 from modem_ros.envs import make_env
@@ -33,13 +34,39 @@ def load_demos(cfg: ModemConfig, logger: MetricsLogger) -> list[Episode]:
     return [bag.episode for bag in good[:cfg.demos]]
 
 
-def build_trainer(cfg: ModemConfig, run_dir: Path | None = None, log_stream=None) -> Trainer:
+def demo_cache_dir(cfg: ModemConfig) -> Path:
+    """Where demos of a task are generated on first use: $MODEM_ROS_DATA or ~/.cache/modem_ros."""
+    root = Path(os.environ.get("MODEM_ROS_DATA") or Path.home() / ".cache" / "modem_ros")
+    return root / "demos" / f"{cfg.task}-{cfg.img_size}px-seed{cfg.seed}"
+
+
+def ensure_demos(cfg: ModemConfig, log=print) -> Path:
+    """cfg.demo_dir if set; otherwise the task's demo cache, filled by its expert when short."""
+    if cfg.demo_dir:
+        return Path(cfg.demo_dir)
+    directory = demo_cache_dir(cfg)
+    have = len(episode_dirs(directory)) if directory.is_dir() else 0
+    if have < cfg.demos:
+        log(f"demos: generating {cfg.demos - have} expert episodes of {cfg.task} into {directory} (first use)")
+        written, attempts, _ = generate(cfg, cfg.demos - have, directory)
+        if have + len(written) < cfg.demos:
+            raise DemoError(f"{directory}: the expert succeeded in {sum(attempts)} of {len(attempts)} attempts; "
+                            f"{have + len(written)} of {cfg.demos} demos available")
+    return directory
+
+
+def build_trainer(cfg: ModemConfig, run_dir: Path | None = None, log_stream=None, collect: bool = True) -> Trainer:
+    """The trainer with its own env (`collect`, the plain loop) or without (the ROS graph, where the
+    sim bridge owns the env and episodes arrive as messages); evaluation always has its own env."""
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     agent = ModemAgent(cfg)
-    env, eval_env = make_env(cfg, seed=cfg.seed), make_env(cfg, seed=cfg.seed + 1)
+    env = make_env(cfg, seed=cfg.seed) if collect else None
+    eval_env = make_env(cfg, seed=cfg.seed + 1)
     logger = MetricsLogger(run_dir, total_steps=cfg.train_steps, **({} if log_stream is None else
                                                                     {"stream": log_stream}))
+    if not cfg.demo_dir and env is None:
+        raise DemoError("a trainer without its own env needs demo_dir (see ensure_demos)")
     demos = load_demos(cfg, logger) if cfg.demo_dir else scripted_demos(env, cfg.demos, seed=cfg.seed * 1000)
     demo_buffer = EpisodeBuffer(cfg, sum(len(d) for d in demos), agent.device, name="demo")
     for demo in demos:

@@ -1,25 +1,47 @@
 """Topic names and message types of the node graph — the one place they are defined.
 
 realsense-ros and franka_ros2 conventions where they exist, ours under modem/. Standard messages only
-(custom interfaces need a CMake build the pip path lacks). Demo bags use the same names and types.
+(custom interfaces need a CMake build the pip path lacks).
+
+Pairing: one observation is the k-th message of IMAGE and of STATE; its reward/success are the k-th
+REWARD/SUCCESS of the episode (none for the first observation), the action the k-th ACTION. Every
+stream is reliable and in order per topic (DDS guarantees order per writer), so counting pairs them;
+demo bags store the same streams in the same order.
 """
 
 from __future__ import annotations
 
-IMAGE = "camera/color/image_raw"           # sensor_msgs/msg/Image, rgb8, one (unstacked) frame
-CAMERA_INFO = "camera/color/camera_info"   # sensor_msgs/msg/CameraInfo
+# sensor side: what a camera driver (RealSense, or the sim bridge's renderer) publishes
+RAW_IMAGE = "camera/color/image_raw"            # sensor_msgs/msg/Image, rgb8, sensor resolution
+RAW_CAMERA_INFO = "camera/color/camera_info"    # sensor_msgs/msg/CameraInfo of RAW_IMAGE
+# agent side: what the camera node makes of it and planner, trainer and recorder consume
+IMAGE = "modem/image"                      # sensor_msgs/msg/Image, rgb8, img_size square, one (unstacked) frame
+CAMERA_INFO = "modem/camera_info"          # sensor_msgs/msg/CameraInfo scaled to IMAGE
 STATE = "modem/state"                      # std_msgs/msg/Float32MultiArray, the task's state vector
 ACTION = "modem/action"                    # std_msgs/msg/Float32MultiArray, normalized to [-1, 1]
-REWARD = "modem/reward"                    # std_msgs/msg/Float32
-SUCCESS = "modem/success"                  # std_msgs/msg/Bool
+REWARD = "modem/reward"                    # std_msgs/msg/Float32, one per step (not for the reset observation)
+SUCCESS = "modem/success"                  # std_msgs/msg/Bool, one per step
+EPISODE = "modem/episode"                  # std_msgs/msg/String, JSON event {"event": "start"|"end", ...}
+CHECKPOINT = "modem/checkpoint"            # std_msgs/msg/String, JSON {"path", "version", "step", "episodes"}
+PLANNER_STATS = "modem/planner/latency"    # std_msgs/msg/String, JSON latency statistics
+CLOCK = "/clock"                           # rosgraph_msgs/msg/Clock, sim time from the sim bridge
 
 TYPES = {
+    RAW_IMAGE: "sensor_msgs/msg/Image",
+    RAW_CAMERA_INFO: "sensor_msgs/msg/CameraInfo",
     IMAGE: "sensor_msgs/msg/Image",
     CAMERA_INFO: "sensor_msgs/msg/CameraInfo",
     STATE: "std_msgs/msg/Float32MultiArray",
     ACTION: "std_msgs/msg/Float32MultiArray",
     REWARD: "std_msgs/msg/Float32",
     SUCCESS: "std_msgs/msg/Bool",
+    EPISODE: "std_msgs/msg/String",
+    CHECKPOINT: "std_msgs/msg/String",
+    PLANNER_STATS: "std_msgs/msg/String",
+    CLOCK: "rosgraph_msgs/msg/Clock",
 }
+
+# What an episode bag holds: exactly what the trainer consumes.
+BAG_TOPICS = (IMAGE, STATE, ACTION, REWARD, SUCCESS)
 
 CAMERA_FRAME = "camera_color_optical_frame"  # REP-103 optical frame, as realsense-ros names it

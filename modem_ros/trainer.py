@@ -22,6 +22,7 @@ from modem_ros.config import ModemConfig
 from modem_ros.data.episode import Episode
 from modem_ros.data.replay import EpisodeBuffer, sample_mixed, write_back_priorities
 from modem_ros.envs.base import EnvAdapter
+from modem_ros.plots import learning_curve
 
 
 class Logger(Protocol):
@@ -54,7 +55,7 @@ def scripted_demos(env: EnvAdapter, n: int, seed: int) -> list[Episode]:
 @dataclass
 class Trainer:
     cfg: ModemConfig
-    env: EnvAdapter
+    env: EnvAdapter | None  # None in the ROS graph, where the sim bridge owns the env
     agent: ModemAgent
     demo_buffer: EpisodeBuffer
     replay_buffer: EpisodeBuffer
@@ -64,8 +65,14 @@ class Trainer:
     step: int = 0
     phases: list[tuple[str, int]] = field(default_factory=list)
     evaluations: list[dict[str, float]] = field(default_factory=list)
+    episodes: int = 0
     _model_pretrained: bool = False
     _episode_seed: int = 0
+    _next_eval: int = 0
+    _next_save: int = 0
+
+    def __post_init__(self) -> None:
+        self._next_eval, self._next_save = self.cfg.eval_freq, self.cfg.save_freq
 
     def _enter(self, phase: str) -> None:
         if not self.phases or self.phases[-1][0] != phase:
@@ -113,39 +120,86 @@ class Trainer:
                "success_rate": float(np.mean([e.succeeded for e in results]))}
         self.evaluations.append({"step": self.step, **out})
         self.logger.log("eval", self.step, out)
+        self._write_eval_video(results[0])
+        if self.run_dir is not None and getattr(self.logger, "path", None) is not None:
+            learning_curve(self.logger.path, self.run_dir / "learning_curve.png", title=self.cfg.task)
         return out
+
+    def _write_eval_video(self, episode: Episode) -> None:
+        """MP4 of the first evaluation episode (needs the sim extra's imageio-ffmpeg and OpenCV)."""
+        if self.run_dir is None:
+            return
+        from modem_ros.data.video import write_video
+
+        path = self.run_dir / "videos" / f"eval_step_{self.step:08d}.mp4"
+        try:
+            write_video([(f"{self.cfg.task} step {self.step}", episode)], path)
+        except ImportError as err:
+            self.logger.log("note", self.step, {"eval_video": f"skipped, {err.name} not installed (sim extra)"})
 
     def save(self, name: str) -> Path | None:
         if self.run_dir is None:
             return None
-        return self.agent.save(self.run_dir / "checkpoints" / name, extra={"step": self.step})
+        return self.agent.save(self.run_dir / "checkpoints" / name,
+                               extra={"step": self.step, "episodes": self.episodes})
 
-    def run(self) -> list[dict[str, float]]:
-        cfg = self.cfg
-        self.pretrain_policy()
-        self.evaluate()
-        next_eval, next_save = cfg.eval_freq, cfg.save_freq
-        while self.step < cfg.train_steps:
-            self._enter("seed" if self.step < cfg.seed_steps else "interactive")
-            start = time.perf_counter()
-            episode = self.collect_episode()
+    def resume(self, checkpoint: Path, episodes: list[Episode]) -> None:
+        """Continue from a checkpoint of this run and the episodes collected up to it."""
+        state = self.agent.load(checkpoint)
+        for episode in episodes:
             self.replay_buffer.add(episode)
-            self.step += len(episode)
-            metrics: dict[str, Any] = {"episode_return": episode.total_reward, "success": episode.succeeded}
-            if self.step >= cfg.seed_steps:
-                if not self._model_pretrained:  # end of seeding: pretrain model, reward and critic
-                    self._enter("seed_pretrain")
-                    metrics.update(self.update(cfg.seed_steps))
-                    self._model_pretrained = True
-                else:
-                    metrics.update(self.update(len(episode)))
-            metrics["seconds"] = time.perf_counter() - start
-            self.logger.log("train", self.step, metrics)
-            if self.step >= next_eval:
-                self.evaluate()
-                next_eval += cfg.eval_freq
-            if self.step >= next_save:
-                self.save(f"step_{self.step:08d}.pt")
-                next_save += cfg.save_freq
+        self.step, self.episodes = int(state["step"]), int(state["episodes"])
+        self._model_pretrained = self.step >= self.cfg.seed_steps
+        self._next_eval = (self.step // self.cfg.eval_freq + 1) * self.cfg.eval_freq
+        self._next_save = (self.step // self.cfg.save_freq + 1) * self.cfg.save_freq
+        self.logger.log("resume", self.step, {"checkpoint": str(checkpoint), "episodes": self.episodes})
+
+    @property
+    def done(self) -> bool:
+        return self.step >= self.cfg.train_steps
+
+    def begin(self) -> None:
+        """Phase 1 (behaviour cloning) and the first evaluation; a resumed run has both behind it."""
+        if self.episodes == 0:
+            self.pretrain_policy()
+            self.evaluate()
+
+    def after_episode(self, episode: Episode, seconds: float = 0.0) -> dict[str, Any]:
+        """Take one collected episode: store it, update at the reference ratio, evaluate, checkpoint.
+        The same code whether the episode came from collect_episode() or from the ROS graph."""
+        cfg = self.cfg
+        self._enter("seed" if self.step < cfg.seed_steps else "interactive")
+        start = time.perf_counter()
+        self.replay_buffer.add(episode)
+        self.step += len(episode)
+        self.episodes += 1
+        metrics: dict[str, Any] = {"phase": self.phases[-1][0], "episode_return": episode.total_reward,
+                                   "success": episode.succeeded}
+        if self.step >= cfg.seed_steps:
+            if not self._model_pretrained:  # end of seeding: pretrain model, reward and critic
+                self._enter("seed_pretrain")
+                metrics.update(self.update(cfg.seed_steps))
+                self._model_pretrained = True
+            else:
+                metrics.update(self.update(len(episode)))
+        metrics["seconds"] = seconds + time.perf_counter() - start
+        self.logger.log("train", self.step, metrics)
+        if self.step >= self._next_eval:
+            self.evaluate()
+            self._next_eval += cfg.eval_freq
+        if self.step >= self._next_save:
+            self.save(f"step_{self.step:08d}.pt")
+            self._next_save += cfg.save_freq
+        return metrics
+
+    def finish(self) -> list[dict[str, float]]:
         self.save("final.pt")
         return self.evaluations
+
+    def run(self) -> list[dict[str, float]]:
+        self.begin()
+        while not self.done:
+            start = time.perf_counter()
+            episode = self.collect_episode()
+            self.after_episode(episode, time.perf_counter() - start)
+        return self.finish()

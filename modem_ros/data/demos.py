@@ -73,8 +73,8 @@ def write_episode(episode: Episode, path: str | Path, meta: dict[str, Any]) -> P
     writer = Writer(tmp, version=9, storage_plugin=StoragePlugin.MCAP)
     writer.open()
     try:
-        conn = {name: writer.add_connection(name, msgtype, typestore=TYPESTORE)
-                for name, msgtype in topics.TYPES.items() if name != topics.CAMERA_INFO}
+        conn = {name: writer.add_connection(name, topics.TYPES[name], typestore=TYPESTORE)
+                for name in topics.BAG_TOPICS}
 
         def put(topic, msg, ns):
             writer.write(conn[topic], ns, TYPESTORE.serialize_cdr(msg, topics.TYPES[topic]))
@@ -138,7 +138,7 @@ def read_episode(path: str | Path, frame_stack: int) -> DemoBag:
     path = Path(path)
     meta = read_meta(path)
     _verify_checksums(path, meta)
-    streams: dict[str, list[Any]] = {name: [] for name in topics.TYPES}
+    streams: dict[str, list[Any]] = {name: [] for name in topics.BAG_TOPICS}
     try:
         with Reader(path) as reader:
             for connection, _, raw in reader.messages():

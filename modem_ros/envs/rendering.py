@@ -16,6 +16,9 @@ class CameraRenderer:
                  shadows: bool = False):
         self.renderer = mujoco.Renderer(model, size, size)
         self.camera, self.flip, self.shadows = camera, flip, shadows
+        cam_id = camera if isinstance(camera, int) else mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, camera)
+        # vertical field of view (degrees) for CameraInfo; -1 is MuJoCo's free camera (45 degrees)
+        self.fovy = float(model.cam_fovy[cam_id]) if cam_id >= 0 else 45.0
 
     def render(self, data: mujoco.MjData) -> np.ndarray:
         """One frame as uint8 [3, size, size] (channels first, as the agent consumes it)."""

@@ -1,0 +1,220 @@
+"""`modem-ros launch <name> key:=value ...`: the graph of modem_ros/graph.py as supervised processes.
+
+Without a ROS 2 distro there is no `ros2 launch`; this starts the same nodes with the same parameter
+files (`--ros-args --params-file`), prefixes their output, and stops all of them when one exits or on
+Ctrl-C/SIGTERM: SIGINT to each process group, SIGTERM after a grace period, SIGKILL last. Children
+also get SIGTERM if the launcher itself dies (PR_SET_PDEATHSIG), so nothing is left orphaned.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from modem_ros.config import ConfigError, load_config
+from modem_ros.graph import NODES_ARGUMENT, LaunchSpec, launch_spec
+from modem_ros.paths import config_dir
+
+WILDCARD = "/**"
+PR_SET_PDEATHSIG = 1
+
+
+def parse_arguments(spec: LaunchSpec, items: list[str]) -> dict[str, str]:
+    """`key:=value` items -> values for every argument of the launch (defaults filled in)."""
+    values = {name: arg.default for name, arg in spec.arguments.items()}
+    values[NODES_ARGUMENT] = ",".join(node.name for node in spec.nodes)
+    for item in items:
+        key, sep, value = item.partition(":=")
+        if not sep:
+            raise ConfigError(f"launch argument '{item}' is not of the form name:=value")
+        if key not in values:
+            raise ConfigError(f"unknown argument '{key}' for launch {spec.name}; known: {', '.join(sorted(values))}")
+        values[key] = value
+    return values
+
+
+def _typed(text: str) -> Any:
+    """A launch argument's text as a parameter value, the way ros2 launch types it (YAML scalars)."""
+    if text == "":
+        return ""
+    value = yaml.safe_load(text)
+    return value if isinstance(value, (bool, int, float, str)) else text
+
+
+def node_parameters(spec: LaunchSpec, values: dict[str, str], params_file: Path | None = None) -> dict[str, dict]:
+    """Every node's parameters: the launch's YAML (wildcard section expanded), then the arguments."""
+    path = params_file or config_dir() / spec.params_file
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"{path}: cannot read node parameters: {err}") from err
+    names = [node.name for node in spec.nodes]
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected '<node>: ros__parameters: {{...}}' sections, got {type(data).__name__}")
+    for key, section in data.items():
+        if key != WILDCARD and key not in names:
+            raise ConfigError(f"{path}: section '{key}' is not a node of {spec.name} ({', '.join(names)})")
+        if not isinstance(section, dict) or set(section) != {"ros__parameters"} or not isinstance(
+                section["ros__parameters"], dict):
+            raise ConfigError(f"{path}: section '{key}' must hold exactly one mapping, 'ros__parameters'")
+    shared = (data.get(WILDCARD) or {}).get("ros__parameters", {})
+    params = {name: {**shared, **(data.get(name) or {}).get("ros__parameters", {})} for name in names}
+    for arg_name, arg in spec.arguments.items():
+        for target in arg.targets:
+            node, _, param = target.partition(".")
+            params[node][param] = _typed(values[arg_name])
+    return params
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen
+    thread: threading.Thread
+
+
+def _die_with_parent() -> None:
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: the process-group stop still applies
+        ctypes.CDLL("libc.so.6").prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def ros_environment(base: dict[str, str] | None = None) -> dict[str, str]:
+    """Discovery on this host only unless the user chose otherwise; our Fast DDS profile for large images."""
+    env = dict(os.environ if base is None else base)
+    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    env.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(config_dir() / "fastdds.xml"))
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+class Supervisor:
+    def __init__(self, log_dir: Path | None = None, out=sys.stdout, grace: float = 5.0):
+        self.children: list[Child] = []
+        self.log_dir, self.out, self.grace = log_dir, out, grace
+        self.lock = threading.Lock()
+        self.width = 10  # prefix column: the longest node name
+
+    def start(self, name: str, command: list[str], env: dict[str, str]) -> None:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                                   start_new_session=True, preexec_fn=_die_with_parent)
+        thread = threading.Thread(target=self._pump, args=(name, process), daemon=True)
+        thread.start()
+        self.children.append(Child(name, process, thread))
+
+    def _pump(self, name: str, process: subprocess.Popen) -> None:
+        log = (self.log_dir / f"{name}.log").open("a") if self.log_dir else None
+        prefix = f"[{name}]".ljust(self.width + 2)
+        for raw in process.stdout:
+            line = raw.decode(errors="replace").rstrip("\n")
+            with self.lock:
+                self.out.write(f"{prefix} {line}\n")
+                self.out.flush()
+            if log:
+                log.write(line + "\n")
+                log.flush()
+        if log:
+            log.close()
+
+    def wait(self) -> tuple[str, int]:
+        """Block until a child exits (name, code) or a signal arrives (KeyboardInterrupt)."""
+        while True:
+            for child in self.children:
+                code = child.process.poll()
+                if code is not None:
+                    return child.name, code
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        """SIGINT every process group, then SIGTERM, then SIGKILL; returns when all are gone."""
+        for sig, timeout in ((signal.SIGINT, self.grace), (signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0)):
+            alive = [c for c in self.children if c.process.poll() is None]
+            if not alive:
+                break
+            for child in alive:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(child.process.pid, sig)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and any(c.process.poll() is None for c in alive):
+                time.sleep(0.05)
+        for child in self.children:  # a grandchild may still hold the pipe; don't wait on it forever
+            child.thread.join(timeout=1.0)
+
+
+def node_command(module: str, name: str, params_file: Path, remaps=()) -> list[str]:
+    command = [sys.executable, "-m", module, "--ros-args", "-r", f"__node:={name}", "--params-file", str(params_file)]
+    for src, dst in remaps:
+        command += ["-r", f"{src}:={dst}"]
+    return command
+
+
+def prepare(name: str, items: list[str]) -> tuple[LaunchSpec, dict[str, str], dict[str, dict], Path]:
+    """Resolve and check everything before a process starts: unknown task, argument or malformed file
+    fail here with one message. Returns the spec, argument values, node parameters and launch dir."""
+    spec = launch_spec(name)
+    values = parse_arguments(spec, items)
+    params = node_parameters(spec, values)
+    wanted = [n for n in values[NODES_ARGUMENT].split(",") if n]
+    unknown = set(wanted) - {node.name for node in spec.nodes}
+    if unknown:
+        raise ConfigError(f"nodes:= names {sorted(unknown)}, not nodes of {name}")
+    for node, node_params in params.items():  # each node resolves the task config the same way
+        if node in wanted:
+            preset = node_params.get("preset", "")
+            load_config(str(node_params.get("task", "toy-reach")),
+                        {"seed": node_params.get("seed", 1)},
+                        preset=None if preset in ("", "reference") else preset)
+    if "trainer" in params and "trainer" in wanted:
+        if not params["trainer"].get("run_dir"):
+            params["trainer"]["run_dir"] = str(Path("runs") / f"{params['trainer']['task']}-"
+                                                f"{time.strftime('%Y%m%d-%H%M%S')}")
+        launch_dir = Path(params["trainer"]["run_dir"]) / "launch"
+    else:
+        launch_dir = Path("runs") / "launch" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    if name == "eval_sim" and "planner" in wanted and not params["planner"].get("checkpoint"):
+        raise ConfigError("eval_sim needs checkpoint:=<path to a .pt file>")
+    return spec, values, params, launch_dir
+
+
+def launch(name: str, items: list[str], out=sys.stdout) -> int:
+    spec, values, params, launch_dir = prepare(name, items)
+    wanted = [n for n in values[NODES_ARGUMENT].split(",") if n]
+    launch_dir.mkdir(parents=True, exist_ok=True)
+    params_file = launch_dir / f"{name}.params.yaml"  # the exact parameters of this run, a snapshot
+    params_file.write_text(yaml.safe_dump({n: {"ros__parameters": p} for n, p in params.items() if n in wanted},
+                                          sort_keys=False))
+    env = ros_environment()
+    supervisor = Supervisor(log_dir=launch_dir, out=out)
+    out.write(f"[launch] {name}: {', '.join(wanted)}; parameters {params_file}; "
+              f"ROS_DOMAIN_ID={env.get('ROS_DOMAIN_ID', '0')} discovery {env['ROS_AUTOMATIC_DISCOVERY_RANGE']}\n")
+    out.flush()
+    previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    code = 0
+    try:
+        for node in spec.nodes:
+            if node.name in wanted:
+                supervisor.start(node.name, node_command(node.module, node.name, params_file, node.remaps), env)
+        ended, code = supervisor.wait()
+        if ended == spec.main_node and code == 0:
+            out.write(f"[launch] {ended} finished; stopping the others\n")
+        else:
+            out.write(f"[launch] {ended} exited with code {code}; stopping the others\n")
+            code = code or 1  # a node that should run until stopped has ended: that is a failure
+    except KeyboardInterrupt:
+        out.write("[launch] interrupted; stopping all nodes\n")
+        code = 130
+    finally:
+        out.flush()
+        supervisor.stop()
+        signal.signal(signal.SIGTERM, previous)
+    return code

@@ -1,0 +1,91 @@
+"""camera: turns a sensor's image stream into the agent's — rgb8 at img_size, square, with CameraInfo
+scaled to match. In sim it relays the bridge's already-sized frames one for one (lock-step: reliable);
+on hardware it subscribes best-effort to the RealSense stream, centre-crops to square and resizes.
+Frame stacking happens in the consumers (a k-frame stack is not a standard image encoding)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from sensor_msgs.msg import CameraInfo, Image
+
+from modem_ros import topics
+from modem_ros.nodes.common import STREAM, ModemNode, image_array, image_msg, run_node
+
+
+def square_resize(frame: np.ndarray, size: int) -> tuple[np.ndarray, float, int, int]:
+    """Centre-crop to square and resize; returns the frame, the scale and the crop offsets (x, y)."""
+    h, w = frame.shape[:2]
+    side = min(h, w)
+    x0, y0 = (w - side) // 2, (h - side) // 2
+    crop = frame[y0:y0 + side, x0:x0 + side]
+    if side == size:
+        return crop, 1.0, x0, y0
+    import cv2
+
+    interp = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
+    return cv2.resize(crop, (size, size), interpolation=interp), size / side, x0, y0
+
+
+def scaled_info(info: CameraInfo, scale: float, x0: int, y0: int, size: int) -> CameraInfo:
+    out = CameraInfo()
+    out.header, out.distortion_model, out.d = info.header, info.distortion_model, info.d
+    out.height = out.width = size
+    k = list(info.k)
+    k[0], k[4] = k[0] * scale, k[4] * scale
+    k[2], k[5] = (k[2] - x0) * scale, (k[5] - y0) * scale
+    out.k, out.r = k, info.r
+    p = list(info.p)
+    p[0], p[5], p[2], p[6] = p[0] * scale, p[5] * scale, (p[2] - x0) * scale, (p[6] - y0) * scale
+    out.p = p
+    return out
+
+
+class Camera(ModemNode):
+    def __init__(self):
+        super().__init__("camera")
+        self.size = self.task_config().img_size
+        reliable = self.param("reliable", True, "Lock-step relay (sim): reliable, nothing dropped. False: "
+                              "best-effort sensor QoS, newest frame only (hardware).")
+        self.rate_warning = self.param("min_rate", 0.0, "Warn when the input rate (Hz) falls below this (0 = off).")
+        qos = self.stream_qos(reliable)
+        out_qos = STREAM if reliable else 2  # hardware: reliable to local consumers, two frames deep
+        self.image_pub = self.create_publisher(Image, topics.IMAGE, out_qos)
+        self.info_pub = self.create_publisher(CameraInfo, topics.CAMERA_INFO, out_qos)
+        self.create_subscription(Image, topics.RAW_IMAGE, self.on_image, qos)
+        self.create_subscription(CameraInfo, topics.RAW_CAMERA_INFO, self.on_info, qos)
+        self.info: CameraInfo | None = None
+        self.count, self.window_start = 0, time.monotonic()
+        if self.rate_warning > 0:
+            self.create_timer(5.0, self.check_rate)
+
+    def on_info(self, msg: CameraInfo) -> None:
+        self.info = msg
+
+    def on_image(self, msg: Image) -> None:
+        try:
+            frame = image_array(msg)
+        except ValueError as err:
+            self.get_logger().error(f"{topics.RAW_IMAGE}: frame dropped: {err}", throttle_duration_sec=5.0)
+            return
+        self.count += 1
+        out, scale, x0, y0 = square_resize(frame, self.size)
+        if self.info is not None:
+            self.info_pub.publish(scaled_info(self.info, scale, x0, y0, self.size))
+        self.image_pub.publish(image_msg(out, msg.header.stamp, msg.header.frame_id))
+
+    def check_rate(self) -> None:
+        now = time.monotonic()
+        rate = self.count / (now - self.window_start)
+        if rate < self.rate_warning:
+            self.get_logger().warning(f"camera rate {rate:.1f} Hz < {self.rate_warning:.1f} Hz")
+        self.count, self.window_start = 0, now
+
+
+def main(args=None) -> int:
+    return run_node(Camera, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

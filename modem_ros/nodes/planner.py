@@ -1,0 +1,156 @@
+"""planner: the MoDem agent acting in the graph — image + state in, one action out per observation.
+
+Weights come from a checkpoint file (deploy, eval) or from the trainer's announcements on
+modem/checkpoint, hot-reloaded between actions. In sim training (`sync_weights`) episode i starts only
+once weights of version >= i are loaded: the reference's collect-then-update order, so the graph
+trains exactly like the plain loop. Reports act() latency statistics.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import deque
+from dataclasses import replace
+
+import numpy as np
+import torch
+from rclpy.time import Time as RosTime
+from sensor_msgs.msg import Image
+from std_msgs.msg import Float32MultiArray, String
+
+from modem_ros import topics
+from modem_ros.agent.modem import ModemAgent
+from modem_ros.envs.base import FrameStack
+from modem_ros.nodes.common import LATCHED, STREAM, ModemNode, array_msg, image_array, json_msg, run_node
+
+
+class Planner(ModemNode):
+    def __init__(self):
+        super().__init__("planner")
+        cfg = self.task_config()
+        device = self.param("device", "auto", "Torch device for acting: auto (cuda if available), cpu, cuda[:N].")
+        self.checkpoint = self.param("checkpoint", "", "Checkpoint file to act with; empty = wait for the "
+                                     "trainer's announcements on modem/checkpoint.")
+        self.eval_mode = self.param("eval_mode", False, "Plan without exploration noise (evaluation, deployment).")
+        self.sync = self.param("sync_weights", True, "Start episode i only with weights version >= i "
+                               "(sim training, lock-step). Never on hardware: a robot must not wait on a trainer.")
+        reliable = self.param("reliable", True, "Lock-step streams (sim): every observation is acted on. False: "
+                              "best-effort, act on the newest observation only (hardware).")
+        self.max_age = self.param("max_obs_age", 0.0, "Refuse observations older than this many seconds by "
+                                  "their stamp (0 = off; lock-step sim time never ages).")
+        self.stats_every = self.param("stats_every", 100, "Actions between latency reports.")
+        self.cfg = replace(cfg, device=device)
+        torch.manual_seed(self.cfg.seed)
+        self.agent = ModemAgent(self.cfg)
+        depth = None if reliable else 1  # hardware: only the newest observation is worth acting on
+        self.frames: deque[tuple[np.ndarray, object]] = deque(maxlen=depth)
+        self.states: deque[np.ndarray] = deque(maxlen=depth)
+        self.stack = FrameStack(self.cfg.frame_stack)
+        self.t = 0             # observation index within the current episode
+        self.episode = 0       # episode index (set from the first checkpoint when training)
+        self.step = 0          # env steps so far (drives the seeding phase and the schedules)
+        self.version = -1      # weights version loaded; -1 = none yet
+        self.latencies: list[tuple[float, float]] = []  # (observation -> action, act() alone), seconds
+        qos = self.stream_qos(reliable)
+        self.action_pub = self.create_publisher(Float32MultiArray, topics.ACTION, STREAM if reliable else 10)
+        self.stats_pub = self.create_publisher(String, topics.PLANNER_STATS, 10)
+        self.create_subscription(Image, topics.IMAGE, self.on_image, qos)
+        self.create_subscription(Float32MultiArray, topics.STATE, self.on_state, qos)
+        if self.checkpoint:
+            self.load(self.checkpoint, version=0, step=0, episodes=0)
+        else:
+            self.create_subscription(String, topics.CHECKPOINT, self.on_checkpoint, LATCHED)
+        self.get_logger().info(f"task {self.cfg.task} on {self.agent.device}; "
+                               f"{'acting with ' + self.checkpoint if self.checkpoint else 'waiting for a checkpoint'}")
+
+    # ------------------------------------------------------------------ weights
+    def load(self, path: str, version: int, step: int, episodes: int) -> None:
+        start = time.perf_counter()
+        try:
+            self.agent.load(path)
+        except (OSError, RuntimeError, ValueError) as err:
+            self.get_logger().error(f"checkpoint {path} not loaded ({err}); on another machine than the "
+                                    "trainer, its run directory must be shared at the same path")
+            return
+        if self.version < 0:
+            self.step, self.episode = step, episodes
+        self.version = version
+        self.get_logger().info(f"loaded weights v{version} (step {step}) from {path} in "
+                               f"{time.perf_counter() - start:.2f} s")
+
+    def on_checkpoint(self, msg: String) -> None:
+        info = json.loads(msg.data)
+        if info["version"] > self.version:
+            self.load(info["path"], info["version"], info["step"], info["episodes"])
+            self.try_act()
+
+    # ------------------------------------------------------------------ observations
+    def on_image(self, msg: Image) -> None:
+        try:
+            frame = image_array(msg, self.cfg.img_size)
+        except ValueError as err:
+            self.get_logger().error(f"{topics.IMAGE}: observation refused: {err}", throttle_duration_sec=5.0)
+            return
+        if self.max_age > 0:
+            age = (self.get_clock().now() - RosTime.from_msg(msg.header.stamp)).nanoseconds / 1e9
+            if age > self.max_age:
+                self.get_logger().warning(f"stale observation refused: {age:.3f} s old > {self.max_age} s",
+                                          throttle_duration_sec=5.0)
+                return
+        self.frames.append((frame.transpose(2, 0, 1), time.perf_counter()))
+        self.try_act()
+
+    def on_state(self, msg: Float32MultiArray) -> None:
+        state = np.asarray(msg.data, np.float32)
+        if state.shape != (self.cfg.state_dim,) or not np.all(np.isfinite(state)):
+            self.get_logger().error(f"{topics.STATE}: observation refused: {state.size} values "
+                                    f"(expected {self.cfg.state_dim} finite)", throttle_duration_sec=5.0)
+            return
+        self.states.append(state)
+        self.try_act()
+
+    def try_act(self) -> None:
+        while self.frames and self.states and self.version >= 0:
+            if self.t == 0 and self.sync and self.version < self.episode:
+                return  # the trainer has not finished with the previous episode yet
+            (frame, received), state = self.frames.popleft(), self.states.popleft()
+            rgb = self.stack.observe(frame, first=self.t == 0)
+            if self.t == self.cfg.episode_length:  # final observation: the bridge resets next
+                self.t, self.episode = 0, self.episode + 1
+                continue
+            start = time.perf_counter()
+            action = self.agent.act({"rgb": rgb, "state": state}, self.step, eval_mode=self.eval_mode,
+                                    t0=self.t == 0)
+            if not np.all(np.isfinite(action)):
+                self.get_logger().error(f"agent produced a non-finite action {action.tolist()} at step "
+                                        f"{self.step}; sending zeros (hold) instead")
+                action = np.zeros(self.cfg.action_dim, np.float32)
+            self.action_pub.publish(array_msg(action))
+            now = time.perf_counter()
+            self.latencies.append((now - received, now - start))
+            self.t, self.step = self.t + 1, self.step + 1
+            if len(self.latencies) >= self.stats_every:
+                self.report()
+
+    def report(self) -> None:
+        ms = 1000 * np.asarray(self.latencies)
+        total, act = ms[:, 0], ms[:, 1]
+        stats = {"actions": len(ms), "median_ms": round(float(np.median(total)), 2),
+                 "p95_ms": round(float(np.percentile(total, 95)), 2), "max_ms": round(float(total.max()), 2),
+                 "act_median_ms": round(float(np.median(act)), 2), "step": self.step,
+                 "weights_version": self.version}
+        self.stats_pub.publish(json_msg(stats))
+        # observation -> action counts from the image's arrival, so a sync wait for weights shows up here
+        self.get_logger().info(f"observation -> action: median {stats['median_ms']} ms, p95 {stats['p95_ms']} ms "
+                               f"(act() {stats['act_median_ms']} ms) over {stats['actions']} actions "
+                               f"(step {self.step}, weights v{self.version})")
+        self.latencies.clear()
+
+
+def main(args=None) -> int:
+    return run_node(Planner, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

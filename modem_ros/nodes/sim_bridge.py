@@ -1,0 +1,151 @@
+"""sim_bridge: owns a suite env and makes it look like a robot + camera to the graph, in lock-step.
+
+Publishes every observation (camera frame + CameraInfo, task state), each step's reward and success,
+episode start/end events and /clock; steps the env once per action received and resets it when an
+episode ends. Nothing else in the graph knows it is a simulation.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Bool, Float32, Float32MultiArray, String
+
+from modem_ros import topics
+from modem_ros.envs import make_env
+from modem_ros.envs.base import check_action
+from modem_ros.nodes.common import STREAM, ModemNode, array_msg, image_msg, json_msg, run_node
+
+
+def camera_info(size: int, fovy_deg: float, stamp: Time, frame_id: str) -> CameraInfo:
+    """Pinhole intrinsics of a square MuJoCo camera (square pixels, centred principal point)."""
+    f = 0.5 * size / math.tan(math.radians(fovy_deg) / 2)
+    c = (size - 1) / 2
+    msg = CameraInfo()
+    msg.header.stamp, msg.header.frame_id = stamp, frame_id
+    msg.height = msg.width = size
+    msg.distortion_model, msg.d = "plumb_bob", [0.0] * 5
+    msg.k = [f, 0.0, c, 0.0, f, c, 0.0, 0.0, 1.0]
+    msg.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    msg.p = [f, 0.0, c, 0.0, 0.0, f, c, 0.0, 0.0, 0.0, 1.0, 0.0]
+    return msg
+
+
+class SimBridge(ModemNode):
+    def __init__(self):
+        super().__init__("sim_bridge")
+        self.cfg = self.task_config()
+        self.max_episodes = self.param("max_episodes", 0, "Episodes to run before exiting (0 = until shut down).")
+        self.first_episode = self.param("first_episode", 0, "Index of the first episode; episode i resets "
+                                        "with seed*100000+i (the plain trainer's seeds), eval ones +10000000.")
+        self.eval_seeds = self.param("eval_seeds", False, "Reset with the trainer's evaluation seeds.")
+        self.period = self.param("control_period", 0.05, "Sim seconds per agent step (the /clock increment).")
+        self.stall_warning = self.param("stall_warning", 30.0, "Seconds without an action before warning.")
+        self.env = make_env(self.cfg, seed=self.cfg.seed)
+        self.fovy = getattr(getattr(self.env, "renderer", None), "fovy", 45.0)
+        # transient-local STREAM: a node that subscribes late still gets the episode from its start
+        self.pub = {name: self.create_publisher(kind, name, STREAM) for name, kind in [
+            (topics.RAW_IMAGE, Image), (topics.RAW_CAMERA_INFO, CameraInfo), (topics.STATE, Float32MultiArray),
+            (topics.REWARD, Float32), (topics.SUCCESS, Bool), (topics.EPISODE, String)]}
+        self.clock_pub = self.create_publisher(Clock, topics.CLOCK, 10)
+        self.create_subscription(Float32MultiArray, topics.ACTION, self.on_action, STREAM)
+        self.create_timer(self.stall_warning, self.check_stall)
+        self.ticks, self.episode, self.t = 0, self.first_episode, 0
+        self.episode_return, self.episode_success = 0.0, False
+        self.results: list[dict] = []
+        self.last_activity = time.monotonic()
+        self.exit_code = 0
+        self.finished = False
+        self.get_logger().info(f"task {self.cfg.task}: {self.cfg.episode_length}-step episodes, "
+                               f"{self.cfg.img_size} px, state {self.cfg.state_dim}, action {self.cfg.action_dim}")
+        self.start_episode()
+
+    def stamp(self) -> Time:
+        ns = round(self.ticks * self.period * 1e9)
+        return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+    def publish_obs(self, obs: dict) -> None:
+        self.clock_pub.publish(Clock(clock=self.stamp()))
+        stamp = self.stamp()
+        frame = obs["rgb"][-3:].transpose(1, 2, 0)  # newest frame; consumers stack frames themselves
+        self.pub[topics.RAW_CAMERA_INFO].publish(camera_info(frame.shape[0], self.fovy, stamp, topics.CAMERA_FRAME))
+        self.pub[topics.STATE].publish(array_msg(obs["state"]))
+        self.pub[topics.RAW_IMAGE].publish(image_msg(frame, stamp, topics.CAMERA_FRAME))
+
+    def start_episode(self) -> None:
+        seed = self.cfg.seed * 100_000 + self.episode + (10_000_000 if self.eval_seeds else 0)
+        obs = self.env.reset(seed=seed)
+        self.t, self.episode_return, self.episode_success = 0, 0.0, False
+        self.pub[topics.EPISODE].publish(json_msg({"event": "start", "episode": self.episode, "seed": seed}))
+        self.publish_obs(obs)
+
+    def on_action(self, msg: Float32MultiArray) -> None:
+        self.last_activity = time.monotonic()
+        if self.finished:
+            return
+        try:
+            action = check_action(np.asarray(msg.data, np.float32), self.cfg.action_dim)
+        except ValueError as err:  # the env is not stepped: the graph stays paired, the step is not lost
+            self.get_logger().error(f"episode {self.episode} step {self.t}: action refused: {err}")
+            return
+        obs, reward, done, info = self.env.step(action)
+        self.ticks += 1
+        self.t += 1
+        success = bool(info.get("success", False))
+        self.episode_return += float(reward)
+        self.episode_success |= success
+        self.pub[topics.REWARD].publish(Float32(data=float(reward)))
+        self.pub[topics.SUCCESS].publish(Bool(data=success))
+        self.publish_obs(obs)
+        if done != (self.t == self.cfg.episode_length):
+            raise RuntimeError(f"env episode ended at step {self.t}, config says {self.cfg.episode_length}")
+        if done:
+            self.end_episode()
+
+    def end_episode(self) -> None:
+        result = {"event": "end", "episode": self.episode, "steps": self.t,
+                  "return": round(self.episode_return, 4), "success": self.episode_success}
+        self.results.append(result)
+        self.pub[topics.EPISODE].publish(json_msg(result))
+        self.get_logger().info(f"episode {self.episode}: return {result['return']:.2f} "
+                               f"success {self.episode_success}")
+        self.episode += 1
+        if self.max_episodes and len(self.results) >= self.max_episodes:
+            rate = np.mean([r["success"] for r in self.results])
+            mean = np.mean([r["return"] for r in self.results])
+            self.get_logger().info(f"{len(self.results)} episodes: success rate {rate:.2f}, mean return {mean:.2f}")
+            self.finished = True
+            return
+        self.ticks += 1  # a reset takes one control period of sim time: stamps stay strictly increasing
+        self.start_episode()
+
+    def check_stall(self) -> None:
+        idle = time.monotonic() - self.last_activity
+        if not self.finished and idle >= self.stall_warning:
+            self.get_logger().warning(f"no action for {idle:.0f} s at episode {self.episode} step {self.t} "
+                                      "(is a planner running, and has it got a checkpoint?)")
+
+    def run(self) -> None:
+        import rclpy
+
+        while rclpy.ok() and not self.finished:
+            rclpy.spin_once(self, timeout_sec=0.1)
+        time.sleep(0.5)  # let the last messages leave before the process exits
+
+    def destroy_node(self) -> None:
+        if hasattr(self.env, "close"):
+            self.env.close()
+        super().destroy_node()
+
+
+def main(args=None) -> int:
+    return run_node(SimBridge, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,136 @@
+"""trainer: MoDem's three phases on what the graph collects plus the demo directory.
+
+Behaviour cloning on the demos, then, episode by episode as they arrive on the graph's streams: store
+(a rosbag2 episode under run_dir/episodes), update at the reference update-to-data ratio, evaluate,
+checkpoint. After each episode the weights are written atomically to checkpoints/latest.pt and
+announced on modem/checkpoint. The schedule is the library Trainer's, line for line. Restarted on the
+same run_dir, it resumes from latest.pt and the episodes stored up to it.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import rclpy
+from sensor_msgs.msg import Image
+from std_msgs.msg import Bool, Float32, Float32MultiArray, String
+
+from modem_ros import topics
+from modem_ros.data.demos import DemoError, read_episode, write_episode
+from modem_ros.data.stream import EpisodeAssembler, StreamError
+from modem_ros.nodes.common import LATCHED, STREAM, ModemNode, NodeSetupError, image_array, json_msg, run_node
+from modem_ros.run import build_trainer, ensure_demos
+from modem_ros.runtime import keep_freed_memory
+
+
+def default_run_dir(task: str) -> Path:
+    return Path("runs") / f"{task}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+class TrainerNode(ModemNode):
+    def __init__(self):
+        super().__init__("trainer")
+        cfg = self.task_config()
+        device = self.param("device", "auto", "Torch device for updates: auto (cuda if available), cpu, cuda[:N].")
+        run_dir = self.param("run_dir", "", "Run directory (config snapshot, checkpoints, episodes, metrics.jsonl, "
+                             "TensorBoard, eval videos, learning curve); empty = runs/<task>-<time>.")
+        demo_dir = self.param("demo_dir", "", "Demonstration dataset; empty = the task's demo cache, generated "
+                              "by its expert on first use.")
+        resume = self.param("resume", True, "Continue from run_dir/checkpoints/latest.pt when it exists.")
+        steps = self.param("steps", 0, "Agent steps of interaction to train for; 0 = the config's train_steps.")
+        self.run_dir = Path(run_dir) if run_dir else default_run_dir(cfg.task)
+        cfg = replace(cfg, device=device, demo_dir=demo_dir or cfg.demo_dir, train_steps=steps or cfg.train_steps)
+        try:
+            cfg = replace(cfg, demo_dir=str(ensure_demos(cfg, log=self.get_logger().info)))
+            self.trainer = build_trainer(cfg, self.run_dir, log_stream=sys.stdout, collect=False)
+        except DemoError as err:
+            raise NodeSetupError(f"demonstrations: {err}") from err
+        self.cfg = cfg
+        self.episode_dir = self.run_dir / "episodes"
+        latest = self.run_dir / "checkpoints" / "latest.pt"
+        if resume and latest.exists():
+            self.resume(latest)
+        self.assembler = EpisodeAssembler(cfg.frame_stack, cfg.episode_length, cfg.state_dim, cfg.action_dim)
+        self.ckpt_pub = self.create_publisher(String, topics.CHECKPOINT, LATCHED)
+        self.create_subscription(Image, topics.IMAGE, self.on_image, STREAM)
+        self.create_subscription(Float32MultiArray, topics.STATE, self.on_state, STREAM)
+        self.create_subscription(Float32MultiArray, topics.ACTION, self.on_action, STREAM)
+        self.create_subscription(Float32, topics.REWARD, lambda m: self.assembler.add_reward(m.data), STREAM)
+        self.create_subscription(Bool, topics.SUCCESS, lambda m: self.assembler.add_success(m.data), STREAM)
+        self.version = self.trainer.episodes
+        self.exit_code = 0
+        self.get_logger().info(f"run directory {self.run_dir.resolve()}")
+
+    def resume(self, latest: Path) -> None:
+        import torch
+
+        count = int(torch.load(latest, map_location="cpu", weights_only=True)["episodes"])
+        found = self.episode_dir.iterdir() if self.episode_dir.is_dir() else []
+        paths = sorted(p for p in found if p.is_dir() and not p.name.startswith("."))
+        for extra in paths[count:]:  # collected after the last checkpoint: kept, hidden, not trained on
+            extra.rename(extra.with_name(f".after-checkpoint-{time.strftime('%Y%m%d-%H%M%S')}-{extra.name}"))
+        paths = paths[:count]
+        if len(paths) < count:
+            raise NodeSetupError(f"{latest} was saved after {count} episodes but {self.episode_dir} holds "
+                                 f"{len(paths)}; cannot resume (start a new run_dir or resume:=false)")
+        episodes = [read_episode(p, self.cfg.frame_stack).episode for p in paths]
+        self.trainer.resume(latest, episodes)
+        self.get_logger().info(f"resumed at step {self.trainer.step} after {count} episodes")
+
+    # -------------------------------------------------------------- streams
+    def on_image(self, msg: Image) -> None:
+        try:
+            self.assembler.add_frame(image_array(msg, self.cfg.img_size).transpose(2, 0, 1))
+        except ValueError as err:
+            self.get_logger().error(f"{topics.IMAGE}: frame not stored: {err}", throttle_duration_sec=5.0)
+
+    def on_state(self, msg: Float32MultiArray) -> None:
+        self.add(self.assembler.add_state, msg, topics.STATE)
+
+    def on_action(self, msg: Float32MultiArray) -> None:
+        self.add(self.assembler.add_action, msg, topics.ACTION)
+
+    def add(self, adder, msg: Float32MultiArray, topic: str) -> None:
+        try:
+            adder(np.asarray(msg.data, np.float32))
+        except StreamError as err:  # the bridge refuses the same messages, so the streams stay paired
+            self.get_logger().error(f"{topic}: not stored: {err}")
+
+    # -------------------------------------------------------------- training
+    def announce(self) -> None:
+        path = self.trainer.save("latest.pt")
+        self.version = self.trainer.episodes
+        self.ckpt_pub.publish(json_msg({"path": str(path.resolve()), "version": self.version,
+                                        "step": self.trainer.step, "episodes": self.trainer.episodes}))
+
+    def run(self) -> None:
+        self.trainer.begin()
+        self.announce()
+        waiting_since = time.perf_counter()
+        while rclpy.ok() and not self.trainer.done:
+            rclpy.spin_once(self, timeout_sec=0.05)
+            episode = self.assembler.pop_episode()
+            if episode is None:
+                continue
+            index = self.trainer.episodes
+            write_episode(episode, self.episode_dir / f"episode_{index:06d}",
+                          {"task": self.cfg.task, "source": "graph", "episode": index})
+            self.trainer.after_episode(episode, seconds=time.perf_counter() - waiting_since)
+            self.announce()
+            waiting_since = time.perf_counter()
+        if self.trainer.done:
+            self.trainer.finish()
+            self.get_logger().info(f"done: {self.trainer.step} steps; run directory {self.run_dir.resolve()}")
+
+
+def main(args=None) -> int:
+    keep_freed_memory()  # as in `modem-ros train`: updates stop page-faulting their activations
+    return run_node(TrainerNode, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,46 @@
+"""The learning curve of a run: evaluation success rate and return against env steps, as a PNG."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def eval_records(metrics_path: Path) -> list[dict]:
+    """The `eval` records of a metrics.jsonl (a run resumed after a crash appends to the same file)."""
+    records = []
+    for line in Path(metrics_path).read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:  # a line cut short by a kill; the rest of the file is intact
+            continue
+        if record.get("kind") == "eval":
+            records.append(record)
+    return records
+
+
+def learning_curve(metrics_path: Path, out: Path, title: str = "") -> Path | None:
+    """Draw success rate and mean return per evaluation; None when there is nothing to draw."""
+    records = eval_records(metrics_path)
+    if not records:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on robots and CI machines
+    import matplotlib.pyplot as plt
+
+    steps = [r["step"] for r in records]
+    fig, (ax_success, ax_return) = plt.subplots(1, 2, figsize=(9, 3.2))
+    ax_success.plot(steps, [100 * r["success_rate"] for r in records], marker="o")
+    ax_success.set(xlabel="env steps", ylabel="success rate (%)", ylim=(-5, 105))
+    ax_return.plot(steps, [r["episode_return"] for r in records], marker="o", color="tab:orange")
+    ax_return.set(xlabel="env steps", ylabel="mean episode return")
+    for ax in (ax_success, ax_return):
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    tmp = out.with_name(f".{out.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(out)
+    return out
