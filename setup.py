@@ -17,7 +17,8 @@ SIM = [
     "gymnasium-robotics==1.4.2", "opencv-python-headless", "imageio", "imageio-ffmpeg",
 ]
 HARDWARE = ["pyrealsense2==2.59.1", "franky-control==2.0.0"]
-NODES = []  # one console entry point per node arrives with the ROS graph (modem_ros/nodes/)
+# `ros2 run modem_ros <node>` on a ROS 2 install; the launchers use `python -m modem_ros.nodes.<node>`
+NODES = [f"{node} = modem_ros.nodes.{node}:main" for node in ("sim_bridge", "camera", "planner", "trainer")]
 
 
 def data_files():

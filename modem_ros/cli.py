@@ -110,7 +110,7 @@ def cmd_demos(args: argparse.Namespace) -> int:
 
 
 def cmd_launch(args: argparse.Namespace) -> int:
-    from modem_ros.graph import LAUNCHES, NODES_ARGUMENT
+    from modem_ros.graph import LAUNCHES, NODES_ARGUMENT, PARAMS_FILE_ARGUMENT
     from modem_ros.launcher import launch
 
     if args.name is None or args.show:
@@ -123,6 +123,7 @@ def cmd_launch(args: argparse.Namespace) -> int:
                 print(f"  {arg + ':=' + repr(a.default):<28} {a.description}")
             print(f"  {NODES_ARGUMENT + ':=...':<28} Comma-separated subset of the nodes to start here "
                   "(multi-machine).")
+            print(f"  {PARAMS_FILE_ARGUMENT + ':=...':<28} Node-parameter YAML instead of config/{spec.params_file}.")
         return 0
     return launch(args.name, args.overrides)
 

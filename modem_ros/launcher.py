@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from modem_ros.config import ConfigError, load_config
-from modem_ros.graph import NODES_ARGUMENT, LaunchSpec, launch_spec
+from modem_ros.graph import NODES_ARGUMENT, PARAMS_FILE_ARGUMENT, Argument, LaunchSpec, launch_spec
 from modem_ros.paths import config_dir
 
 WILDCARD = "/**"
@@ -34,6 +34,7 @@ def parse_arguments(spec: LaunchSpec, items: list[str]) -> dict[str, str]:
     """`key:=value` items -> values for every argument of the launch (defaults filled in)."""
     values = {name: arg.default for name, arg in spec.arguments.items()}
     values[NODES_ARGUMENT] = ",".join(node.name for node in spec.nodes)
+    values[PARAMS_FILE_ARGUMENT] = ""
     for item in items:
         key, sep, value = item.partition(":=")
         if not sep:
@@ -44,17 +45,21 @@ def parse_arguments(spec: LaunchSpec, items: list[str]) -> dict[str, str]:
     return values
 
 
-def _typed(text: str) -> Any:
-    """A launch argument's text as a parameter value, the way ros2 launch types it (YAML scalars)."""
-    if text == "":
-        return ""
-    value = yaml.safe_load(text)
-    return value if isinstance(value, (bool, int, float, str)) else text
+def _typed(name: str, arg: Argument, text: str) -> Any:
+    """A launch argument's text as its parameters' type; a clear error naming the argument if not."""
+    if arg.kind is bool and text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    if arg.kind is int:
+        with contextlib.suppress(ValueError):
+            return int(text)
+    if arg.kind is str:
+        return text
+    raise ConfigError(f"launch argument {name}:={text!r} must be {arg.kind.__name__}")
 
 
-def node_parameters(spec: LaunchSpec, values: dict[str, str], params_file: Path | None = None) -> dict[str, dict]:
+def node_parameters(spec: LaunchSpec, values: dict[str, str]) -> dict[str, dict]:
     """Every node's parameters: the launch's YAML (wildcard section expanded), then the arguments."""
-    path = params_file or config_dir() / spec.params_file
+    path = Path(values.get(PARAMS_FILE_ARGUMENT) or config_dir() / spec.params_file)
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as err:
@@ -73,7 +78,7 @@ def node_parameters(spec: LaunchSpec, values: dict[str, str], params_file: Path 
     for arg_name, arg in spec.arguments.items():
         for target in arg.targets:
             node, _, param = target.partition(".")
-            params[node][param] = _typed(values[arg_name])
+            params[node][param] = _typed(arg_name, arg, values[arg_name])
     return params
 
 

@@ -1,0 +1,89 @@
+"""launch/*.launch.py build exactly the nodes, parameter files and arguments of modem_ros/graph.py,
+and every parameter the YAML files or launch arguments set is one a node declares.
+
+`launch` and `launch_ros` cannot be installed without a ROS 2 distro (DESIGN.md), so the launch files
+run here against FAKE stand-in modules that only record the actions they are asked to build.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import yaml
+
+from modem_ros.graph import LAUNCHES
+from modem_ros.paths import share_dir
+
+LAUNCH_DIR = share_dir() / "launch"
+NODE_DIR = Path(__file__).resolve().parents[1] / "modem_ros" / "nodes"
+
+
+class Recorded:
+    """FAKE launch action / substitution: remembers its constructor arguments."""
+
+    def __init__(self, *args, **kwargs):
+        self.args, self.kwargs = args, kwargs
+
+
+@pytest.fixture
+def fake_launch(monkeypatch):
+    kinds = {"launch": ["LaunchDescription"], "launch.actions": ["DeclareLaunchArgument", "SetEnvironmentVariable"],
+             "launch.substitutions": ["LaunchConfiguration", "EnvironmentVariable"], "launch_ros": [],
+             "launch_ros.actions": ["Node"], "launch_ros.parameter_descriptions": ["ParameterValue"]}
+    for module_name, classes in kinds.items():
+        module = types.ModuleType(module_name)
+        for name in classes:
+            setattr(module, name, type(name, (Recorded,), {}))
+        monkeypatch.setitem(sys.modules, module_name, module)
+
+
+def declared_parameters(node: str) -> set[str]:
+    """Names a node declares: self.param("name", ...) in its file, plus the shared task parameters."""
+    names = {"use_sim_time"}  # declared by rclpy itself
+    for path in (NODE_DIR / f"{node}.py", NODE_DIR / "common.py"):
+        for call in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "param"
+                    and call.args and isinstance(call.args[0], ast.Constant)):
+                names.add(call.args[0].value)
+    return names
+
+
+@pytest.mark.parametrize("name", sorted(LAUNCHES))
+def test_launch_file_builds_the_graph_of_graph_py(name, fake_launch):
+    path = LAUNCH_DIR / f"{name}.launch.py"
+    calls = [c for c in ast.walk(ast.parse(path.read_text())) if isinstance(c, ast.Call)
+             and getattr(c.func, "id", "") == "build"]
+    assert [c.args[0].value for c in calls] == [name]  # one build() of its own launch, nothing added
+    spec_ = importlib.util.spec_from_file_location(f"{name}_launch", path)
+    module = importlib.util.module_from_spec(spec_)
+    spec_.loader.exec_module(module)
+    actions = module.generate_launch_description().args[0]
+    spec = LAUNCHES[name]
+    declared = {a.args[0]: a.kwargs["default_value"] for a in actions if type(a).__name__ == "DeclareLaunchArgument"}
+    assert declared == {arg: a.default for arg, a in spec.arguments.items()}
+    nodes = [a for a in actions if type(a).__name__ == "Node"]
+    assert [n.kwargs["name"] for n in nodes] == [n.name for n in spec.nodes]
+    for node, built in zip(spec.nodes, nodes, strict=True):
+        assert built.kwargs["arguments"] == ["-m", node.module]
+        params_file, overrides = built.kwargs["parameters"]
+        assert Path(params_file) == share_dir() / "config" / spec.params_file
+        expected = {t.partition(".")[2]: arg for arg, a in spec.arguments.items() for t in a.targets
+                    if t.partition(".")[0] == node.name}
+        assert {p: v.args[0].args[0] for p, v in overrides.items()} == expected
+        assert set(expected) <= declared_parameters(node.name), node.name
+
+
+@pytest.mark.parametrize("name", sorted(LAUNCHES))
+def test_parameter_files_only_set_declared_parameters(name):
+    spec = LAUNCHES[name]
+    data = yaml.safe_load((share_dir() / "config" / spec.params_file).read_text())
+    shared = set(data.pop("/**", {}).get("ros__parameters", {}))
+    assert set(data) == {n.name for n in spec.nodes}
+    for node in spec.nodes:
+        params = shared | set(data[node.name]["ros__parameters"])
+        assert params <= declared_parameters(node.name), (node.name, params - declared_parameters(node.name))

@@ -1,0 +1,71 @@
+"""Pairing the graph's streams into episodes, and resolving a launch's parameters (no ROS needed)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from modem_ros.config import ConfigError
+from modem_ros.data.stream import EpisodeAssembler, StreamError
+from modem_ros.graph import LAUNCHES
+from modem_ros.launcher import node_parameters, parse_arguments
+
+
+def test_streams_arriving_interleaved_in_any_order_pair_into_the_same_episodes():
+    rng = np.random.default_rng(0)
+    length, episodes = 3, 2
+    frames = [rng.integers(0, 255, (3, 8, 8), dtype=np.uint8) for _ in range(episodes * (length + 1))]
+    states = [np.full(2, i, np.float32) for i in range(len(frames))]
+    actions = [np.full(1, i / 10, np.float32) for i in range(episodes * length)]
+    streams = {"frame": list(frames), "state": list(states), "action": list(actions),
+               "reward": [float(i) for i in range(episodes * length)],
+               "success": [i % 2 == 0 for i in range(episodes * length)]}
+    assembler = EpisodeAssembler(frame_stack=2, episode_length=length, state_dim=2, action_dim=1)
+    adders = {"frame": assembler.add_frame, "state": assembler.add_state, "action": assembler.add_action,
+              "reward": assembler.add_reward, "success": assembler.add_success}
+    out = []
+    while any(streams.values()):  # an executor may hand callbacks over in any order
+        name = rng.choice([k for k, v in streams.items() if v])
+        adders[name](streams[name].pop(0))
+        if (episode := assembler.pop_episode()) is not None:
+            out.append(episode)
+    assert len(out) == episodes and assembler.pop_episode() is None
+    second = out[1]
+    assert [s[0] for s in second.state] == [4, 5, 6, 7]           # observations 4..7 belong to episode 2
+    assert [a[0] for a in second.action] == pytest.approx([0.3, 0.4, 0.5])
+    assert second.reward == [3.0, 4.0, 5.0]
+    np.testing.assert_array_equal(second.rgb[0], np.concatenate([frames[4], frames[4]]))  # reset stack
+    np.testing.assert_array_equal(second.rgb[2], np.concatenate([frames[5], frames[6]]))
+
+
+def test_malformed_stream_items_are_refused():
+    assembler = EpisodeAssembler(frame_stack=2, episode_length=3, state_dim=2, action_dim=1)
+    with pytest.raises(StreamError, match="state"):
+        assembler.add_state(np.zeros(3, np.float32))
+    with pytest.raises(StreamError, match="finite"):
+        assembler.add_action(np.array([np.nan], np.float32))
+
+
+def test_launch_arguments_become_typed_parameters_of_their_target_nodes():
+    spec = LAUNCHES["train_sim"]
+    values = parse_arguments(spec, ["task:=mw-reach", "seed:=7", "use_sim_time:=false", "steps:=300"])
+    params = node_parameters(spec, values)
+    assert {p["task"] for p in params.values()} == {"mw-reach"}  # every node resolves the same task
+    assert params["planner"]["seed"] == 7 and params["trainer"]["steps"] == 300
+    assert params["camera"]["use_sim_time"] is False and "use_sim_time" not in params["sim_bridge"]
+    assert params["planner"]["sync_weights"] is True  # from config/train_sim.yaml
+    with pytest.raises(ConfigError, match="seed:='x' must be int"):
+        node_parameters(spec, parse_arguments(spec, ["seed:=x"]))
+    with pytest.raises(ConfigError, match="unknown argument 'checkpoint'"):
+        parse_arguments(spec, ["checkpoint:=a.pt"])
+
+
+def test_a_params_file_naming_no_node_of_the_launch_is_refused(tmp_path):
+    spec = LAUNCHES["eval_sim"]
+    bad = tmp_path / "p.yaml"
+    bad.write_text("trainer:\n  ros__parameters: {}\n")
+    with pytest.raises(ConfigError, match=f"{bad}: section 'trainer' is not a node of eval_sim"):
+        node_parameters(spec, parse_arguments(spec, [f"params_file:={bad}"]))
+    bad.write_text("planner:\n  device: cpu\n")
+    with pytest.raises(ConfigError, match="exactly one mapping, 'ros__parameters'"):
+        node_parameters(spec, parse_arguments(spec, [f"params_file:={bad}"]))
