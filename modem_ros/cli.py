@@ -57,6 +57,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if args.what == "env":
             result = bench.run_env_bench(cfg, args.repeats)
             table = bench.format_env_line(result)
+        elif args.what == "graph":
+            from modem_ros.bench_graph import format_graph_table, run_graph_bench
+
+            result = run_graph_bench(cfg, args.episodes)
+            table = format_graph_table(result)
         else:
             result = bench.run_bench(args.what, cfg, resolve_device(cfg.device), args.repeats, args.warmup)
             table = bench.format_table(result)
@@ -144,9 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(func=cmd_info)
 
     bench = sub.add_parser("bench", help="latency, FLOPs and matmul ratio of planning or an update")
-    bench.add_argument("what", choices=["plan", "update", "budgets", "env"],
+    bench.add_argument("what", choices=["plan", "update", "budgets", "env", "graph"],
                        help="plan / update: latency and FLOPs; budgets: return vs planning budget of a "
-                            "checkpoint; env: agent steps/s of the task's adapter with rendering")
+                            "checkpoint; env: agent steps/s of the task's adapter with rendering; graph: "
+                            "ROS graph vs plain loop per env step, and observation -> action round trip")
     common(bench)
     bench.add_argument("--img-size", type=int, default=None)
     bench.add_argument("--device", default=None, help="cpu, cuda or auto")
@@ -157,7 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--checkpoint", default=None, help="budgets: checkpoint to evaluate")
     bench.add_argument("--budgets", default="512x4,256x4,128x4,64x4,512x2,128x2",
                        help="budgets: comma-separated SAMPLESxITERATIONS")
-    bench.add_argument("--episodes", type=int, default=20, help="budgets: eval episodes per budget")
+    bench.add_argument("--episodes", type=int, default=20,
+                       help="budgets: eval episodes per budget; graph: episodes each way")
     bench.set_defaults(func=cmd_bench)
 
     demos = sub.add_parser("demos", help="generate or inspect demonstration bags (rosbag2 + MCAP)")

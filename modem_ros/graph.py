@@ -81,6 +81,8 @@ LAUNCHES: dict[str, LaunchSpec] = {
                for k, a in _TASK_ARGUMENTS.items()},
             "checkpoint": Argument("", "Checkpoint file to evaluate (required).", ("planner.checkpoint",)),
             "episodes": Argument("10", "Evaluation episodes.", ("sim_bridge.max_episodes",), int),
+            "results_file": Argument("", "JSON file for per-episode results and round-trip latencies.",
+                                     ("sim_bridge.results_file",)),
         },
         main_node="sim_bridge",
     ),

@@ -68,13 +68,13 @@ class Planner(ModemNode):
     def load(self, path: str, version: int, step: int, episodes: int) -> None:
         start = time.perf_counter()
         try:
-            self.agent.load(path)
+            state = self.agent.load(path)
         except (OSError, RuntimeError, ValueError) as err:
             self.get_logger().error(f"checkpoint {path} not loaded ({err}); on another machine than the "
                                     "trainer, its run directory must be shared at the same path")
             return
-        if self.version < 0:
-            self.step, self.episode = step, episodes
+        if self.version < 0:  # a checkpoint file carries its step: the schedules continue from there
+            self.step, self.episode = step or int(state.get("step", 0)), episodes
         self.version = version
         self.get_logger().info(f"loaded weights v{version} (step {step}) from {path} in "
                                f"{time.perf_counter() - start:.2f} s")

@@ -7,8 +7,10 @@ episode ends. Nothing else in the graph knows it is a simulation.
 
 from __future__ import annotations
 
+import json
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 from builtin_interfaces.msg import Time
@@ -42,10 +44,13 @@ class SimBridge(ModemNode):
         self.cfg = self.task_config()
         self.max_episodes = self.param("max_episodes", 0, "Episodes to run before exiting (0 = until shut down).")
         self.first_episode = self.param("first_episode", 0, "Index of the first episode; episode i resets "
-                                        "with seed*100000+i (the plain trainer's seeds), eval ones +10000000.")
-        self.eval_seeds = self.param("eval_seeds", False, "Reset with the trainer's evaluation seeds.")
+                                        "with seed*100000+i, the plain trainer's seeds.")
+        self.eval_seeds = self.param("eval_seeds", False, "Reset episode i with 10000000+i, the seeds of the "
+                                     "trainer's evaluation episodes.")
         self.period = self.param("control_period", 0.05, "Sim seconds per agent step (the /clock increment).")
         self.stall_warning = self.param("stall_warning", 30.0, "Seconds without an action before warning.")
+        self.results_file = self.param("results_file", "", "Write episode results and the observation -> action "
+                                       "round-trip latencies here as JSON when max_episodes are done.")
         self.env = make_env(self.cfg, seed=self.cfg.seed)
         self.fovy = getattr(getattr(self.env, "renderer", None), "fovy", 45.0)
         # transient-local STREAM: a node that subscribes late still gets the episode from its start
@@ -59,6 +64,8 @@ class SimBridge(ModemNode):
         self.episode_return, self.episode_success = 0.0, False
         self.results: list[dict] = []
         self.last_activity = time.monotonic()
+        self.sent_at = self.episode_start = time.perf_counter()
+        self.round_trips: list[float] = []  # seconds from publishing an observation to its action arriving
         self.exit_code = 0
         self.finished = False
         self.get_logger().info(f"task {self.cfg.task}: {self.cfg.episode_length}-step episodes, "
@@ -76,10 +83,12 @@ class SimBridge(ModemNode):
         self.pub[topics.RAW_CAMERA_INFO].publish(camera_info(frame.shape[0], self.fovy, stamp, topics.CAMERA_FRAME))
         self.pub[topics.STATE].publish(array_msg(obs["state"]))
         self.pub[topics.RAW_IMAGE].publish(image_msg(frame, stamp, topics.CAMERA_FRAME))
+        self.sent_at = time.perf_counter()
 
     def start_episode(self) -> None:
-        seed = self.cfg.seed * 100_000 + self.episode + (10_000_000 if self.eval_seeds else 0)
+        seed = 10_000_000 + self.episode if self.eval_seeds else self.cfg.seed * 100_000 + self.episode
         obs = self.env.reset(seed=seed)
+        self.episode_start = time.perf_counter()
         self.t, self.episode_return, self.episode_success = 0, 0.0, False
         self.pub[topics.EPISODE].publish(json_msg({"event": "start", "episode": self.episode, "seed": seed}))
         self.publish_obs(obs)
@@ -88,6 +97,7 @@ class SimBridge(ModemNode):
         self.last_activity = time.monotonic()
         if self.finished:
             return
+        self.round_trips.append(time.perf_counter() - self.sent_at)
         try:
             action = check_action(np.asarray(msg.data, np.float32), self.cfg.action_dim)
         except ValueError as err:  # the env is not stepped: the graph stays paired, the step is not lost
@@ -109,7 +119,8 @@ class SimBridge(ModemNode):
 
     def end_episode(self) -> None:
         result = {"event": "end", "episode": self.episode, "steps": self.t,
-                  "return": round(self.episode_return, 4), "success": self.episode_success}
+                  "return": round(self.episode_return, 4), "success": self.episode_success,
+                  "seconds": round(time.perf_counter() - self.episode_start, 4)}
         self.results.append(result)
         self.pub[topics.EPISODE].publish(json_msg(result))
         self.get_logger().info(f"episode {self.episode}: return {result['return']:.2f} "
@@ -119,10 +130,23 @@ class SimBridge(ModemNode):
             rate = np.mean([r["success"] for r in self.results])
             mean = np.mean([r["return"] for r in self.results])
             self.get_logger().info(f"{len(self.results)} episodes: success rate {rate:.2f}, mean return {mean:.2f}")
+            self.write_results()
             self.finished = True
             return
         self.ticks += 1  # a reset takes one control period of sim time: stamps stay strictly increasing
         self.start_episode()
+
+    def write_results(self) -> None:
+        if not self.results_file:
+            return
+        ms = 1000 * np.asarray(self.round_trips)
+        payload = {"task": self.cfg.task, "episodes": self.results,
+                   "success_rate": float(np.mean([r["success"] for r in self.results])),
+                   "mean_return": float(np.mean([r["return"] for r in self.results])),
+                   "round_trip_ms": {"median": float(np.median(ms)), "p95": float(np.percentile(ms, 95)),
+                                     "n": int(ms.size)}}
+        Path(self.results_file).parent.mkdir(parents=True, exist_ok=True)
+        Path(self.results_file).write_text(json.dumps(payload, indent=1) + "\n")
 
     def check_stall(self) -> None:
         idle = time.monotonic() - self.last_activity
