@@ -7,6 +7,7 @@ Each test gets its own ROS_DOMAIN_ID, ROS_LOG_DIR and working directory; discove
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import queue
 import signal
@@ -94,8 +95,6 @@ def train(home: Path, run_dir: str, *extra: str) -> Launch:
 
 
 def records(run_dir: Path, kind: str) -> list[dict]:
-    import json
-
     return [r for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines()) if r["kind"] == kind]
 
 
@@ -212,3 +211,72 @@ def test_unknown_task_and_malformed_parameters_fail_fast_with_a_clear_message(gr
     run = subprocess.run([sys.executable, "-m", "modem_ros.nodes.planner", "--ros-args", "--params-file",
                           str(wrong_type)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert run.returncode == 2 and "'seed'" in run.stderr and "INTEGER" in run.stderr
+
+
+def test_bench_graph_times_both_loops_over_the_same_episodes(graph_home, tmp_path):
+    out = tmp_path / "bench.json"
+    run = subprocess.run([sys.executable, "-m", "modem_ros.cli", "bench", "graph", "--preset",
+                          str(graph_home / "tiny.yaml"), "--episodes", "1", "--out", str(out), "device=cpu"],
+                         cwd=tmp_path, env=graph_env(graph_home), capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["plain"]["steps"] == result["graph"]["steps"] == 20
+    plain, graph = result["plain"]["ms_per_step"], result["graph"]["ms_per_step"]
+    assert result["overhead_ms_per_step"] == pytest.approx(graph - plain)
+    assert result["graph_over_plain"] == pytest.approx(graph / plain)
+    # a round trip holds a planning step, so it cannot be faster than act() alone in the plain loop
+    assert result["graph"]["round_trip_median_ms"] > 0.5 * result["plain"]["act_median_ms"]
+    assert "graph/plain" in run.stdout
+
+
+def test_camera_node_turns_full_size_best_effort_frames_into_agent_images(graph_home, monkeypatch):
+    """640x480 rgb8 frames (900 KB, lost under best-effort with Fast DDS's default shared memory) pass
+    with the shipped profile; the camera node centre-crops, resizes and scales the intrinsics."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+    from sensor_msgs.msg import CameraInfo, Image
+
+    from modem_ros import topics
+    from modem_ros.launcher import ros_environment
+    from modem_ros.nodes.common import SENSOR, image_msg
+
+    env = ros_environment(graph_env(graph_home))
+    for key in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "FASTDDS_DEFAULT_PROFILES_FILE", "ROS_LOG_DIR"):
+        monkeypatch.setenv(key, env[key])
+    camera = subprocess.Popen([sys.executable, "-m", "modem_ros.nodes.camera", "--ros-args", "-p", "reliable:=false",
+                               "-p", "preset:=cpu-small"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        node = Node("camera_test_driver", context=context)
+        image_pub = node.create_publisher(Image, topics.RAW_IMAGE, SENSOR)
+        info_pub = node.create_publisher(CameraInfo, topics.RAW_CAMERA_INFO, SENSOR)
+        got: dict[str, list] = {"image": [], "info": []}
+        node.create_subscription(Image, topics.IMAGE, got["image"].append, 10)
+        node.create_subscription(CameraInfo, topics.CAMERA_INFO, got["info"].append, 10)
+        frame = np.zeros((480, 640, 3), np.uint8)
+        frame[:, 80:560] = 200                 # the centre square the crop keeps
+        frame[:, 80:320, 0] = 255              # its left half red
+        info = CameraInfo(height=480, width=640, k=[600.0, 0.0, 319.5, 0.0, 600.0, 239.5, 0.0, 0.0, 1.0])
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(node)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (got["image"] and got["info"]):
+            stamp = node.get_clock().now().to_msg()
+            info.header.stamp = stamp
+            info_pub.publish(info)
+            image_pub.publish(image_msg(frame, stamp, topics.CAMERA_FRAME))
+            executor.spin_once(timeout_sec=0.1)
+        assert got["image"], "no agent image arrived"
+        out = got["image"][-1]
+        assert (out.height, out.width, out.encoding) == (84, 84, "rgb8")
+        pixels = np.frombuffer(out.data, np.uint8).reshape(84, 84, 3)
+        assert pixels[:, :40, 0].min() == 255 and pixels[:, 44:, 0].max() == 200  # crop kept the centre square
+        k = got["info"][-1].k
+        assert k[0] == pytest.approx(600 * 84 / 480) and k[2] == pytest.approx((319.5 - 80) * 84 / 480)
+    finally:
+        rclpy.shutdown(context=context)
+        camera.send_signal(signal.SIGINT)
+        assert camera.wait(timeout=15) == 0
+
