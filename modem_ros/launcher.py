@@ -146,6 +146,9 @@ class Supervisor:
             alive = [c for c in self.children if c.process.poll() is None]
             if not alive:
                 break
+            if sig != signal.SIGINT:
+                self.out.write(f"[launch] {', '.join(c.name for c in alive)} still running; sending {sig.name}\n")
+                self.out.flush()
             for child in alive:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(child.process.pid, sig)
@@ -203,6 +206,8 @@ def launch(name: str, items: list[str], out=sys.stdout) -> int:
     out.write(f"[launch] {name}: {', '.join(wanted)}; parameters {params_file}; "
               f"ROS_DOMAIN_ID={env.get('ROS_DOMAIN_ID', '0')} discovery {env['ROS_AUTOMATIC_DISCOVERY_RANGE']}\n")
     out.flush()
+    # Ctrl-C and SIGTERM both stop the graph (SIGINT set explicitly: a background start may inherit it ignored)
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     code = 0
     try:
@@ -222,4 +227,5 @@ def launch(name: str, items: list[str], out=sys.stdout) -> int:
         out.flush()
         supervisor.stop()
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
     return code

@@ -101,6 +101,9 @@ def run_node(node_class: type[Node], args: list[str] | None = None) -> int:
     # Python's own SIGINT (KeyboardInterrupt) instead of rclpy's handler: the latter only stops spinning,
     # and a trainer in a minutes-long update burst would not notice. Checkpoints are atomic, so
     # interrupting anywhere is safe. SIGTERM (the launcher's second try) is treated the same.
+    # Installed explicitly: a process started in the background by a non-interactive shell inherits
+    # SIGINT as ignored, and Python then never raises KeyboardInterrupt.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
@@ -111,7 +114,11 @@ def run_node(node_class: type[Node], args: list[str] | None = None) -> int:
     code = 0
     try:
         node = node_class()
-        node.run() if hasattr(node, "run") else rclpy.spin(node)
+        if hasattr(node, "run"):
+            node.run()
+        else:  # short waits, not rclpy.spin: Python only raises KeyboardInterrupt between waits
+            while rclpy.ok():
+                rclpy.spin_once(node, timeout_sec=0.1)
         code = getattr(node, "exit_code", 0)
     except (NodeSetupError, ConfigError, ParameterException) as err:
         print(f"[{name}] cannot start: {err}", file=sys.stderr, flush=True)
