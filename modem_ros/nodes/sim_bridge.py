@@ -63,7 +63,7 @@ class SimBridge(ModemNode):
         self.ticks, self.episode, self.t = 0, self.first_episode, 0
         self.episode_return, self.episode_success = 0.0, False
         self.results: list[dict] = []
-        self.last_activity = time.monotonic()
+        self.last_activity, self.warned = time.monotonic(), False
         self.sent_at = self.episode_start = time.perf_counter()
         self.round_trips: list[float] = []  # seconds from publishing an observation to its action arriving
         self.exit_code = 0
@@ -94,7 +94,7 @@ class SimBridge(ModemNode):
         self.publish_obs(obs)
 
     def on_action(self, msg: Float32MultiArray) -> None:
-        self.last_activity = time.monotonic()
+        self.last_activity, self.warned = time.monotonic(), False
         if self.finished:
             return
         self.round_trips.append(time.perf_counter() - self.sent_at)
@@ -150,9 +150,11 @@ class SimBridge(ModemNode):
 
     def check_stall(self) -> None:
         idle = time.monotonic() - self.last_activity
-        if not self.finished and idle >= self.stall_warning:
-            self.get_logger().warning(f"no action for {idle:.0f} s at episode {self.episode} step {self.t} "
-                                      "(is a planner running, and has it got a checkpoint?)")
+        if not self.finished and idle >= self.stall_warning and not self.warned:
+            self.warned = True  # once per stall; a long seed-pretraining burst is not worth six lines
+            self.get_logger().warning(f"no action for {idle:.0f} s at episode {self.episode} step {self.t}: is a "
+                                      "planner running with weights? (In training it waits for the trainer's "
+                                      "updates after each episode.)")
 
     def run(self) -> None:
         import rclpy
