@@ -148,6 +148,7 @@ def run_budget_sweep(checkpoint: Path, budgets: list[tuple[int, int]], episodes:
     """Evaluate one trained checkpoint under cheaper planning budgets (num_samples, iterations):
     the effect of each on return and success, next to its latency, on the same eval episodes."""
     from modem_ros.config import ModemConfig as Config
+    from modem_ros.data.episode import eval_episode_seed
     from modem_ros.envs import make_env
     from modem_ros.trainer import run_episode
 
@@ -169,7 +170,7 @@ def run_budget_sweep(checkpoint: Path, budgets: list[tuple[int, int]], episodes:
             return action
 
         torch.manual_seed(0)
-        results = [run_episode(env, policy, seed=10_000_000 + i) for i in range(episodes)]
+        results = [run_episode(env, policy, seed=eval_episode_seed(i)) for i in range(episodes)]
         rows.append({"num_samples": num_samples, "iterations": iterations,
                      "episode_return": float(np.mean([r.total_reward for r in results])),
                      "success_rate": float(np.mean([r.succeeded for r in results])),

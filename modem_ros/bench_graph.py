@@ -24,6 +24,7 @@ import yaml
 
 from modem_ros.agent.modem import ModemAgent
 from modem_ros.config import ModemConfig
+from modem_ros.data.episode import eval_episode_seed
 from modem_ros.envs import make_env
 from modem_ros.trainer import run_episode
 
@@ -43,7 +44,7 @@ def plain_loop(cfg: ModemConfig, checkpoint: Path, episodes: int) -> dict[str, A
     seconds, steps = [], 0
     for i in range(episodes + 1):  # episode 0 warms up (allocations, oneDNN kernels), as in the graph
         start = time.perf_counter()
-        length = len(run_episode(env, policy, seed=10_000_000 + i))
+        length = len(run_episode(env, policy, seed=eval_episode_seed(i)))
         if i == 0:
             act_times.clear()
             continue

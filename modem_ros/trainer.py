@@ -19,7 +19,7 @@ import numpy as np
 from modem_ros.agent import schedules
 from modem_ros.agent.modem import ModemAgent
 from modem_ros.config import ModemConfig
-from modem_ros.data.episode import Episode
+from modem_ros.data.episode import Episode, eval_episode_seed, train_episode_seed
 from modem_ros.data.replay import EpisodeBuffer, sample_mixed, write_back_priorities
 from modem_ros.envs.base import EnvAdapter
 from modem_ros.plots import learning_curve
@@ -67,7 +67,6 @@ class Trainer:
     evaluations: list[dict[str, float]] = field(default_factory=list)
     episodes: int = 0
     _model_pretrained: bool = False
-    _episode_seed: int = 0
     _next_eval: int = 0
     _next_save: int = 0
 
@@ -107,15 +106,14 @@ class Trainer:
         return out
 
     def collect_episode(self) -> Episode:
-        seed = self.cfg.seed * 100_000 + self._episode_seed
-        self._episode_seed += 1
+        seed = train_episode_seed(self.cfg.seed, self.episodes)
         step0 = self.step
         return run_episode(self.env, lambda obs, t: self.agent.act(obs, step0 + t, t0=t == 0), seed=seed)
 
     def evaluate(self, episodes: int | None = None) -> dict[str, float]:
         env = self.eval_env or self.env
         results = [run_episode(env, lambda obs, t: self.agent.act(obs, self.step, eval_mode=True, t0=t == 0),
-                               seed=10_000_000 + i) for i in range(episodes or self.cfg.eval_episodes)]
+                               seed=eval_episode_seed(i)) for i in range(episodes or self.cfg.eval_episodes)]
         out = {"episode_return": float(np.mean([e.total_reward for e in results])),
                "success_rate": float(np.mean([e.succeeded for e in results]))}
         self.evaluations.append({"step": self.step, **out})

@@ -8,6 +8,16 @@ from typing import Any
 import numpy as np
 
 
+def train_episode_seed(seed: int, episode: int) -> int:
+    """Reset seed of training episode `episode` (the plain loop and the sim bridge alike)."""
+    return seed * 100_000 + episode
+
+
+def eval_episode_seed(episode: int) -> int:
+    """Reset seed of evaluation episode `episode`: the same for every run, checkpoint and budget."""
+    return 10_000_000 + episode
+
+
 @dataclass
 class Episode:
     """T transitions: rgb/state hold T+1 observations (the last one is the final observation)."""

@@ -19,6 +19,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Bool, Float32, Float32MultiArray, String
 
 from modem_ros import topics
+from modem_ros.data.episode import eval_episode_seed, train_episode_seed
 from modem_ros.envs import make_env
 from modem_ros.envs.base import check_action
 from modem_ros.nodes.common import STREAM, ModemNode, array_msg, image_msg, json_msg, run_node
@@ -44,9 +45,9 @@ class SimBridge(ModemNode):
         self.cfg = self.task_config()
         self.max_episodes = self.param("max_episodes", 0, "Episodes to run before exiting (0 = until shut down).")
         self.first_episode = self.param("first_episode", 0, "Index of the first episode; episode i resets "
-                                        "with seed*100000+i, the plain trainer's seeds.")
-        self.eval_seeds = self.param("eval_seeds", False, "Reset episode i with 10000000+i, the seeds of the "
-                                     "trainer's evaluation episodes.")
+                                        "with the plain trainer's seed of its episode i.")
+        self.eval_seeds = self.param("eval_seeds", False, "Reset episode i with the seed of the trainer's "
+                                     "evaluation episode i.")
         self.period = self.param("control_period", 0.05, "Sim seconds per agent step (the /clock increment).")
         self.stall_warning = self.param("stall_warning", 30.0, "Seconds without an action before warning.")
         self.results_file = self.param("results_file", "", "Write episode results and the observation -> action "
@@ -86,7 +87,8 @@ class SimBridge(ModemNode):
         self.sent_at = time.perf_counter()
 
     def start_episode(self) -> None:
-        seed = 10_000_000 + self.episode if self.eval_seeds else self.cfg.seed * 100_000 + self.episode
+        seed = (eval_episode_seed(self.episode) if self.eval_seeds
+                else train_episode_seed(self.cfg.seed, self.episode))
         obs = self.env.reset(seed=seed)
         self.episode_start = time.perf_counter()
         self.t, self.episode_return, self.episode_success = 0, 0.0, False
