@@ -232,6 +232,26 @@ def load_config(task: str = "toy-reach", overrides: dict[str, Any] | None = None
     return ModemConfig(**values).validate()
 
 
+# The task-wide parameters of every graph node, with their defaults and descriptions.
+NODE_PARAMETERS = {
+    "task": ("toy-reach", "Task name (config/suites/*.yaml)."),
+    "preset": ("", "Budget preset (config/presets/*.yaml or a path); empty or 'reference' = MoDem's "
+                   "reference budget."),
+    "seed": (1, "Seed for torch, numpy and the environment."),
+    "config_overrides": ("", "Space-separated key=value config overrides."),
+}
+
+
+def load_node_config(params: dict[str, Any]) -> ModemConfig:
+    """The config a graph node resolves from its NODE_PARAMETERS (missing ones take their defaults);
+    the pip launcher calls it too, to refuse a bad task or preset before any process starts."""
+    values = {name: params.get(name, default) for name, (default, _) in NODE_PARAMETERS.items()}
+    overrides = parse_overrides(str(values["config_overrides"]).split())
+    overrides.setdefault("seed", values["seed"])
+    preset = str(values["preset"])
+    return load_config(str(values["task"]), overrides, preset=None if preset in ("", "reference") else preset)
+
+
 def parse_overrides(items: list[str]) -> dict[str, str]:
     """Parse `key=value` command-line overrides (values are typed later against the dataclass)."""
     out: dict[str, str] = {}

@@ -22,9 +22,9 @@ from typing import Any
 
 import yaml
 
-from modem_ros.config import ConfigError, load_config
+from modem_ros.config import ConfigError, load_node_config
 from modem_ros.graph import NODES_ARGUMENT, PARAMS_FILE_ARGUMENT, Argument, LaunchSpec, launch_spec
-from modem_ros.paths import config_dir
+from modem_ros.paths import config_dir, default_run_dir
 
 WILDCARD = "/**"
 PR_SET_PDEATHSIG = 1
@@ -166,37 +166,30 @@ def node_command(module: str, name: str, params_file: Path, remaps=()) -> list[s
     return command
 
 
-def prepare(name: str, items: list[str]) -> tuple[LaunchSpec, dict[str, str], dict[str, dict], Path]:
+def prepare(name: str, items: list[str]) -> tuple[LaunchSpec, list[str], dict[str, dict], Path]:
     """Resolve and check everything before a process starts: unknown task, argument or malformed file
-    fail here with one message. Returns the spec, argument values, node parameters and launch dir."""
+    fail here with one message. Returns the spec, the nodes to start, node parameters and launch dir."""
     spec = launch_spec(name)
     values = parse_arguments(spec, items)
     params = node_parameters(spec, values)
     wanted = [n for n in values[NODES_ARGUMENT].split(",") if n]
-    unknown = set(wanted) - {node.name for node in spec.nodes}
+    unknown = set(wanted) - set(params)
     if unknown:
         raise ConfigError(f"nodes:= names {sorted(unknown)}, not nodes of {name}")
-    for node, node_params in params.items():  # each node resolves the task config the same way
-        if node in wanted:
-            preset = node_params.get("preset", "")
-            load_config(str(node_params.get("task", "toy-reach")),
-                        {"seed": node_params.get("seed", 1)},
-                        preset=None if preset in ("", "reference") else preset)
-    if "trainer" in params and "trainer" in wanted:
+    configs = {node: load_node_config(params[node]) for node in wanted}  # what each node will resolve
+    if "trainer" in wanted:
         if not params["trainer"].get("run_dir"):
-            params["trainer"]["run_dir"] = str(Path("runs") / f"{params['trainer']['task']}-"
-                                                f"{time.strftime('%Y%m%d-%H%M%S')}")
+            params["trainer"]["run_dir"] = str(default_run_dir(configs["trainer"].task))
         launch_dir = Path(params["trainer"]["run_dir"]) / "launch"
     else:
         launch_dir = Path("runs") / "launch" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     if name == "eval_sim" and "planner" in wanted and not params["planner"].get("checkpoint"):
         raise ConfigError("eval_sim needs checkpoint:=<path to a .pt file>")
-    return spec, values, params, launch_dir
+    return spec, wanted, params, launch_dir
 
 
 def launch(name: str, items: list[str], out=sys.stdout) -> int:
-    spec, values, params, launch_dir = prepare(name, items)
-    wanted = [n for n in values[NODES_ARGUMENT].split(",") if n]
+    spec, wanted, params, launch_dir = prepare(name, items)
     launch_dir.mkdir(parents=True, exist_ok=True)
     params_file = launch_dir / f"{name}.params.yaml"  # the exact parameters of this run, a snapshot
     params_file.write_text(yaml.safe_dump({n: {"ros__parameters": p} for n, p in params.items() if n in wanted},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 PACKAGE = "modem_ros"
@@ -26,6 +27,11 @@ def share_dir() -> Path:
         if (candidate / "config" / "suites").is_dir():
             return candidate
     raise FileNotFoundError(f"modem_ros share files (config/suites) not found in any of {candidates}")
+
+
+def default_run_dir(task: str) -> Path:
+    """runs/<task>-<local time>: where a run goes when no run directory is given."""
+    return Path("runs") / f"{task}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def config_dir() -> Path:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ from modem_ros.data.episode import Episode
 from modem_ros.data.replay import EpisodeBuffer
 from modem_ros.envs import make_env
 from modem_ros.logger import MetricsLogger
+from modem_ros.paths import default_run_dir
 from modem_ros.trainer import Trainer, scripted_demos
 
 
@@ -81,5 +81,5 @@ def build_trainer(cfg: ModemConfig, run_dir: Path | None = None, log_stream=None
 
 
 def train(cfg: ModemConfig, run_dir: Path | None = None) -> list[dict[str, float]]:
-    run_dir = run_dir or Path("runs") / f"{cfg.task}-{time.strftime('%Y%m%d-%H%M%S')}"
+    run_dir = run_dir or default_run_dir(cfg.task)
     return build_trainer(cfg, run_dir).run()

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from modem_ros.config import NODE_PARAMETERS
 from modem_ros.graph import LAUNCHES
 from modem_ros.paths import share_dir
 
@@ -43,8 +44,12 @@ def fake_launch(monkeypatch):
 
 
 def declared_parameters(node: str) -> set[str]:
-    """Names a node declares: self.param("name", ...) in its file, plus the shared task parameters."""
+    """Names a node declares: self.param("name", ...) in its file, plus the task-wide parameters
+    (config.NODE_PARAMETERS) when it resolves its config through ModemNode.task_config()."""
     names = {"use_sim_time"}  # declared by rclpy itself
+    source = (NODE_DIR / f"{node}.py").read_text()
+    if "self.task_config()" in source:
+        names |= set(NODE_PARAMETERS)
     for path in (NODE_DIR / f"{node}.py", NODE_DIR / "common.py"):
         for call in ast.walk(ast.parse(path.read_text())):
             if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "param"

@@ -19,7 +19,7 @@ from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import Image
 from std_msgs.msg import Float32MultiArray, String
 
-from modem_ros.config import ConfigError, ModemConfig, load_config, parse_overrides
+from modem_ros.config import NODE_PARAMETERS, ConfigError, ModemConfig, load_node_config
 
 # Lock-step streams (sim, and everything the trainer learns from): nothing may be lost or reordered,
 # a whole episode may queue while the trainer updates (1024 > the longest episode + 1), and a node that
@@ -46,15 +46,9 @@ class ModemNode(Node):
     def task_config(self) -> ModemConfig:
         """The MoDem config from the task/preset/seed/config_overrides parameters (one source of truth:
         config/suites + config/presets, exactly as `modem-ros train` resolves it)."""
-        task = self.param("task", "toy-reach", "Task name (config/suites/*.yaml).")
-        preset = self.param("preset", "", "Budget preset (config/presets/*.yaml or a path); empty or "
-                            "'reference' = MoDem's reference budget.")
-        seed = self.param("seed", 1, "Seed for torch, numpy and the environment.")
-        overrides = self.param("config_overrides", "", "Space-separated key=value config overrides.")
+        params = {name: self.param(name, default, doc) for name, (default, doc) in NODE_PARAMETERS.items()}
         try:
-            values = parse_overrides(overrides.split())
-            values.setdefault("seed", seed)
-            return load_config(task, values, preset=None if preset in ("", "reference") else preset)
+            return load_node_config(params)
         except ConfigError as err:
             raise NodeSetupError(f"parameters task/preset/config_overrides: {err}") from err
 

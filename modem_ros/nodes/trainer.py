@@ -23,12 +23,9 @@ from modem_ros import topics
 from modem_ros.data.demos import DemoError, read_episode, write_episode
 from modem_ros.data.stream import EpisodeAssembler, StreamError
 from modem_ros.nodes.common import LATCHED, STREAM, ModemNode, NodeSetupError, image_array, json_msg, run_node
+from modem_ros.paths import default_run_dir
 from modem_ros.run import build_trainer, ensure_demos
 from modem_ros.runtime import keep_freed_memory
-
-
-def default_run_dir(task: str) -> Path:
-    return Path("runs") / f"{task}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 class TrainerNode(ModemNode):
