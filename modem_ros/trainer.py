@@ -10,6 +10,7 @@ Every update oversamples demos at kappa(step). Weights carry across phases (one 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -141,12 +142,13 @@ class Trainer:
         return self.agent.save(self.run_dir / "checkpoints" / name,
                                extra={"step": self.step, "episodes": self.episodes})
 
-    def resume(self, checkpoint: Path, episodes: list[Episode]) -> None:
-        """Continue from a checkpoint of this run and the episodes collected up to it."""
+    def resume(self, checkpoint: Path, load_episodes: Callable[[int], list[Episode]]) -> None:
+        """Continue from a checkpoint of this run; `load_episodes(n)` returns the n episodes collected
+        up to it (the checkpoint says how many)."""
         state = self.agent.load(checkpoint)
-        for episode in episodes:
-            self.replay_buffer.add(episode)
         self.step, self.episodes = int(state["step"]), int(state["episodes"])
+        for episode in load_episodes(self.episodes):
+            self.replay_buffer.add(episode)
         self._model_pretrained = self.step >= self.cfg.seed_steps
         self._next_eval = (self.step // self.cfg.eval_freq + 1) * self.cfg.eval_freq
         self._next_save = (self.step // self.cfg.save_freq + 1) * self.cfg.save_freq

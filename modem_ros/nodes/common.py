@@ -113,7 +113,6 @@ def run_node(node_class: type[Node], args: list[str] | None = None) -> int:
         else:  # short waits, not rclpy.spin: Python only raises KeyboardInterrupt between waits
             while rclpy.ok():
                 rclpy.spin_once(node, timeout_sec=0.1)
-        code = getattr(node, "exit_code", 0)
     except (NodeSetupError, ConfigError, ParameterException) as err:
         print(f"[{name}] cannot start: {err}", file=sys.stderr, flush=True)
         code = 2

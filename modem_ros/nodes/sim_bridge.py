@@ -67,7 +67,6 @@ class SimBridge(ModemNode):
         self.last_activity, self.warned = time.monotonic(), False
         self.sent_at = self.episode_start = time.perf_counter()
         self.round_trips: list[float] = []  # seconds from publishing an observation to its action arriving
-        self.exit_code = 0
         self.finished = False
         self.get_logger().info(f"task {self.cfg.task}: {self.cfg.episode_length}-step episodes, "
                                f"{self.cfg.img_size} px, state {self.cfg.state_dim}, action {self.cfg.action_dim}")
@@ -78,8 +77,8 @@ class SimBridge(ModemNode):
         return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
 
     def publish_obs(self, obs: dict) -> None:
-        self.clock_pub.publish(Clock(clock=self.stamp()))
         stamp = self.stamp()
+        self.clock_pub.publish(Clock(clock=stamp))
         frame = obs["rgb"][-3:].transpose(1, 2, 0)  # newest frame; consumers stack frames themselves
         self.pub[topics.RAW_CAMERA_INFO].publish(camera_info(frame.shape[0], self.fovy, stamp, topics.CAMERA_FRAME))
         self.pub[topics.STATE].publish(array_msg(obs["state"]))
@@ -129,26 +128,24 @@ class SimBridge(ModemNode):
                                f"success {self.episode_success}")
         self.episode += 1
         if self.max_episodes and len(self.results) >= self.max_episodes:
-            rate = np.mean([r["success"] for r in self.results])
-            mean = np.mean([r["return"] for r in self.results])
-            self.get_logger().info(f"{len(self.results)} episodes: success rate {rate:.2f}, mean return {mean:.2f}")
-            self.write_results()
-            self.finished = True
+            self.finish()
             return
         self.ticks += 1  # a reset takes one control period of sim time: stamps stay strictly increasing
         self.start_episode()
 
-    def write_results(self) -> None:
-        if not self.results_file:
-            return
-        ms = 1000 * np.asarray(self.round_trips)
-        payload = {"task": self.cfg.task, "episodes": self.results,
-                   "success_rate": float(np.mean([r["success"] for r in self.results])),
-                   "mean_return": float(np.mean([r["return"] for r in self.results])),
-                   "round_trip_ms": {"median": float(np.median(ms)), "p95": float(np.percentile(ms, 95)),
-                                     "n": int(ms.size)}}
-        Path(self.results_file).parent.mkdir(parents=True, exist_ok=True)
-        Path(self.results_file).write_text(json.dumps(payload, indent=1) + "\n")
+    def finish(self) -> None:
+        """max_episodes done: report them, write results_file if asked, and let run() return."""
+        rate = float(np.mean([r["success"] for r in self.results]))
+        mean = float(np.mean([r["return"] for r in self.results]))
+        self.get_logger().info(f"{len(self.results)} episodes: success rate {rate:.2f}, mean return {mean:.2f}")
+        if self.results_file:
+            ms = 1000 * np.asarray(self.round_trips)
+            payload = {"task": self.cfg.task, "episodes": self.results, "success_rate": rate, "mean_return": mean,
+                       "round_trip_ms": {"median": float(np.median(ms)), "p95": float(np.percentile(ms, 95)),
+                                         "n": int(ms.size)}}
+            Path(self.results_file).parent.mkdir(parents=True, exist_ok=True)
+            Path(self.results_file).write_text(json.dumps(payload, indent=1) + "\n")
+        self.finished = True
 
     def check_stall(self) -> None:
         idle = time.monotonic() - self.last_activity

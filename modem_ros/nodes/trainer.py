@@ -20,7 +20,8 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Bool, Float32, Float32MultiArray, String
 
 from modem_ros import topics
-from modem_ros.data.demos import DemoError, read_episode, write_episode
+from modem_ros.data.demos import DemoError, episode_dirs, read_episode, write_episode
+from modem_ros.data.episode import Episode
 from modem_ros.data.stream import EpisodeAssembler, StreamError
 from modem_ros.nodes.common import LATCHED, STREAM, ModemNode, NodeSetupError, image_array, json_msg, run_node
 from modem_ros.paths import default_run_dir
@@ -58,25 +59,21 @@ class TrainerNode(ModemNode):
         self.create_subscription(Float32MultiArray, topics.ACTION, self.on_action, STREAM)
         self.create_subscription(Float32, topics.REWARD, lambda m: self.assembler.add_reward(m.data), STREAM)
         self.create_subscription(Bool, topics.SUCCESS, lambda m: self.assembler.add_success(m.data), STREAM)
-        self.version = self.trainer.episodes
-        self.exit_code = 0
         self.get_logger().info(f"run directory {self.run_dir.resolve()}")
 
-    def resume(self, latest: Path) -> None:
-        import torch
-
-        count = int(torch.load(latest, map_location="cpu", weights_only=True)["episodes"])
-        found = self.episode_dir.iterdir() if self.episode_dir.is_dir() else []
-        paths = sorted(p for p in found if p.is_dir() and not p.name.startswith("."))
+    def stored_episodes(self, count: int) -> list[Episode]:
+        """The first `count` episodes of run_dir/episodes, which a checkpoint saved after them needs."""
+        paths = episode_dirs(self.episode_dir) if self.episode_dir.is_dir() else []
         for extra in paths[count:]:  # collected after the last checkpoint: kept, hidden, not trained on
             extra.rename(extra.with_name(f".after-checkpoint-{time.strftime('%Y%m%d-%H%M%S')}-{extra.name}"))
-        paths = paths[:count]
         if len(paths) < count:
-            raise NodeSetupError(f"{latest} was saved after {count} episodes but {self.episode_dir} holds "
+            raise NodeSetupError(f"the checkpoint was saved after {count} episodes but {self.episode_dir} holds "
                                  f"{len(paths)}; cannot resume (start a new run_dir or resume:=false)")
-        episodes = [read_episode(p, self.cfg.frame_stack).episode for p in paths]
-        self.trainer.resume(latest, episodes)
-        self.get_logger().info(f"resumed at step {self.trainer.step} after {count} episodes")
+        return [read_episode(p, self.cfg.frame_stack).episode for p in paths[:count]]
+
+    def resume(self, latest: Path) -> None:
+        self.trainer.resume(latest, self.stored_episodes)
+        self.get_logger().info(f"resumed at step {self.trainer.step} after {self.trainer.episodes} episodes")
 
     # -------------------------------------------------------------- streams
     def on_image(self, msg: Image) -> None:
@@ -100,8 +97,7 @@ class TrainerNode(ModemNode):
     # -------------------------------------------------------------- training
     def announce(self) -> None:
         path = self.trainer.save("latest.pt")
-        self.version = self.trainer.episodes
-        self.ckpt_pub.publish(json_msg({"path": str(path.resolve()), "version": self.version,
+        self.ckpt_pub.publish(json_msg({"path": str(path.resolve()), "version": self.trainer.episodes,
                                         "step": self.trainer.step, "episodes": self.trainer.episodes}))
 
     def run(self) -> None:
