@@ -17,8 +17,13 @@ SIM = [
     "gymnasium-robotics==1.4.2", "opencv-python-headless", "imageio", "imageio-ffmpeg",
 ]
 HARDWARE = ["pyrealsense2==2.59.1", "franky-control==2.0.0"]
+# Teleop input devices: evdev (gamepads, Linux), pyspacemouse (3Dconnexion over HID). The keyboard needs nothing.
+TELEOP = ["evdev>=1.7", "pyspacemouse>=2.1"]
+# `modem-ros demos export --format lerobot`: parquet tables (videos use the sim extra's imageio-ffmpeg)
+LEROBOT = ["pyarrow>=15"]
 # `ros2 run modem_ros <node>` on a ROS 2 install; the launchers use `python -m modem_ros.nodes.<node>`
-NODES = [f"{node} = modem_ros.nodes.{node}:main" for node in ("sim_bridge", "camera", "planner", "trainer")]
+NODES = [f"{node} = modem_ros.nodes.{node}:main" for node in ("sim_bridge", "camera", "planner", "trainer",
+                                                                  "teleop", "recorder")]
 
 
 def data_files():
@@ -47,7 +52,9 @@ setup(
         "ros": ROS_WHEELS,
         "sim": SIM,
         "hw": HARDWARE,
-        "test": ["pytest>=8", "pytest-timeout", "hypothesis", "ruff"],
+        "teleop": TELEOP,
+        "lerobot": LEROBOT,
+        "test": ["pytest>=8", "pytest-timeout", "hypothesis", "ruff", *TELEOP, *LEROBOT],
     },
     zip_safe=True,
     maintainer="modem_ros maintainers",

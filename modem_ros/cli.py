@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from modem_ros.config import ConfigError, ModemConfig, field_docs, load_config, parse_overrides
+from modem_ros.graph import LAUNCHES
 from modem_ros.runtime import keep_freed_memory
 
 
@@ -115,7 +116,7 @@ def cmd_demos(args: argparse.Namespace) -> int:
 
 
 def cmd_launch(args: argparse.Namespace) -> int:
-    from modem_ros.graph import LAUNCHES, NODES_ARGUMENT, PARAMS_FILE_ARGUMENT
+    from modem_ros.graph import MODE_ARGUMENT, NODES_ARGUMENT, PARAMS_FILE_ARGUMENT
     from modem_ros.launcher import launch
 
     if args.name is None or args.show:
@@ -126,6 +127,8 @@ def cmd_launch(args: argparse.Namespace) -> int:
                   f"(parameters: config/{spec.params_file})")
             for arg, a in spec.arguments.items():
                 print(f"  {arg + ':=' + repr(a.default):<28} {a.description}")
+            if spec.modes:
+                print(f"  {MODE_ARGUMENT + ':=' + repr(spec.modes[0]):<28} Bridges: {' | '.join(spec.modes)}.")
             print(f"  {NODES_ARGUMENT + ':=...':<28} Comma-separated subset of the nodes to start here "
                   "(multi-machine).")
             print(f"  {PARAMS_FILE_ARGUMENT + ':=...':<28} Node-parameter YAML instead of config/{spec.params_file}.")
@@ -183,8 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", default=None, help="cpu, cuda or auto")
     train.set_defaults(func=cmd_train)
 
-    launch = sub.add_parser("launch", help="run a node graph (train_sim, eval_sim) as supervised processes")
-    launch.add_argument("name", nargs="?", default=None, choices=["train_sim", "eval_sim"])
+    launch = sub.add_parser("launch", help=f"run a node graph ({', '.join(LAUNCHES)}) as supervised processes")
+    launch.add_argument("name", nargs="?", default=None, choices=list(LAUNCHES))
     launch.add_argument("overrides", nargs="*", metavar="name:=value", help="launch arguments, e.g. task:=mw-reach")
     launch.add_argument("--show", action="store_true", help="list the launch's arguments and exit")
     launch.set_defaults(func=cmd_launch)

@@ -12,6 +12,7 @@ class NodeSpec:
     name: str                 # ROS node name; its ros__parameters live under this key in the params file
     module: str               # python module whose main() runs the node (`python -m <module>`)
     remaps: tuple[tuple[str, str], ...] = ()
+    modes: tuple[str, ...] = ()  # the launch's modes (mode:=) this node runs in; empty = all of them
 
 
 @dataclass(frozen=True)
@@ -30,9 +31,17 @@ class LaunchSpec:
     nodes: tuple[NodeSpec, ...]
     arguments: dict[str, Argument] = field(default_factory=dict)
     main_node: str = ""       # the node whose normal exit ends the launch (others are stopped then)
+    modes: tuple[str, ...] = ()   # values of the mode:= argument (first = default); empty = no such argument
+    pending_modes: dict[str, str] = field(default_factory=dict)  # mode -> why it cannot run in this version
+
+    def mode_nodes(self, mode: str) -> tuple[NodeSpec, ...]:
+        return tuple(n for n in self.nodes if not n.modes or mode in n.modes)
 
 
 SIM_BRIDGE = NodeSpec("sim_bridge", "modem_ros.nodes.sim_bridge")
+TELEOP = NodeSpec("teleop", "modem_ros.nodes.teleop")
+RECORDER = NodeSpec("recorder", "modem_ros.nodes.recorder")
+MODE_ARGUMENT = "mode"  # selects a launch's node set (sim or hardware bridges); not a node parameter
 CAMERA = NodeSpec("camera", "modem_ros.nodes.camera")
 PLANNER = NodeSpec("planner", "modem_ros.nodes.planner")
 TRAINER = NodeSpec("trainer", "modem_ros.nodes.trainer")
@@ -85,6 +94,29 @@ LAUNCHES: dict[str, LaunchSpec] = {
                                      ("sim_bridge.results_file",)),
         },
         main_node="sim_bridge",
+    ),
+    "record_demos": LaunchSpec(
+        name="record_demos",
+        description="Record teleoperated demonstrations: bridge + camera + teleop + recorder (rosbag2 per episode).",
+        params_file="record_demos.yaml",
+        nodes=(replace(SIM_BRIDGE, modes=("sim",)), CAMERA, TELEOP, RECORDER),
+        arguments={
+            **{k: replace(a, targets=tuple(t.replace("planner.", "teleop.").replace("trainer.", "recorder.")
+                                           for t in a.targets))
+               for k, a in _TASK_ARGUMENTS.items() if k != "device"},
+            "teleop_device": Argument("keyboard", "Input device: keyboard (this terminal), gamepad, spacemouse.",
+                                      ("teleop.device",)),
+            "dataset_dir": Argument("", "Dataset directory; empty = demos/<task>. An existing one is continued.",
+                                    ("recorder.dataset_dir",)),
+            "episodes": Argument("0", "Stop after saving this many episodes; 0 = until Ctrl-C.",
+                                 ("recorder.episodes",), int),
+            "operator": Argument("", "Stored in every episode's metadata.", ("recorder.operator",)),
+            "notes": Argument("", "Stored in every episode's metadata.", ("recorder.notes",)),
+        },
+        main_node="recorder",
+        modes=("sim", "hardware"),
+        pending_modes={"hardware": "the RealSense camera and Franka bridge nodes arrive with the hardware issue; "
+                                   "until then record in sim (mode:=sim)"},
     ),
 }
 

@@ -23,8 +23,8 @@ from typing import Any
 import yaml
 
 from modem_ros.config import ConfigError, load_node_config
-from modem_ros.graph import NODES_ARGUMENT, PARAMS_FILE_ARGUMENT, Argument, LaunchSpec, launch_spec
-from modem_ros.paths import config_dir, default_run_dir
+from modem_ros.graph import MODE_ARGUMENT, NODES_ARGUMENT, PARAMS_FILE_ARGUMENT, Argument, LaunchSpec, launch_spec
+from modem_ros.paths import config_dir, default_dataset_dir, default_run_dir
 
 WILDCARD = "/**"
 PR_SET_PDEATHSIG = 1
@@ -33,8 +33,10 @@ PR_SET_PDEATHSIG = 1
 def parse_arguments(spec: LaunchSpec, items: list[str]) -> dict[str, str]:
     """`key:=value` items -> values for every argument of the launch (defaults filled in)."""
     values = {name: arg.default for name, arg in spec.arguments.items()}
-    values[NODES_ARGUMENT] = ",".join(node.name for node in spec.nodes)
+    values[NODES_ARGUMENT] = ""  # empty: every node of the mode
     values[PARAMS_FILE_ARGUMENT] = ""
+    if spec.modes:
+        values[MODE_ARGUMENT] = spec.modes[0]
     for item in items:
         key, sep, value = item.partition(":=")
         if not sep:
@@ -42,6 +44,11 @@ def parse_arguments(spec: LaunchSpec, items: list[str]) -> dict[str, str]:
         if key not in values:
             raise ConfigError(f"unknown argument '{key}' for launch {spec.name}; known: {', '.join(sorted(values))}")
         values[key] = value
+    if spec.modes and values[MODE_ARGUMENT] not in spec.modes:
+        raise ConfigError(f"mode:={values[MODE_ARGUMENT]} is not one of {', '.join(spec.modes)}")
+    if spec.modes and values[MODE_ARGUMENT] in spec.pending_modes:
+        raise ConfigError(f"{spec.name} mode:={values[MODE_ARGUMENT]} cannot run yet: "
+                          f"{spec.pending_modes[values[MODE_ARGUMENT]]}")
     return values
 
 
@@ -172,10 +179,12 @@ def prepare(name: str, items: list[str]) -> tuple[LaunchSpec, list[str], dict[st
     spec = launch_spec(name)
     values = parse_arguments(spec, items)
     params = node_parameters(spec, values)
-    wanted = [n for n in values[NODES_ARGUMENT].split(",") if n]
-    unknown = set(wanted) - set(params)
+    in_mode = [n.name for n in spec.mode_nodes(values.get(MODE_ARGUMENT, ""))]
+    wanted = [n for n in values[NODES_ARGUMENT].split(",") if n] or in_mode
+    unknown = set(wanted) - set(in_mode)
     if unknown:
-        raise ConfigError(f"nodes:= names {sorted(unknown)}, not nodes of {name}")
+        raise ConfigError(f"nodes:= names {sorted(unknown)}, not nodes of {name}"
+                          + (f" in mode {values[MODE_ARGUMENT]}" if spec.modes else ""))
     configs = {node: load_node_config(params[node]) for node in wanted}  # what each node will resolve
     if "trainer" in wanted:
         if not params["trainer"].get("run_dir"):
@@ -183,6 +192,8 @@ def prepare(name: str, items: list[str]) -> tuple[LaunchSpec, list[str], dict[st
         launch_dir = Path(params["trainer"]["run_dir"]) / "launch"
     else:
         launch_dir = Path("runs") / "launch" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    if "recorder" in wanted and not params["recorder"].get("dataset_dir"):
+        params["recorder"]["dataset_dir"] = str(default_dataset_dir(configs["recorder"].task))
     if name == "eval_sim" and "planner" in wanted and not params["planner"].get("checkpoint"):
         raise ConfigError("eval_sim needs checkpoint:=<path to a .pt file>")
     return spec, wanted, params, launch_dir
@@ -195,6 +206,8 @@ def launch(name: str, items: list[str], out=sys.stdout) -> int:
     params_file.write_text(yaml.safe_dump({n: {"ros__parameters": p} for n, p in params.items() if n in wanted},
                                           sort_keys=False))
     env = ros_environment()
+    if sys.stdin.isatty():  # nodes run in their own sessions: tell the teleop node which terminal is ours
+        env.setdefault("MODEM_ROS_TTY", os.ttyname(sys.stdin.fileno()))
     supervisor = Supervisor(log_dir=launch_dir, out=out)
     out.write(f"[launch] {name}: {', '.join(wanted)}; parameters {params_file}; "
               f"ROS_DOMAIN_ID={env.get('ROS_DOMAIN_ID', '0')} discovery {env['ROS_AUTOMATIC_DISCOVERY_RANGE']}\n")

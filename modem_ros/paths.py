@@ -36,3 +36,8 @@ def default_run_dir(task: str) -> Path:
 
 def config_dir() -> Path:
     return share_dir() / "config"
+
+
+def default_dataset_dir(task: str) -> Path:
+    """Where recorded demonstrations of a task go unless told otherwise (relative to the working directory)."""
+    return Path("demos") / task

@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import sys
 
-from modem_ros.graph import launch_spec
+from modem_ros.graph import MODE_ARGUMENT, launch_spec
 from modem_ros.paths import config_dir
 
 
 def build(name: str):
     from launch import LaunchDescription
     from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
-    from launch.substitutions import EnvironmentVariable, LaunchConfiguration
+    from launch.conditions import IfCondition
+    from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PythonExpression
     from launch_ros.actions import Node
     from launch_ros.parameter_descriptions import ParameterValue
 
@@ -29,12 +30,19 @@ def build(name: str):
     ]
     actions += [DeclareLaunchArgument(arg, default_value=a.default, description=a.description)
                 for arg, a in spec.arguments.items()]
+    if spec.modes:
+        actions.append(DeclareLaunchArgument(MODE_ARGUMENT, default_value=spec.modes[0],
+                                             choices=[m for m in spec.modes if m not in spec.pending_modes],
+                                             description=f"Bridges: {' | '.join(spec.modes)}."))
     for node in spec.nodes:
         overrides = {target.partition(".")[2]: ParameterValue(LaunchConfiguration(arg), value_type=a.kind)
                      for arg, a in spec.arguments.items() for target in a.targets
                      if target.partition(".")[0] == node.name}
+        # a mode-specific node (a sim or hardware bridge) starts only in its modes, as `modem-ros launch` does
+        in_mode = ["'", LaunchConfiguration(MODE_ARGUMENT), f"' in {list(node.modes)}"]
+        condition = IfCondition(PythonExpression(in_mode)) if node.modes else None
         # `python -m module`: the same entry point as the pip launcher, no lib/<package> scripts needed
         actions.append(Node(executable=sys.executable, arguments=["-m", node.module], name=node.name,
                             parameters=[params_file, overrides], remappings=list(node.remaps),
-                            output="screen", emulate_tty=True))
+                            output="screen", emulate_tty=True, condition=condition))
     return LaunchDescription(actions)

@@ -19,6 +19,9 @@ IMAGE = "modem/image"                      # sensor_msgs/msg/Image, rgb8, img_si
 CAMERA_INFO = "modem/camera_info"          # sensor_msgs/msg/CameraInfo scaled to IMAGE
 STATE = "modem/state"                      # std_msgs/msg/Float32MultiArray, the task's state vector
 ACTION = "modem/action"                    # std_msgs/msg/Float32MultiArray, normalized to [-1, 1]
+APPLIED_ACTION = "modem/applied_action"    # Float32MultiArray: the action a bridge executed, one per step
+PLANNER_ACTION = "modem/planner/action"    # the planner's output where teleop sits between it and ACTION
+TELEOP_ENGAGED = "modem/teleop/engaged"    # std_msgs/msg/Bool, latched: a human drives ACTION
 REWARD = "modem/reward"                    # std_msgs/msg/Float32, one per step (not for the reset observation)
 SUCCESS = "modem/success"                  # std_msgs/msg/Bool, one per step
 EPISODE = "modem/episode"                  # std_msgs/msg/String, JSON event {"event": "start"|"end", ...}
@@ -33,6 +36,9 @@ TYPES = {
     CAMERA_INFO: "sensor_msgs/msg/CameraInfo",
     STATE: "std_msgs/msg/Float32MultiArray",
     ACTION: "std_msgs/msg/Float32MultiArray",
+    APPLIED_ACTION: "std_msgs/msg/Float32MultiArray",
+    PLANNER_ACTION: "std_msgs/msg/Float32MultiArray",
+    TELEOP_ENGAGED: "std_msgs/msg/Bool",
     REWARD: "std_msgs/msg/Float32",
     SUCCESS: "std_msgs/msg/Bool",
     EPISODE: "std_msgs/msg/String",
@@ -40,6 +46,13 @@ TYPES = {
     PLANNER_STATS: "std_msgs/msg/String",
     CLOCK: "rosgraph_msgs/msg/Clock",
 }
+
+# Services (std_srvs/srv/Trigger): a bridge's episode reset, and the recorder's episode control.
+RESET = "modem/reset"                      # end the current episode (if any) and start a new one
+RECORDER_START = "modem/recorder/start"
+RECORDER_SAVE = "modem/recorder/save"
+RECORDER_DISCARD = "modem/recorder/discard"
+RECORDER_RERECORD = "modem/recorder/re_record"
 
 # What an episode bag holds: exactly what the trainer consumes.
 BAG_TOPICS = (IMAGE, STATE, ACTION, REWARD, SUCCESS)

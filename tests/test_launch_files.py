@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from modem_ros.config import NODE_PARAMETERS
-from modem_ros.graph import LAUNCHES
+from modem_ros.graph import LAUNCHES, MODE_ARGUMENT
 from modem_ros.paths import share_dir
 
 LAUNCH_DIR = share_dir() / "launch"
@@ -34,7 +34,9 @@ class Recorded:
 @pytest.fixture
 def fake_launch(monkeypatch):
     kinds = {"launch": ["LaunchDescription"], "launch.actions": ["DeclareLaunchArgument", "SetEnvironmentVariable"],
-             "launch.substitutions": ["LaunchConfiguration", "EnvironmentVariable"], "launch_ros": [],
+             "launch.conditions": ["IfCondition"],
+             "launch.substitutions": ["LaunchConfiguration", "EnvironmentVariable", "PythonExpression"],
+             "launch_ros": [],
              "launch_ros.actions": ["Node"], "launch_ros.parameter_descriptions": ["ParameterValue"]}
     for module_name, classes in kinds.items():
         module = types.ModuleType(module_name)
@@ -70,11 +72,18 @@ def test_launch_file_builds_the_graph_of_graph_py(name, fake_launch):
     actions = module.generate_launch_description().args[0]
     spec = LAUNCHES[name]
     declared = {a.args[0]: a.kwargs["default_value"] for a in actions if type(a).__name__ == "DeclareLaunchArgument"}
-    assert declared == {arg: a.default for arg, a in spec.arguments.items()}
+    modes = {MODE_ARGUMENT: spec.modes[0]} if spec.modes else {}
+    assert declared == {**{arg: a.default for arg, a in spec.arguments.items()}, **modes}
     nodes = [a for a in actions if type(a).__name__ == "Node"]
     assert [n.kwargs["name"] for n in nodes] == [n.name for n in spec.nodes]
     for node, built in zip(spec.nodes, nodes, strict=True):
         assert built.kwargs["arguments"] == ["-m", node.module]
+        condition = built.kwargs["condition"]
+        if node.modes:  # started only when mode:= names one of its modes
+            expression = condition.args[0].args[0]
+            assert expression[1].args[0] == MODE_ARGUMENT and expression[2] == f"' in {list(node.modes)}"
+        else:
+            assert condition is None
         params_file, overrides = built.kwargs["parameters"]
         assert Path(params_file) == share_dir() / "config" / spec.params_file
         expected = {t.partition(".")[2]: arg for arg, a in spec.arguments.items() for t in a.targets

@@ -1,8 +1,10 @@
 """sim_bridge: owns a suite env and makes it look like a robot + camera to the graph, in lock-step.
 
-Publishes every observation (camera frame + CameraInfo, task state), each step's reward and success,
-episode start/end events and /clock; steps the env once per action received and resets it when an
-episode ends. Nothing else in the graph knows it is a simulation.
+Publishes every observation (camera frame + CameraInfo, task state), each executed action, each step's
+reward and success, episode start/end events and /clock; steps the env once per action received.
+Training resets as soon as an episode ends; demo recording (`auto_reset:=false`) waits for the
+recorder's call to the reset service, which also cuts a running episode short. Nothing else in the
+graph knows it is a simulation.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from builtin_interfaces.msg import Time
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Bool, Float32, Float32MultiArray, String
+from std_srvs.srv import Trigger
 
 from modem_ros import topics
 from modem_ros.data.episode import eval_episode_seed, train_episode_seed
@@ -52,14 +55,18 @@ class SimBridge(ModemNode):
         self.stall_warning = self.param("stall_warning", 30.0, "Seconds without an action before warning.")
         self.results_file = self.param("results_file", "", "Write episode results and the observation -> action "
                                        "round-trip latencies here as JSON when max_episodes are done.")
+        self.auto_reset = self.param("auto_reset", True, "Start the next episode as soon as one ends (training). "
+                                     f"False: wait for a call to {topics.RESET} (demo recording).")
         self.env = make_env(self.cfg, seed=self.cfg.seed)
         self.fovy = getattr(getattr(self.env, "renderer", None), "fovy", 45.0)
         # transient-local STREAM: a node that subscribes late still gets the episode from its start
         self.pub = {name: self.create_publisher(kind, name, STREAM) for name, kind in [
             (topics.RAW_IMAGE, Image), (topics.RAW_CAMERA_INFO, CameraInfo), (topics.STATE, Float32MultiArray),
+            (topics.APPLIED_ACTION, Float32MultiArray),
             (topics.REWARD, Float32), (topics.SUCCESS, Bool), (topics.EPISODE, String)]}
         self.clock_pub = self.create_publisher(Clock, topics.CLOCK, 10)
         self.create_subscription(Float32MultiArray, topics.ACTION, self.on_action, STREAM)
+        self.create_service(Trigger, topics.RESET, self.on_reset)
         self.create_timer(self.stall_warning, self.check_stall)
         self.ticks, self.episode, self.t = 0, self.first_episode, 0
         self.episode_return, self.episode_success = 0.0, False
@@ -68,9 +75,12 @@ class SimBridge(ModemNode):
         self.sent_at = self.episode_start = time.perf_counter()
         self.round_trips: list[float] = []  # seconds from publishing an observation to its action arriving
         self.finished = False
+        self.running = False  # an episode is under way (False: waiting for a reset)
         self.get_logger().info(f"task {self.cfg.task}: {self.cfg.episode_length}-step episodes, "
-                               f"{self.cfg.img_size} px, state {self.cfg.state_dim}, action {self.cfg.action_dim}")
-        self.start_episode()
+                               f"{self.cfg.img_size} px, state {self.cfg.state_dim}, action {self.cfg.action_dim}"
+                               + ("" if self.auto_reset else f"; waiting for {topics.RESET} calls"))
+        if self.auto_reset:
+            self.start_episode()
 
     def stamp(self) -> Time:
         ns = round(self.ticks * self.period * 1e9)
@@ -91,12 +101,14 @@ class SimBridge(ModemNode):
         obs = self.env.reset(seed=seed)
         self.episode_start = time.perf_counter()
         self.t, self.episode_return, self.episode_success = 0, 0.0, False
+        self.running = True
         self.pub[topics.EPISODE].publish(json_msg({"event": "start", "episode": self.episode, "seed": seed}))
         self.publish_obs(obs)
 
     def on_action(self, msg: Float32MultiArray) -> None:
         self.last_activity, self.warned = time.monotonic(), False
-        if self.finished:
+        if self.finished or not self.running:  # between episodes (recording): nothing to act on
+            self.get_logger().debug("action between episodes ignored")
             return
         self.round_trips.append(time.perf_counter() - self.sent_at)
         try:
@@ -110,6 +122,7 @@ class SimBridge(ModemNode):
         success = bool(info.get("success", False))
         self.episode_return += float(reward)
         self.episode_success |= success
+        self.pub[topics.APPLIED_ACTION].publish(array_msg(action))
         self.pub[topics.REWARD].publish(Float32(data=float(reward)))
         self.pub[topics.SUCCESS].publish(Bool(data=success))
         self.publish_obs(obs)
@@ -117,6 +130,22 @@ class SimBridge(ModemNode):
             raise RuntimeError(f"env episode ended at step {self.t}, config says {self.cfg.episode_length}")
         if done:
             self.end_episode()
+            if self.auto_reset and not self.finished:
+                self.ticks += 1  # a reset takes one control period of sim time: stamps stay strictly increasing
+                self.start_episode()
+
+    def on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        """End the running episode where it stands (if any) and start the next; says which one started."""
+        if self.finished:
+            response.success, response.message = False, "max_episodes done"
+            return response
+        if self.running:
+            self.end_episode()
+        if not self.finished:
+            self.ticks += 1
+            self.start_episode()
+        response.success, response.message = not self.finished, json.dumps({"episode": self.episode})
+        return response
 
     def end_episode(self) -> None:
         result = {"event": "end", "episode": self.episode, "steps": self.t,
@@ -127,11 +156,9 @@ class SimBridge(ModemNode):
         self.get_logger().info(f"episode {self.episode}: return {result['return']:.2f} "
                                f"success {self.episode_success}")
         self.episode += 1
+        self.running = False
         if self.max_episodes and len(self.results) >= self.max_episodes:
             self.finish()
-            return
-        self.ticks += 1  # a reset takes one control period of sim time: stamps stay strictly increasing
-        self.start_episode()
 
     def finish(self) -> None:
         """max_episodes done: report them, write results_file if asked, and let run() return."""
@@ -149,7 +176,7 @@ class SimBridge(ModemNode):
 
     def check_stall(self) -> None:
         idle = time.monotonic() - self.last_activity
-        if not self.finished and idle >= self.stall_warning and not self.warned:
+        if self.running and idle >= self.stall_warning and not self.warned:
             self.warned = True  # once per stall; a long seed-pretraining burst is not worth six lines
             self.get_logger().warning(f"no action for {idle:.0f} s at episode {self.episode} step {self.t}: is a "
                                       "planner running with weights? (In training it waits for the trainer's "

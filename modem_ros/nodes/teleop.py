@@ -1,0 +1,148 @@
+"""teleop: a human drives the task's action from a keyboard, gamepad or SpaceMouse.
+
+Alone (demo recording) it drives: one action per observation, paced to `rate` so a person can follow.
+Beside a planner (`planner_action_topic`, the planner remapped there) it is the action topic's gate:
+the planner's actions pass through until the operator takes over (engage), then each planner action is
+replaced by the device's — a human intervention with priority. The console keys and pad buttons also
+call the recorder's services. A device that goes away stops motion (zero actions) and is logged; the
+node keeps trying to reopen it.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from rclpy.clock import Clock, ClockType
+from std_msgs.msg import Bool, Float32MultiArray
+from std_srvs.srv import Trigger
+
+from modem_ros import topics
+from modem_ros.nodes.common import LATCHED, STREAM, ModemNode, NodeSetupError, array_msg, run_node
+from modem_ros.teleop import ActionMapper, Command, DeviceLost, open_device
+
+SERVICES = {"start": topics.RECORDER_START, "save": topics.RECORDER_SAVE, "discard": topics.RECORDER_DISCARD,
+            "re_record": topics.RECORDER_RERECORD}
+REOPEN_PERIOD = 1.0  # seconds between attempts to reopen a lost device
+
+
+class Teleop(ModemNode):
+    def __init__(self):
+        super().__init__("teleop")
+        cfg = self.task_config()
+        self.kind = self.param("device", "keyboard", "Input device: keyboard (terminal, works over SSH), gamepad "
+                               "(evdev), spacemouse (pyspacemouse).")
+        self.options = {
+            "tty": self.param("keyboard_tty", "", "Terminal to read keys from; empty = the launcher's terminal "
+                              "($MODEM_ROS_TTY) or /dev/tty."),
+            "key_hold": self.param("key_hold", 0.5, "Seconds a key press drives its axis (bridges the terminal's "
+                                   "auto-repeat delay)."),
+            "path": self.param("gamepad_path", "", "evdev device of the gamepad; empty = the first one found."),
+        }
+        try:
+            self.mapper = ActionMapper(cfg.action_dim, self.param("axis_map", "", "Action dimension -> device "
+                                       "channel, comma-separated (x y z roll pitch yaw gripper, '-' negates, 0); "
+                                       "'joint' = one joint at a time; empty = the task's default."),
+                                       self.param("scale", 1.0, "Multiplies every motion channel (speed)."),
+                                       self.param("deadzone", 0.1, "Channel magnitudes below this are zero."))
+        except ValueError as err:
+            raise NodeSetupError(f"teleop mapping: {err}") from err
+        self.rate = self.param("rate", 10.0, "Actions per second when driving alone (one per observation, "
+                               "never faster than this).")
+        planner_topic = self.param("planner_action_topic", "", "The planner's action topic to gate; empty = no "
+                                   "planner, teleop drives alone and is always engaged.")
+        self.drive_alone = not planner_topic
+        self.engaged = self.drive_alone
+        self.command, self.device, self.lost_at = Command(), None, 0.0
+        self.open()
+        self.pending = 0  # observations not yet answered (driving alone)
+        self.next_time = 0.0
+        self.action_pub = self.create_publisher(Float32MultiArray, topics.ACTION, STREAM)
+        self.engaged_pub = self.create_publisher(Bool, topics.TELEOP_ENGAGED, LATCHED)
+        self.engaged_pub.publish(Bool(data=self.engaged))
+        self.clients_ = {event: self.create_client(Trigger, name) for event, name in SERVICES.items()}
+        if self.drive_alone:
+            self.create_subscription(Float32MultiArray, topics.STATE, self.on_observation, STREAM)
+        else:
+            self.create_subscription(Float32MultiArray, planner_topic, self.on_planner_action, STREAM)
+        # wall-clock polling: a person's keys don't wait for sim time (which stands still between episodes)
+        self.create_timer(0.01, self.tick, clock=Clock(clock_type=ClockType.STEADY_TIME))
+        self.get_logger().info(f"{self.kind} -> {cfg.action_dim}-D action (axis_map {self.mapper.axis_map}); "
+                               + ("driving alone" if self.drive_alone else f"gating {planner_topic}"))
+
+    # ------------------------------------------------------------------ device
+    def open(self) -> None:
+        try:
+            self.device = open_device(self.kind, **self.options)
+        except DeviceLost as err:
+            if self.lost_at == 0.0:  # at start-up a missing device is a setup error, later a loss to retry
+                raise NodeSetupError(str(err)) from err
+            self.device = None
+        except (ValueError, ImportError) as err:
+            raise NodeSetupError(f"device {self.kind}: {err}") from err
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        if self.device is None:
+            if now - self.lost_at >= REOPEN_PERIOD:
+                self.lost_at = now
+                self.open()
+                if self.device is not None:
+                    self.get_logger().info(f"{self.kind}: device back")
+        else:
+            try:
+                self.command, events = self.device.poll(now)
+            except DeviceLost as err:
+                self.get_logger().error(f"{err}; motion stopped (zero action) until it returns")
+                self.device, self.command, self.lost_at, events = None, None, now, []
+            for event in events:
+                self.on_event(event)
+        while self.drive_alone and self.pending and now >= self.next_time:
+            self.pending -= 1
+            self.next_time = now + 1.0 / self.rate
+            self.action_pub.publish(array_msg(self.device_action()))
+
+    def device_action(self) -> np.ndarray:
+        if self.command is None:  # device lost: hold still
+            return np.zeros(self.mapper.action_dim, np.float32)
+        return self.mapper(self.command)
+
+    def on_event(self, event: str) -> None:
+        if event in SERVICES:
+            client = self.clients_[event]
+            if not client.service_is_ready():
+                self.get_logger().warning(f"{event}: no recorder offers {SERVICES[event]}")
+                return
+            future = client.call_async(Trigger.Request())
+            future.add_done_callback(lambda f, e=event: self.get_logger().info(
+                f"{e}: {f.result().message}" if f.result() else f"{e}: no answer"))
+        elif event in ("engage", "engage_on", "engage_off") and not self.drive_alone:
+            engaged = not self.engaged if event == "engage" else event == "engage_on"
+            if engaged != self.engaged:
+                self.engaged = engaged
+                self.engaged_pub.publish(Bool(data=engaged))
+                self.get_logger().info("human has control" if engaged else "planner has control")
+        elif event in ("joint_next", "joint_prev") and self.mapper.axis_map == "joint":
+            joint = self.mapper.select_joint(1 if event == "joint_next" else -1)
+            self.get_logger().info(f"driving joint {joint}")
+
+    # ------------------------------------------------------------------ actions
+    def on_observation(self, msg: Float32MultiArray) -> None:
+        self.pending += 1
+
+    def on_planner_action(self, msg: Float32MultiArray) -> None:
+        """One action out per planner action in: lock-step stays paired whoever drives."""
+        self.action_pub.publish(array_msg(self.device_action()) if self.engaged else msg)
+
+    def destroy_node(self) -> None:
+        if self.device is not None:
+            self.device.close()
+        super().destroy_node()
+
+
+def main(args=None) -> int:
+    return run_node(Teleop, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
