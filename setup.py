@@ -20,7 +20,7 @@ HARDWARE = ["pyrealsense2==2.59.1", "franky-control==2.0.0"]
 # Teleop input devices: evdev (gamepads, Linux), pyspacemouse (3Dconnexion over HID). The keyboard needs nothing.
 TELEOP = ["evdev>=1.7", "pyspacemouse>=2.1"]
 # `modem-ros demos export --format lerobot`: parquet tables (videos use the sim extra's imageio-ffmpeg)
-LEROBOT = ["pyarrow>=15"]
+LEROBOT = ["pyarrow>=15", "pandas>=2"]
 # `ros2 run modem_ros <node>` on a ROS 2 install; the launchers use `python -m modem_ros.nodes.<node>`
 NODES = [f"{node} = modem_ros.nodes.{node}:main" for node in ("sim_bridge", "camera", "planner", "trainer",
                                                                   "teleop", "recorder")]

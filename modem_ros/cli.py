@@ -95,6 +95,19 @@ def cmd_demos(args: argparse.Namespace) -> int:
                    else "dense reward, no success to report (see `demos info` for returns)")
         print(f"wrote {len(written)} episodes of {cfg.task} to {args.out}; {outcome}")
         return 0 if len(written) == args.n else 1
+    if args.action == "validate":
+        return validate_command(args.out)
+    if args.action == "export":
+        from modem_ros.data.lerobot import export_lerobot
+
+        try:
+            summary = export_lerobot(args.out, args.video, fps=args.fps)
+        except (demos.DemoError, FileExistsError) as err:
+            print(f"export failed: {err}", file=sys.stderr)
+            return 1
+        print(f"wrote LeRobotDataset v3.0 to {summary['path']}: {summary['episodes']} episodes, "
+              f"{summary['frames']} frames at {summary['fps']} fps, tasks {summary['tasks']}")
+        return 0
     good, bad = demos.load_demo_dir(args.out, frame_stack=1)  # listing needs no frame stacks
     if args.action == "view":
         from modem_ros.data.video import write_video
@@ -113,6 +126,28 @@ def cmd_demos(args: argparse.Namespace) -> int:
     print(f"{len(good)} episodes, {sum(len(b.episode) for b in good)} steps, "
           f"{sum(b.episode.succeeded for b in good)} successful, {len(bad)} unreadable")
     return 0 if not bad else 1
+
+
+def validate_command(directory: str) -> int:
+    from modem_ros.data.demos import DemoError
+    from modem_ros.data.validate import validate_dataset
+
+    try:
+        reports, problems = validate_dataset(directory)
+    except DemoError as err:
+        print(f"invalid: {err}")
+        return 1
+    for report in reports:
+        status = "ok" if not report.problems else f"{len(report.problems)} problem(s)"
+        print(f"{report.path.name:<20} {report.steps:>5} steps  {status}")
+        for problem in report.problems:
+            print(f"  {report.path}: {problem}")
+    for problem in problems:
+        print(problem)
+    bad = sum(bool(r.problems) for r in reports)
+    print(f"{len(reports)} episodes, {bad} with problems" + (f", {len(problems)} dataset problem(s)" if problems
+                                                             else ""))
+    return 1 if bad or not reports else 0
 
 
 def cmd_launch(args: argparse.Namespace) -> int:
@@ -171,11 +206,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(func=cmd_bench)
 
     demos = sub.add_parser("demos", help="generate or inspect demonstration bags (rosbag2 + MCAP)")
-    demos.add_argument("action", choices=["generate", "info", "view"])
-    demos.add_argument("out", nargs="?", default=None, help="info / view: the dataset directory")
+    demos.add_argument("action", choices=["generate", "info", "view", "validate", "export"])
+    demos.add_argument("out", nargs="?", default=None, help="info / view / validate / export: the dataset directory")
     common(demos)
     demos.add_argument("--out", dest="out_opt", default=None,
-                       help="generate: dataset directory; view: the MP4 file to write")
+                       help="generate: dataset directory; view: the MP4 file to write; export: the new dataset")
+    demos.add_argument("--format", default="lerobot", choices=["lerobot"], help="export: LeRobotDataset v3.0")
+    demos.add_argument("--fps", type=int, default=10, help="export: frames per second (the control rate)")
     demos.add_argument("-n", type=int, default=5, help="generate: number of episodes")
     demos.add_argument("--keep-failures", action="store_true", help="generate: also keep failed episodes")
     demos.set_defaults(func=cmd_demos)
@@ -204,13 +241,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     args.overrides = list(getattr(args, "overrides", [])) + extra
     if args.command == "demos":
-        # generate: --out is the dataset; view: the positional is the dataset and --out the video
-        args.video = args.out_opt if args.action == "view" else None
-        args.out = args.out if args.action == "view" else (args.out_opt or args.out)
+        # generate: --out is the dataset; view / export: the positional is the dataset and --out the result
+        writes = args.action in ("view", "export")
+        args.video = args.out_opt if writes else None
+        args.out = args.out if writes else (args.out_opt or args.out)
         if not args.out:
-            parser.error("demos: give the dataset directory (--out DIR for generate, DIR for info / view)")
-        if args.action == "view" and not args.video:
-            parser.error("demos view: give the video file with --out F.mp4")
+            parser.error("demos: give the dataset directory (--out DIR for generate, DIR otherwise)")
+        if writes and not args.video:
+            parser.error(f"demos {args.action}: say where to write with --out")
     try:
         return args.func(args)
     except ConfigError as exc:

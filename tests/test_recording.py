@@ -177,3 +177,42 @@ def test_lost_terminal_is_logged_and_no_staging_directory_looks_like_an_episode(
     hidden = [p.name for p in Path(dataset).iterdir() if p.name.startswith(".")]
     assert all(name.startswith(".staging-") for name in hidden)
 
+
+
+def test_recorded_demos_train_through_the_trainers_demo_loader(session, tmp_path):
+    from modem_ros.run import build_trainer
+
+    dataset, *_ = session
+    cfg = small_config(demo_dir=str(dataset), demos=3, bc_iters=10)
+    trainer = build_trainer(cfg, tmp_path / "run", collect=False)
+    assert trainer.demo_buffer.num_episodes == 3
+    assert trainer.demo_buffer.num_steps == sum(len(read_episode(p, 2).episode) for p in episode_dirs(dataset))
+    loss = trainer.pretrain_policy()  # behaviour cloning on the operator's actions
+    assert np.isfinite(loss)
+
+
+def test_recording_resumes_into_the_dataset_and_stops_after_episodes(session, graph_home):  # noqa: F811
+    dataset, *_ = session
+    keys = Keys()
+    env = dict(graph_env(graph_home), MODEM_ROS_TTY=keys.slave_path)
+    launch = Launch(graph_home, ["record_demos", "preset:=tiny.yaml", f"dataset_dir:={dataset}", "episodes:=1"],
+                    env)
+    try:
+        launch.wait_for("3 episodes already")
+        for attempt in range(20):
+            keys.press("n")
+            try:
+                launch.wait_for("recording (bridge episode 0)", timeout=3)
+                break
+            except AssertionError:
+                assert attempt < 19, "the start key never reached the recorder"
+        launch.wait_for("episode finished")
+        keys.press("\r")
+        launch.wait_for("saved episode_000003")
+        assert launch.finish(timeout=60) == 0  # the recorder is the main node: done after episodes:=1
+    finally:
+        keys.hang_up()
+        if launch.proc.poll() is None:
+            launch.proc.send_signal(signal.SIGINT)
+            launch.finish(timeout=30)
+    assert len(episode_dirs(dataset)) == 4

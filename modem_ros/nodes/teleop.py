@@ -10,6 +10,7 @@ node keeps trying to reopen it.
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import numpy as np
@@ -94,6 +95,8 @@ class Teleop(ModemNode):
                 self.command, events = self.device.poll(now)
             except DeviceLost as err:
                 self.get_logger().error(f"{err}; motion stopped (zero action) until it returns")
+                with contextlib.suppress(Exception):  # release what is left of it before reopening
+                    self.device.close()
                 self.device, self.command, self.lost_at, events = None, None, now, []
             for event in events:
                 self.on_event(event)

@@ -117,7 +117,7 @@ class Keyboard:
         return self.keys.command(now), events
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, termios.error):  # a hung-up terminal has no modes to restore
             termios.tcsetattr(self.fd, termios.TCSANOW, self.saved)
         with contextlib.suppress(OSError):
             os.close(self.fd)
