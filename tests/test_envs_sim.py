@@ -210,6 +210,7 @@ def test_demos_generate_info_view_on_the_franka_cell(tmp_path, capsys):
     import imageio.v2 as imageio
 
     from modem_ros.cli import main
+    from modem_ros.data.video import SIZE, STRIP, TRACE
 
     out, video = tmp_path / "demos", tmp_path / "demos.mp4"
     assert main(["demos", "generate", "--task", "franka-reach", "-n", "2", "--out", str(out),
@@ -220,5 +221,5 @@ def test_demos_generate_info_view_on_the_franka_cell(tmp_path, capsys):
     assert main(["demos", "view", str(out), "--out", str(video)]) == 0
     reader = imageio.get_reader(video)
     frames = [frame for frame in reader]
-    assert len(frames) == 2 * 21 and frames[0].shape == (256 + 56, 256, 3)  # T+1 observations per episode
+    assert len(frames) == 2 * 21 and frames[0].shape == (SIZE + STRIP + TRACE, SIZE, 3)  # T+1 observations each
     assert reader.get_meta_data()["codec"] == "h264"
