@@ -28,8 +28,8 @@ REOPEN_PERIOD = 1.0  # seconds between attempts to reopen a lost device
 
 
 class Teleop(ModemNode):
-    def __init__(self):
-        super().__init__("teleop")
+    def __init__(self, **node_options):
+        super().__init__("teleop", **node_options)
         cfg = self.task_config()
         self.kind = self.param("device", "keyboard", "Input device: keyboard (terminal, works over SSH), gamepad "
                                "(evdev), spacemouse (pyspacemouse).")

@@ -1,0 +1,67 @@
+"""The teleop node beside a planner: the planner's actions pass through until the operator takes over,
+then each one is replaced by the device's, one out per one in (lock-step stays paired)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+rclpy = pytest.importorskip("rclpy", reason="needs the ros extra: scripts/install.sh ros")
+
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from std_msgs.msg import Float32MultiArray  # noqa: E402
+
+from modem_ros import topics  # noqa: E402
+from modem_ros.nodes.common import STREAM  # noqa: E402
+from modem_ros.nodes.teleop import Teleop  # noqa: E402
+
+
+def spin_until(executor, condition, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        executor.spin_once(timeout_sec=0.05)
+
+
+def test_operator_takes_over_from_the_planner_and_hands_back(monkeypatch, tmp_path):
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(200 + os.getpid() % 30))
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    monkeypatch.setenv("ROS_LOG_DIR", str(tmp_path))
+    master, slave = os.openpty()
+    context = rclpy.Context()
+    rclpy.init(context=context, args=["--ros-args", "-p", f"keyboard_tty:={os.ttyname(slave)}",
+                                      "-p", f"planner_action_topic:={topics.PLANNER_ACTION}", "-p", "task:=toy-reach",
+                                      "-p", "key_hold:=30.0"])
+    executor = SingleThreadedExecutor(context=context)
+    teleop = Teleop(context=context)
+    probe = rclpy.create_node("probe", context=context)
+    try:
+        planner = probe.create_publisher(Float32MultiArray, topics.PLANNER_ACTION, STREAM)
+        out: list[list[float]] = []
+        probe.create_subscription(Float32MultiArray, topics.ACTION, lambda m: out.append(list(m.data)), STREAM)
+        executor.add_node(teleop)
+        executor.add_node(probe)
+        spin_until(executor, lambda: planner.get_subscription_count() and teleop.action_pub.get_subscription_count())
+
+        def act(values):
+            planner.publish(Float32MultiArray(data=values))
+            n = len(out)
+            spin_until(executor, lambda: len(out) > n)
+            return out[-1]
+
+        assert act([0.25, -0.5]) == pytest.approx([0.25, -0.5])  # planner drives
+        os.write(master, b"td")  # take over, then 'd' (toy plane: +1 on action 0)
+        spin_until(executor, lambda: teleop.engaged)
+        assert act([0.25, -0.5]) == pytest.approx([1.0, 0.0])    # the operator's action replaces it
+        os.write(master, b"t")
+        spin_until(executor, lambda: not teleop.engaged)
+        assert act([0.1, 0.2]) == pytest.approx([0.1, 0.2])      # handed back
+        assert len(out) == 3  # one out per planner action, never more
+    finally:
+        teleop.destroy_node()
+        probe.destroy_node()
+        rclpy.shutdown(context=context)
+        os.close(master)
+        os.close(slave)
