@@ -11,6 +11,7 @@ import pytest
 rclpy = pytest.importorskip("rclpy", reason="needs the ros extra: scripts/install.sh ros")
 
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.signals import SignalHandlerOptions  # noqa: E402
 from std_msgs.msg import Float32MultiArray  # noqa: E402
 
 from modem_ros import topics  # noqa: E402
@@ -33,7 +34,8 @@ def test_operator_takes_over_from_the_planner_and_hands_back(monkeypatch, tmp_pa
     context = rclpy.Context()
     rclpy.init(context=context, args=["--ros-args", "-p", f"keyboard_tty:={os.ttyname(slave)}",
                                       "-p", f"planner_action_topic:={topics.PLANNER_ACTION}", "-p", "task:=toy-reach",
-                                      "-p", "key_hold:=30.0"])
+                                      "-p", "key_hold:=30.0"],
+               signal_handler_options=SignalHandlerOptions.NO)  # pytest keeps its own Ctrl-C
     executor = SingleThreadedExecutor(context=context)
     teleop = Teleop(context=context)
     probe = rclpy.create_node("probe", context=context)
