@@ -118,7 +118,7 @@ def _record_checksums(path: Path) -> None:
     meta_file.write_text(yaml.safe_dump(meta, sort_keys=False))
 
 
-def _verify_checksums(path: Path, meta: dict[str, str]) -> None:
+def verify_checksums(path: Path, meta: dict[str, str]) -> None:
     for name, digest in _file_digests(path).items():
         expected = meta.get(f"sha256.{name}")
         if expected is not None and expected != digest:
@@ -133,11 +133,8 @@ def read_meta(path: Path) -> dict[str, str]:
     return {k.removeprefix("modem_ros."): v for k, v in (info.get("custom_data") or {}).items()}
 
 
-def read_episode(path: str | Path, frame_stack: int) -> DemoBag:
-    """Load one demo bag, rebuilding frame stacks; any defect raises DemoError naming the file."""
-    path = Path(path)
-    meta = read_meta(path)
-    _verify_checksums(path, meta)
+def read_streams(path: Path) -> dict[str, list[Any]]:
+    """Every message of the bag's BAG_TOPICS, per topic in order; DemoError naming the files if unreadable."""
     streams: dict[str, list[Any]] = {name: [] for name in topics.BAG_TOPICS}
     try:
         with Reader(path) as reader:
@@ -147,6 +144,15 @@ def read_episode(path: str | Path, frame_stack: int) -> DemoBag:
     except Exception as err:  # rosbags/mcap raise many types for truncated or corrupt files
         files = ", ".join(sorted(p.name for p in path.glob("*.mcap"))) or "no .mcap file"
         raise DemoError(f"{path} ({files}): cannot read bag: {type(err).__name__}: {err}") from err
+    return streams
+
+
+def read_episode(path: str | Path, frame_stack: int) -> DemoBag:
+    """Load one demo bag, rebuilding frame stacks; any defect raises DemoError naming the file."""
+    path = Path(path)
+    meta = read_meta(path)
+    verify_checksums(path, meta)
+    streams = read_streams(path)
     images, states = streams[topics.IMAGE], streams[topics.STATE]
     actions, rewards, successes = streams[topics.ACTION], streams[topics.REWARD], streams[topics.SUCCESS]
     steps = len(actions)

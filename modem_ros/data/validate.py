@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from rosbags.rosbag2 import Reader
 
 from modem_ros import topics
-from modem_ros.data.demos import TYPESTORE, DemoError, _verify_checksums, episode_dirs, read_meta
+from modem_ros.data.demos import DemoError, episode_dirs, read_meta, read_streams, verify_checksums
 
 ACTION_LIMIT = 1.0 + 1e-6  # actions are normalized to [-1, 1]
 
@@ -48,18 +47,10 @@ def validate_episode(path: Path) -> EpisodeReport:
     try:
         meta = read_meta(path)
         report.task = meta.get("task", "")
-        _verify_checksums(path, meta)
+        verify_checksums(path, meta)
+        messages = read_streams(path)
     except DemoError as err:
         report.problems.append(str(err).removeprefix(f"{path}").lstrip(": "))
-        return report
-    messages: dict[str, list] = {name: [] for name in topics.BAG_TOPICS}
-    try:
-        with Reader(path) as reader:
-            for connection, _, raw in reader.messages():
-                if connection.topic in messages:
-                    messages[connection.topic].append(TYPESTORE.deserialize_cdr(raw, connection.msgtype))
-    except Exception as err:  # noqa: BLE001 - truncated/corrupt MCAP raises many types
-        report.problems.append(f"cannot read bag: {type(err).__name__}: {err}")
         return report
     missing = [name for name, msgs in messages.items() if not msgs]
     if missing:
