@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -195,9 +196,10 @@ class Recorder(ModemNode):
                     continue
                 if self.state == "recording":
                     self.state = "review"
-                    episode, _ = streams.take(streams.ends[0], self.cfg.frame_stack)
-                    self.get_logger().info(f"episode finished: {len(episode)} steps, success {episode.succeeded}, "
-                                           f"return {episode.total_reward:.2f}. Save, discard or re-record?")
+                    n = streams.ends[0]  # the summary only: the episode itself is built when saved
+                    success, total = any(islice(streams.successes, n)), sum(islice(streams.rewards, n))
+                    self.get_logger().info(f"episode finished: {n} steps, success {success}, "
+                                           f"return {total:.2f}. Save, discard or re-record?")
                 return
             if fate.kind == "save" and ended:
                 self.write(streams.ends[0], fate)
