@@ -56,6 +56,25 @@ class Keys:
         os.close(self.slave)
 
 
+def start_first_episode(launch: Launch, keys: Keys) -> None:
+    """Press the start key until the recorder answers: until discovery has found its services the teleop
+    says so and the press does nothing, so press again, as a person would."""
+    for attempt in range(20):
+        keys.press("n")
+        try:
+            launch.wait_for("recording (bridge episode 0)", timeout=3)
+            return
+        except AssertionError:
+            assert attempt < 19, "the start key never reached the recorder"
+
+
+def stop_if_running(launch: Launch) -> None:
+    """After a failed step: stop the graph rather than leave it running."""
+    if launch.proc.poll() is None:
+        launch.proc.send_signal(signal.SIGINT)
+        launch.finish(timeout=30)
+
+
 @pytest.fixture(scope="module")
 def session(graph_home):  # noqa: F811
     keys = Keys()
@@ -67,9 +86,7 @@ def session(graph_home):  # noqa: F811
         yield record(launch, keys, dataset)
     finally:
         keys.alive = False
-        if launch.proc.poll() is None:  # a failed step: stop the graph rather than leave it running
-            launch.proc.send_signal(signal.SIGINT)
-            launch.finish(timeout=30)
+        stop_if_running(launch)
 
 
 def record(launch: Launch, keys: Keys, dataset: Path):
@@ -78,15 +95,8 @@ def record(launch: Launch, keys: Keys, dataset: Path):
             launch.wait_for(text)
     steps = {}
 
-    # 1: a full episode, moving right the whole time, saved after it ends. Until discovery has found the
-    # recorder's services the teleop says so and the press does nothing: press again, as a person would.
-    for attempt in range(20):
-        keys.press("n")
-        try:
-            launch.wait_for("recording (bridge episode 0)", timeout=3)
-            break
-        except AssertionError:
-            assert attempt < 19, "the start key never reached the recorder"
+    # 1: a full episode, moving right the whole time, saved after it ends
+    start_first_episode(launch, keys)
     keys.hold("d")
     launch.wait_for("episode finished: 20 steps")
     keys.hold(None)
@@ -199,20 +209,12 @@ def test_recording_resumes_into_the_dataset_and_stops_after_episodes(session, gr
                     env)
     try:
         launch.wait_for("3 episodes already")
-        for attempt in range(20):
-            keys.press("n")
-            try:
-                launch.wait_for("recording (bridge episode 0)", timeout=3)
-                break
-            except AssertionError:
-                assert attempt < 19, "the start key never reached the recorder"
+        start_first_episode(launch, keys)
         launch.wait_for("episode finished")
         keys.press("\r")
         launch.wait_for("saved episode_000003")
         assert launch.finish(timeout=60) == 0  # the recorder is the main node: done after episodes:=1
     finally:
         keys.hang_up()
-        if launch.proc.poll() is None:
-            launch.proc.send_signal(signal.SIGINT)
-            launch.finish(timeout=30)
+        stop_if_running(launch)
     assert len(episode_dirs(dataset)) == 4
