@@ -16,14 +16,17 @@ SIM = [
     "mujoco==3.3.0", "dm_control==1.0.28", "metaworld==3.1.1", "gymnasium==1.4.0",
     "gymnasium-robotics==1.4.2", "opencv-python-headless", "imageio", "imageio-ffmpeg",
 ]
-HARDWARE = ["pyrealsense2==2.59.1", "franky-control==2.0.0"]
+# Hardware: RealSense + Franka over FCI. franky-sim (the FCI stand-in the tests drive) needs mujoco 4 and numpy 2.4,
+# which break dm_control 1.0.28, so scripts/install.sh puts it in its own venv (.venv-franky-sim), not here.
+HARDWARE = ["pyrealsense2==2.59.1.11053", "franky-control==2.0.0"]
 # Teleop input devices: evdev (gamepads, Linux), pyspacemouse (3Dconnexion over HID). The keyboard needs nothing.
 TELEOP = ["evdev>=1.7", "pyspacemouse>=2.1"]
 # `modem-ros demos export --format lerobot`: parquet tables (videos use the sim extra's imageio-ffmpeg)
 LEROBOT = ["pyarrow>=15", "pandas>=2"]
 # `ros2 run modem_ros <node>` on a ROS 2 install; the launchers use `python -m modem_ros.nodes.<node>`
 NODES = [f"{node} = modem_ros.nodes.{node}:main" for node in ("sim_bridge", "camera", "planner", "trainer",
-                                                                  "teleop", "recorder")]
+                                                                  "teleop", "recorder", "realsense_camera",
+                                                                  "franka_bridge")]
 
 
 def data_files():
@@ -54,7 +57,7 @@ setup(
         "hw": HARDWARE,
         "teleop": TELEOP,
         "lerobot": LEROBOT,
-        "test": ["pytest>=8", "pytest-timeout", "hypothesis", "ruff", *TELEOP, *LEROBOT],
+        "test": ["pytest>=8", "pytest-timeout", "hypothesis", "ruff", *TELEOP, *LEROBOT, *HARDWARE],
     },
     zip_safe=True,
     maintainer="modem_ros maintainers",

@@ -45,6 +45,8 @@ MODE_ARGUMENT = "mode"  # selects a launch's node set (sim or hardware bridges);
 CAMERA = NodeSpec("camera", "modem_ros.nodes.camera")
 PLANNER = NodeSpec("planner", "modem_ros.nodes.planner")
 TRAINER = NodeSpec("trainer", "modem_ros.nodes.trainer")
+REALSENSE = NodeSpec("realsense_camera", "modem_ros.nodes.realsense_camera")
+FRANKA_BRIDGE = NodeSpec("franka_bridge", "modem_ros.nodes.franka_bridge")
 
 _ALL = ("sim_bridge", "camera", "planner", "trainer")
 
@@ -117,6 +119,40 @@ LAUNCHES: dict[str, LaunchSpec] = {
         modes=("sim", "hardware"),
         pending_modes={"hardware": "the RealSense camera and Franka bridge nodes arrive with the hardware issue; "
                                    "until then record in sim (mode:=sim)"},
+    ),
+    "deploy": LaunchSpec(
+        name="deploy",
+        description="Run a trained policy on a Franka: RealSense + camera + planner (checkpoint) + teleop gate "
+                    "+ Franka bridge with the safety layer.",
+        params_file="deploy.yaml",
+        nodes=(REALSENSE, CAMERA, replace(PLANNER, remaps=(("modem/action", "modem/planner/action"),)), TELEOP,
+               FRANKA_BRIDGE),
+        arguments={
+            "task": Argument("franka-reach", "Franka task the checkpoint was trained on (config/suites/franka.yaml).",
+                             _everywhere("task", ("camera", "planner", "teleop", "franka_bridge"))),
+            "preset": Argument("cpu-small", "Preset the checkpoint was trained with (sets the image size).",
+                               _everywhere("preset", ("camera", "planner", "teleop", "franka_bridge"))),
+            "seed": Argument("1", "Seed of the planner's sampling.", ("planner.seed",), int),
+            "device": Argument("auto", "Torch device of the planner: auto, cpu, cuda[:N].", ("planner.device",)),
+            "checkpoint": Argument("", "Checkpoint file to act with (required).", ("planner.checkpoint",)),
+            "robot_ip": Argument("", "The robot's FCI address (franky backend; required there).",
+                                 ("franka_bridge.robot_ip",)),
+            "backend": Argument("franky", "franky (direct FCI) or franka_ros2 (official driver's topics).",
+                                ("franka_bridge.backend",)),
+            "dry_run": Argument("false", "Compute and log every robot command without sending it.",
+                                ("franka_bridge.dry_run",), bool),
+            "realtime": Argument("true", "franky: require a real-time kernel (false for franky-sim).",
+                                 ("franka_bridge.realtime",), bool),
+            "episodes": Argument("1", "Episodes to run (each starts from home); 0 = until Ctrl-C.",
+                                 ("franka_bridge.max_episodes",), int),
+            "serial": Argument("", "RealSense serial number; empty = the first camera found.",
+                               ("realsense_camera.serial",)),
+            "playback_file": Argument("", "Play a recorded .db3 instead of a live camera (offline checks).",
+                                      ("realsense_camera.playback_file",)),
+            "teleop_device": Argument("keyboard", "Intervention device: keyboard (this terminal), gamepad, spacemouse.",
+                                      ("teleop.device",)),
+        },
+        main_node="franka_bridge",
     ),
 }
 

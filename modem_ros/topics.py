@@ -28,6 +28,14 @@ EPISODE = "modem/episode"                  # std_msgs/msg/String, JSON event {"e
 CHECKPOINT = "modem/checkpoint"            # std_msgs/msg/String, JSON {"path", "version", "step", "episodes"}
 PLANNER_STATS = "modem/planner/latency"    # std_msgs/msg/String, JSON latency statistics
 CLOCK = "/clock"                           # rosgraph_msgs/msg/Clock, sim time from the sim bridge
+# arm state, from the Franka bridge and from the sim bridge's Franka cell alike (franka_ros2 joint names)
+JOINT_STATES = "joint_states"              # sensor_msgs/msg/JointState: fr3_joint1..7 + fr3_finger_joint1..2
+EE_POSE = "modem/ee_pose"                  # geometry_msgs/msg/PoseStamped: TCP in BASE_FRAME
+ESTOP_ACTIVE = "modem/estop/active"        # std_msgs/msg/Bool, latched: the safety layer's e-stop is latched
+SAFETY = "modem/safety"                    # std_msgs/msg/String, JSON: the safety layer's event counts
+# depth aligned to the colour image, as realsense-ros names it (align_depth.enable)
+RAW_DEPTH = "camera/aligned_depth_to_color/image_raw"         # sensor_msgs/msg/Image, 16UC1, millimetres
+RAW_DEPTH_INFO = "camera/aligned_depth_to_color/camera_info"  # sensor_msgs/msg/CameraInfo
 
 TYPES = {
     RAW_IMAGE: "sensor_msgs/msg/Image",
@@ -45,6 +53,12 @@ TYPES = {
     CHECKPOINT: "std_msgs/msg/String",
     PLANNER_STATS: "std_msgs/msg/String",
     CLOCK: "rosgraph_msgs/msg/Clock",
+    JOINT_STATES: "sensor_msgs/msg/JointState",
+    EE_POSE: "geometry_msgs/msg/PoseStamped",
+    ESTOP_ACTIVE: "std_msgs/msg/Bool",
+    SAFETY: "std_msgs/msg/String",
+    RAW_DEPTH: "sensor_msgs/msg/Image",
+    RAW_DEPTH_INFO: "sensor_msgs/msg/CameraInfo",
 }
 
 # Services (std_srvs/srv/Trigger): a bridge's episode reset, and the recorder's episode control.
@@ -53,8 +67,12 @@ RECORDER_START = "modem/recorder/start"
 RECORDER_SAVE = "modem/recorder/save"
 RECORDER_DISCARD = "modem/recorder/discard"
 RECORDER_RERECORD = "modem/recorder/re_record"
+ESTOP = "modem/estop"                      # latch the e-stop: the arm stops and holds until ESTOP_RESET
+ESTOP_RESET = "modem/estop/reset"          # clear it (explicitly, never by itself)
+RECOVER = "modem/robot/recover"            # clear the arm's reflex errors (franky: recover_from_errors)
 
 # What an episode bag holds: exactly what the trainer consumes.
 BAG_TOPICS = (IMAGE, STATE, ACTION, REWARD, SUCCESS)
 
 CAMERA_FRAME = "camera_color_optical_frame"  # REP-103 optical frame, as realsense-ros names it
+BASE_FRAME = "fr3_link0"                   # the arm's base frame (franka_ros2's name), x forward z up

@@ -14,7 +14,7 @@ EXTRAS=$(echo "${*:-}" | tr ' ' ',' | sed 's/^,*//; s/,*$//')
 # Debian packages some extras need at run time (offscreen MuJoCo rendering, RealSense USB).
 apt_packages=()
 case ",$EXTRAS," in *,sim,*) apt_packages+=(libegl1 libegl-mesa0 libgl1-mesa-dri) ;; esac
-case ",$EXTRAS," in *,hw,*) apt_packages+=(libusb-1.0-0) ;; esac
+case ",$EXTRAS," in *,hw,*|*,test,*) apt_packages+=(libusb-1.0-0) ;; esac
 if ! "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null; then apt_packages+=(python3-venv); fi
 missing=()
 for pkg in "${apt_packages[@]}"; do
@@ -45,4 +45,13 @@ spec="."
 [ -z "$EXTRAS" ] || spec=".[$EXTRAS]"
 echo "install: modem_ros ${spec}"
 "${pip[@]}" -e "$spec"
+# franky-sim, the Franka (FCI) server the tests and dry runs drive: mujoco 4 + numpy 2.4, which break
+# dm_control, so it lives in its own venv and runs as its own process (tests find it at $VENV-franky-sim).
+case ",$EXTRAS," in *,hw,*|*,test,*)
+  if [ ! -x "$VENV-franky-sim/bin/franky-sim" ]; then
+    echo "install: franky-sim 1.0.4 into $VENV-franky-sim"
+    "$PYTHON" -m venv "$VENV-franky-sim"
+    "$VENV-franky-sim/bin/python" -m pip install -q --disable-pip-version-check franky-sim==1.0.4
+  fi ;;
+esac
 "$VENV/bin/python" -c 'import modem_ros, torch; print(f"install: ok (torch {torch.__version__})")'

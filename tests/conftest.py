@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -34,3 +41,33 @@ def _seed():
 
 
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def _franky_sim_binary() -> Path:
+    """franky-sim lives in its own venv (mujoco 4 breaks dm_control): $FRANKY_SIM, or the one
+    scripts/install.sh made beside this interpreter's venv."""
+    if os.environ.get("FRANKY_SIM"):
+        return Path(os.environ["FRANKY_SIM"])
+    return Path(sys.prefix + "-franky-sim") / "bin" / "franky-sim"
+
+
+@pytest.fixture(scope="session")
+def franky_sim(tmp_path_factory):
+    """A franky-sim server (MuJoCo FR3 behind the real Franka FCI protocol) on 127.0.0.1; yields its IP."""
+    binary = _franky_sim_binary()
+    assert binary.exists(), f"{binary} missing: scripts/install.sh test installs franky-sim into .venv-franky-sim"
+    log = tmp_path_factory.mktemp("franky_sim") / "server.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([str(binary), "-s", "mujoco", "--hostname", "127.0.0.1"], stdout=out,
+                                stderr=subprocess.STDOUT, env={**os.environ, "MUJOCO_GL": "egl"},
+                                start_new_session=True)
+    deadline = time.monotonic() + 120
+    while "Connect to the server" not in log.read_text():
+        assert proc.poll() is None and time.monotonic() < deadline, f"franky-sim did not start:\n{log.read_text()}"
+        time.sleep(0.2)
+    yield "127.0.0.1"
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)

@@ -1,7 +1,9 @@
 """camera: turns a sensor's image stream into the agent's — rgb8 at img_size, square, with CameraInfo
 scaled to match. In sim it relays the bridge's already-sized frames one for one (lock-step: reliable);
 on hardware it subscribes best-effort to the RealSense stream, centre-crops to square and resizes.
-Frame stacking happens in the consumers (a k-frame stack is not a standard image encoding)."""
+Frame stacking happens in the consumers (a k-frame stack is not a standard image encoding).
+On hardware (`sample_on_state`) it publishes one frame per robot observation — the newest camera frame
+when the bridge's state arrives — so images and states pair one to one, as the sim bridge's do."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import time
 
 import numpy as np
 from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Float32MultiArray
 
 from modem_ros import topics
 from modem_ros.nodes.common import STREAM, ModemNode, image_array, image_msg, run_node
@@ -49,6 +52,10 @@ class Camera(ModemNode):
         reliable = self.param("reliable", True, "Lock-step relay (sim): reliable, nothing dropped. False: "
                               "best-effort sensor QoS, newest frame only (hardware).")
         self.rate_warning = self.param("min_rate", 0.0, "Warn when the input rate (Hz) falls below this (0 = off).")
+        self.sample_on_state = self.param("sample_on_state", False, f"Publish the newest frame once per {topics.STATE} "
+                                          "message (hardware: pairs images with the bridge's observations).")
+        self.max_frame_age = self.param("max_frame_age", 0.2, "sample_on_state: a frame older than this (s) is "
+                                        "stale and not published.")
         qos = self.stream_qos(reliable)
         out_qos = STREAM if reliable else 2  # hardware: reliable to local consumers, two frames deep
         self.image_pub = self.create_publisher(Image, topics.IMAGE, out_qos)
@@ -56,6 +63,9 @@ class Camera(ModemNode):
         self.create_subscription(Image, topics.RAW_IMAGE, self.on_image, qos)
         self.create_subscription(CameraInfo, topics.RAW_CAMERA_INFO, self.on_info, qos)
         self.info: CameraInfo | None = None
+        self.newest: tuple[float, Image, CameraInfo | None] | None = None
+        if self.sample_on_state:
+            self.create_subscription(Float32MultiArray, topics.STATE, self.on_state, STREAM)
         self.count, self.window_start = 0, time.monotonic()
         if self.rate_warning > 0:
             self.create_timer(5.0, self.check_rate)
@@ -71,9 +81,25 @@ class Camera(ModemNode):
             return
         self.count += 1
         out, scale, x0, y0 = square_resize(frame, self.size)
-        if self.info is not None:
-            self.info_pub.publish(scaled_info(self.info, scale, x0, y0, self.size))
-        self.image_pub.publish(image_msg(out, msg.header.stamp, msg.header.frame_id))
+        info = None if self.info is None else scaled_info(self.info, scale, x0, y0, self.size)
+        image = image_msg(out, msg.header.stamp, msg.header.frame_id)
+        if self.sample_on_state:
+            self.newest = (time.monotonic(), image, info)
+            return
+        if info is not None:
+            self.info_pub.publish(info)
+        self.image_pub.publish(image)
+
+    def on_state(self, msg: Float32MultiArray) -> None:
+        age = np.inf if self.newest is None else time.monotonic() - self.newest[0]
+        if age > self.max_frame_age:
+            self.get_logger().error(f"observation without an image: newest camera frame is {age:.2f} s old "
+                                    f"(> {self.max_frame_age} s)", throttle_duration_sec=2.0)
+            return
+        _, image, info = self.newest
+        if info is not None:
+            self.info_pub.publish(info)
+        self.image_pub.publish(image)
 
     def check_rate(self) -> None:
         now = time.monotonic()

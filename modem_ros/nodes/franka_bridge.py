@@ -1,0 +1,340 @@
+"""franka_bridge: a Franka arm made to look like the sim bridge's Franka cell to the graph.
+
+Every `period` (action_repeat control periods, 10 Hz) it reads the arm and publishes one observation:
+the task state (robots/franka_spec.py), joint_states and the TCP pose, after the previous step's
+executed action, reward and success — the same streams, in the same order, as the sim bridge, so the
+planner, teleop and recorder cannot tell them apart. Each action answers one observation and is applied
+on arrival, through the safety layer (robots/safety.py): workspace box, step/speed/acceleration limits,
+orientation, gripper force, NaN rejection, watchdog hold, latching e-stop. `dry_run` computes and logs
+every command without sending it. No reward detector exists on hardware: reward is -1 and success
+false at every step (the sparse reward's value while the task is not done).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+from geometry_msgs.msg import PoseStamped
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Bool, Float32, Float32MultiArray, String
+from std_srvs.srv import Trigger
+
+from modem_ros import topics
+from modem_ros.nodes.common import LATCHED, SENSOR, STREAM, ModemNode, NodeSetupError, array_msg, json_msg, run_node
+from modem_ros.robots import franka_spec as spec
+from modem_ros.robots.arm import FINGER_NAMES, JOINT_NAMES, ArmError, ArmState
+from modem_ros.robots.safety import SafetyLayer, SafetyLimits, Watchdog
+
+APPROACH_TOLERANCE = 0.01  # metres from START_TCP at which an episode may start
+
+
+def pose_msg(position, quaternion, stamp, frame_id: str) -> PoseStamped:
+    msg = PoseStamped()
+    msg.header.stamp, msg.header.frame_id = stamp, frame_id
+    msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = (float(v) for v in position)
+    q = msg.pose.orientation
+    q.x, q.y, q.z, q.w = (float(v) for v in quaternion)
+    return msg
+
+
+def joint_state_msg(joints, width: float, stamp) -> JointState:
+    msg = JointState()
+    msg.header.stamp = stamp
+    msg.name = [*JOINT_NAMES, *FINGER_NAMES]
+    msg.position = [float(v) for v in joints] + [width / 2.0, width / 2.0]
+    return msg
+
+
+class FrankaBridge(ModemNode):
+    def __init__(self):
+        super().__init__("franka_bridge")
+        self.cfg = self.task_config()
+        if self.cfg.action_dim != spec.ACTION_DIM or self.cfg.state_dim != spec.STATE_DIM:
+            raise NodeSetupError(f"task {self.cfg.task} has action {self.cfg.action_dim}/state {self.cfg.state_dim}; "
+                                 f"the Franka bridge serves the franka-* tasks ({spec.ACTION_DIM}/{spec.STATE_DIM})")
+        backend = self.param("backend", "franky", "franky (direct FCI through franky-control) or franka_ros2 "
+                             "(the official driver's topics and a Cartesian target controller).")
+        self.dry_run = self.param("dry_run", False, "Compute, count and log every command without sending it.")
+        self.max_episodes = self.param("max_episodes", 0, "Episodes to run before exiting (0 = until shut down).")
+        self.auto_reset = self.param("auto_reset", False, "Home and start the next episode as soon as one ends. "
+                                     f"False: wait for a call to {topics.RESET}.")
+        self.watch_observation = self.param("watch_observation", True, f"The watchdog also needs {topics.IMAGE} "
+                                            "frames (the policy must not act on a frozen camera).")
+        limits = {name: self.param(name, default, doc) for name, default, doc in (
+            ("workspace_low", list(spec.WORKSPACE_LOW), "Lower corner of the TCP box, base frame, metres."),
+            ("workspace_high", list(spec.WORKSPACE_HIGH), "Upper corner of the TCP box, base frame, metres."),
+            ("max_step", 0.035, "Metres the TCP target may move per command."),
+            ("max_speed", 0.35, "TCP target speed limit, m/s."),
+            ("max_accel", 3.5, "TCP target acceleration limit per axis, m/s^2."),
+            ("max_lead", 0.05, "Metres the target may run ahead of the measured TCP."),
+            ("max_tilt", 0.35, "Radians of measured tool tilt from home before the arm holds (fault)."),
+            ("max_rotation_step", 0.05, "Radians the commanded orientation may turn per command."),
+            ("gripper_max_force", 40.0, "Newtons the gripper may grasp with."),
+            ("watchdog", 0.3, "Seconds without a fresh action or observation before the arm holds."))}
+        try:
+            self.limits = SafetyLimits(**{k: tuple(v) if isinstance(v, list) else float(v) for k, v in limits.items()})
+        except (TypeError, ValueError) as err:
+            raise NodeSetupError(f"parameters: {err}") from err
+        grasp_force = self.param("grasp_force", 20.0, "Newtons the gripper grasps with (capped at gripper_max_force).")
+        self.period = self.cfg.action_repeat * spec.CONTROL_PERIOD
+        self.arm = self._make_backend(backend)
+        self.state: ArmState | None = None
+        try:
+            self.state = self.arm.read()
+        except ArmError as err:
+            self.get_logger().warning(f"no arm state yet: {err}")
+        home = self.state.quaternion if self.state is not None and backend == "franka_ros2" else None
+        self.safety = SafetyLayer(self.limits, self.period, home if home is not None else [1.0, 0, 0, 0],
+                                  grasp_force=grasp_force)
+        self.watchdog = Watchdog(self.limits.watchdog, ("action", "observation") if self.watch_observation
+                                 else ("action",))
+        self.pub = {name: self.create_publisher(kind, name, STREAM) for name, kind in [
+            (topics.STATE, Float32MultiArray), (topics.APPLIED_ACTION, Float32MultiArray),
+            (topics.REWARD, Float32), (topics.SUCCESS, Bool), (topics.EPISODE, String)]}
+        self.joint_pub = self.create_publisher(JointState, topics.JOINT_STATES, 10)
+        self.pose_pub = self.create_publisher(PoseStamped, topics.EE_POSE, 10)
+        self.estop_pub = self.create_publisher(Bool, topics.ESTOP_ACTIVE, LATCHED)
+        self.safety_pub = self.create_publisher(String, topics.SAFETY, 10)
+        self.create_subscription(Float32MultiArray, topics.ACTION, self.on_action, 10)
+        self.create_subscription(Image, topics.IMAGE, self.on_image, SENSOR)
+        self.create_service(Trigger, topics.RESET, self.on_reset)
+        self.create_service(Trigger, topics.ESTOP, self.on_estop)
+        self.create_service(Trigger, topics.ESTOP_RESET, self.on_estop_reset)
+        self.create_service(Trigger, topics.RECOVER, self.on_recover)
+        self.estop_pub.publish(Bool(data=False))
+        self.episode, self.t = 0, 0
+        self.running = self.approaching = self.finished = False
+        self.acted = False                   # an action has answered the current observation
+        self.applied = np.zeros(spec.ACTION_DIM)
+        self.reported: dict[str, int] = {}   # safety counts already logged
+        self.create_timer(self.period, self.tick)
+        self.create_timer(1.0, self.report_safety)
+        self.get_logger().info(f"{self.arm.name} backend{' (DRY RUN: nothing is sent)' if self.dry_run else ''}; "
+                               f"task {self.cfg.task}, {self.cfg.episode_length} steps at {1 / self.period:.0f} Hz; "
+                               + ("homing" if self.auto_reset else f"waiting for {topics.RESET} calls"))
+        if self.auto_reset:
+            self.start_episode()
+
+    def _make_backend(self, backend: str):
+        if backend == "franky":
+            ip = self.param("robot_ip", "", "The robot's FCI address (franky backend).")
+            if not ip:
+                raise NodeSetupError("parameter robot_ip is empty: give the robot's FCI address (robot_ip:=...)")
+            from modem_ros.robots.franky_arm import FrankyArm
+
+            try:
+                return FrankyArm(ip, dynamics_factor=self.param("dynamics_factor", 0.1, "franky's relative dynamics "
+                                                                "factor (fraction of the robot's limits)."),
+                                 mode=self.param("control_mode", "motion", "motion (Cartesian motions) or "
+                                                 "impedance (Cartesian impedance targets)."),
+                                 realtime=self.param("realtime", True, "Require a real-time kernel (False for "
+                                                     "franky-sim or a non-RT machine)."),
+                                 gripper=self.param("gripper", True, "Drive the Franka Hand."))
+            except (ArmError, ValueError) as err:
+                raise NodeSetupError(str(err)) from err
+        if backend == "franka_ros2":
+            from modem_ros.robots.franka_ros2_arm import FrankaRos2Arm
+
+            try:
+                return FrankaRos2Arm(self)
+            except ArmError as err:
+                raise NodeSetupError(str(err)) from err
+        raise NodeSetupError(f"parameter backend is '{backend}': expected franky or franka_ros2")
+
+    # --- inputs -------------------------------------------------------------------------------------
+    def on_image(self, msg: Image) -> None:
+        self.watchdog.feed("observation", time.monotonic())
+
+    def on_action(self, msg: Float32MultiArray) -> None:
+        if not self.running or self.acted:  # one action per observation; between episodes nothing moves
+            return
+        self.watchdog.feed("action", time.monotonic())
+        self.acted = True
+        action = np.asarray(msg.data, np.float64)
+        self.execute(action)
+        finite = action.shape == (spec.ACTION_DIM,) and np.all(np.isfinite(action))
+        self.applied = np.clip(action, -1, 1) if finite else np.zeros(spec.ACTION_DIM)
+
+    def execute(self, action) -> None:
+        state = self.state
+        decision = self.safety.command(action, None if state is None else state.position,
+                                       None if state is None else state.quaternion,
+                                       stale=self.watchdog.verdict(time.monotonic()))
+        for event in decision.events:
+            if event.startswith(("rejected", "hold_fault")):
+                self.get_logger().error(f"step {self.t}: {event}")
+        if self.dry_run:
+            c = decision.command
+            self.get_logger().info(f"dry run: target {np.round(c.position, 4).tolist()} quat "
+                                   f"{np.round(c.quaternion, 3).tolist()} "
+                                   f"gripper {'closed' if c.gripper_closed else 'open'}"
+                                   + (f" [{', '.join(decision.events)}]" if decision.events else ""))
+            return
+        if self.safety.estopped:
+            return  # stopped by on_estop; nothing is sent until the latch is reset
+        try:
+            self.arm.send(decision.command)
+        except ArmError as err:
+            self.fault(str(err))
+
+    # --- the control period -------------------------------------------------------------------------
+    def tick(self) -> None:
+        try:
+            self.state = self.arm.read()
+        except ArmError as err:
+            self.fault(str(err))
+            return
+        if self.state.error and not self.safety.faulted:
+            self.fault(f"robot error {self.state.error}")
+        if self.approaching:
+            self.approach()
+            return
+        if not self.running:
+            return
+        if self.t > 0:
+            if not self.acted:  # the planner missed this observation: brake towards a hold if it is stale
+                self.execute(None)
+                self.applied = np.zeros(spec.ACTION_DIM)
+            self.pub[topics.APPLIED_ACTION].publish(array_msg(self.applied))
+            self.pub[topics.REWARD].publish(Float32(data=-1.0))
+            self.pub[topics.SUCCESS].publish(Bool(data=False))
+        self.publish_observation()
+        self.acted = False
+        if self.t == self.cfg.episode_length:
+            self.end_episode()
+        else:
+            self.t += 1
+
+    def publish_observation(self) -> None:
+        s, stamp = self.state, self.get_clock().now().to_msg()
+        self.pub[topics.STATE].publish(array_msg(spec.state_vector(s.position, s.gripper_width, s.joints)))
+        self.joint_pub.publish(joint_state_msg(s.joints, s.gripper_width, stamp))
+        self.pose_pub.publish(pose_msg(s.position, s.quaternion, stamp, topics.BASE_FRAME))
+
+    def approach(self) -> None:
+        """Step towards the episode's start pose through the safety layer; start there."""
+        error = np.asarray(spec.START_TCP) - self.state.position
+        if np.linalg.norm(error) < APPROACH_TOLERANCE:
+            self.approaching = False
+            self.running, self.t = True, 0
+            self.pub[topics.EPISODE].publish(json_msg({"event": "start", "episode": self.episode}))
+            self.tick()
+            return
+        move = error / (self.safety.step_scale or 1.0)
+        self.execute(np.concatenate([move / max(1.0, np.abs(move).max()), [-1.0]]))
+
+    def start_episode(self) -> None:
+        """Home (franky: joint pose, then the start TCP; open gripper), then approach the start pose."""
+        self.running, self.acted = False, False
+        if not self.dry_run and not self.safety.estopped:
+            try:
+                self.state = self.arm.home(spec.HOME_JOINTS, spec.START_TCP)
+            except ArmError as err:
+                self.fault(str(err))
+                return
+        if self.state is None:
+            self.get_logger().error("cannot start an episode: no arm state")
+            return
+        self.safety.home = np.asarray(self.state.quaternion, float)
+        self.safety.reset(self.state.position, self.state.quaternion)
+        now = time.monotonic()
+        self.watchdog.feed("action", now)  # the first observation has not been answered yet: not stale
+        self.approaching = True
+
+    def end_episode(self) -> None:
+        self.running = False
+        self.pub[topics.EPISODE].publish(json_msg({"event": "end", "episode": self.episode, "steps": self.t,
+                                                   "return": -float(self.t), "success": False}))
+        self.get_logger().info(f"episode {self.episode} done ({self.t} steps); "
+                               f"safety counts {dict(self.safety.counts)}")
+        self.episode += 1
+        if self.max_episodes and self.episode >= self.max_episodes:
+            self.finished = True
+        elif self.auto_reset:
+            self.start_episode()
+
+    # --- services -----------------------------------------------------------------------------------
+    def on_reset(self, request, response):
+        if self.finished:
+            response.success, response.message = False, "max_episodes done"
+            return response
+        if self.running:
+            self.end_episode()
+        self.start_episode()
+        response.success = self.approaching
+        response.message = json.dumps({"episode": self.episode}) if self.approaching else "homing failed (see log)"
+        return response
+
+    def on_estop(self, request, response):
+        self.safety.estop()
+        if not self.dry_run:
+            try:
+                self.arm.stop()
+            except ArmError as err:
+                self.get_logger().error(f"e-stop: {err}")
+        self.estop_pub.publish(Bool(data=True))
+        self.get_logger().error(f"E-STOP latched at episode {self.episode} step {self.t}: the arm holds until "
+                                f"{topics.ESTOP_RESET} is called")
+        response.success, response.message = True, "e-stop latched"
+        return response
+
+    def on_estop_reset(self, request, response):
+        try:
+            self.state = self.arm.read()
+        except ArmError as err:
+            response.success, response.message = False, f"arm state unavailable: {err}"
+            return response
+        self.safety.reset(self.state.position, self.state.quaternion)
+        self.estop_pub.publish(Bool(data=False))
+        self.get_logger().warning("e-stop cleared: commands flow again")
+        response.success, response.message = True, "e-stop cleared"
+        return response
+
+    def on_recover(self, request, response):
+        try:
+            self.arm.recover()
+            self.state = self.arm.read()
+        except ArmError as err:
+            response.success, response.message = False, str(err)
+            return response
+        if not self.safety.estopped:
+            self.safety.reset(self.state.position, self.state.quaternion)
+        self.get_logger().warning("robot errors recovered")
+        response.success, response.message = True, "recovered"
+        return response
+
+    def fault(self, why: str) -> None:
+        if not self.safety.faulted:
+            self.get_logger().error(f"arm fault, holding: {why}; call {topics.RECOVER} when it is safe")
+        self.safety.faulted = why
+
+    def report_safety(self) -> None:
+        counts = dict(self.safety.counts)
+        new = {k: v - self.reported.get(k, 0) for k, v in counts.items() if v != self.reported.get(k, 0)}
+        if new:
+            self.get_logger().warning("safety: " + ", ".join(f"{k} x{v}" for k, v in sorted(new.items())))
+            self.reported = counts
+        self.safety_pub.publish(json_msg(counts))
+
+    def run(self) -> None:
+        import rclpy
+
+        while rclpy.ok() and not self.finished:
+            rclpy.spin_once(self, timeout_sec=0.05)
+        self.report_safety()
+        time.sleep(0.5)  # let the last messages leave
+
+    def destroy_node(self) -> None:
+        if hasattr(self, "arm"):
+            self.arm.close()
+        super().destroy_node()
+
+
+def main(args=None) -> int:
+    return run_node(FrankaBridge, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,114 @@
+"""The franky backend: a Franka FR3/Panda over FCI through franky-control (libfranka inside).
+
+Every call is a real FCI exchange; with no robot, `franky-sim -s mujoco --hostname 127.0.0.1` serves the
+same protocol (tests/test_franky.py). Targets stream as asynchronous Cartesian motions: each new one
+takes over the running motion seamlessly (franky plans a jerk-limited path to it with Ruckig), and
+with return_when_finished=False the arm keeps holding the last target. `impedance` mode streams
+Cartesian impedance targets instead (compliant contact, e.g. pushing).
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+from modem_ros.robots import franka_spec as spec
+from modem_ros.robots.arm import ArmError, ArmState
+from modem_ros.robots.safety import ArmCommand
+
+
+class FrankyArm:
+    name = "franky"
+
+    def __init__(self, robot_ip: str, dynamics_factor: float = 0.1, gripper_speed: float = 0.05,
+                 mode: str = "motion", realtime: bool = True, gripper: bool = True):
+        import franky  # the hw extra; imported here so the rest of modem_ros works without it
+
+        if mode not in ("motion", "impedance"):
+            raise ValueError(f"franky control mode '{mode}': expected motion or impedance")
+        self.franky, self.mode, self.gripper_speed = franky, mode, gripper_speed
+        config = franky.RealtimeConfig.Enforce if realtime else franky.RealtimeConfig.Ignore
+        try:
+            self.robot = franky.Robot(robot_ip, realtime_config=config)
+            self.robot.relative_dynamics_factor = dynamics_factor
+            self.gripper = franky.Gripper(robot_ip) if gripper else None
+        except franky.Exception as err:
+            raise ArmError(f"cannot connect to the Franka at {robot_ip}: {err}") from err
+        self.width = self.gripper.width if self.gripper else 0.0
+        self.gripper_closed: bool | None = None
+        self.gripper_future = None
+
+    def read(self) -> ArmState:
+        try:
+            pose = self.robot.current_cartesian_state.pose.end_effector_pose
+            joints = np.asarray(self.robot.current_joint_state.position, dtype=np.float64)
+            error = ""
+            if self.robot.has_errors:
+                error = str(self.robot.state.current_errors)
+        except self.franky.Exception as err:
+            raise ArmError(f"reading the robot state failed: {err}") from err
+        if self.gripper is not None and (self.gripper_future is None or self.gripper_future.wait(0)):
+            self.width = float(self.gripper.width)  # a network round trip: only while the gripper is idle
+        return ArmState(np.asarray(pose.translation, dtype=np.float64), np.asarray(pose.quaternion, dtype=np.float64),
+                        joints, self.width, error)
+
+    def home(self, joints: np.ndarray, tcp: np.ndarray) -> ArmState:
+        f = self.franky
+        self._finish_motion()  # a streamed target motion never ends by itself; a joint move needs it ended
+        try:
+            self.robot.move(f.JointMotion(np.asarray(joints, dtype=np.float64)))
+            quaternion = self.robot.current_cartesian_state.pose.end_effector_pose.quaternion
+            self.robot.move(f.CartesianMotion(f.Affine(np.asarray(tcp, dtype=np.float64), quaternion)))
+        except f.Exception as err:
+            raise ArmError(f"homing failed: {err}") from err
+        if self.gripper is not None:
+            self.gripper.move(spec.GRIPPER_MAX_WIDTH, self.gripper_speed)
+            self.gripper_closed, self.gripper_future = False, None
+            self.width = float(self.gripper.width)
+        return self.read()
+
+    def send(self, command: ArmCommand) -> None:
+        f = self.franky
+        pose = f.Affine(np.asarray(command.position, dtype=np.float64),
+                        np.asarray(command.quaternion, dtype=np.float64))
+        if self.mode == "impedance":
+            motion = f.CartesianImpedanceTrackingMotion(pose) if hasattr(f, "CartesianImpedanceTrackingMotion") \
+                else f.CartesianImpedanceMotion(pose)
+        else:
+            motion = f.CartesianMotion(f.CartesianState(pose), f.ReferenceType.Absolute, return_when_finished=False)
+        try:
+            self.robot.move(motion, asynchronous=True)
+        except f.Exception as err:
+            raise ArmError(f"motion refused: {err}") from err
+        if self.gripper is not None and command.gripper_closed != self.gripper_closed:
+            self.gripper_closed = command.gripper_closed
+            if command.gripper_closed:  # grasp whatever is there: any width counts as success
+                self.gripper_future = self.gripper.grasp_async(0.0, self.gripper_speed, command.gripper_force,
+                                                               epsilon_inner=0.0, epsilon_outer=spec.GRIPPER_MAX_WIDTH)
+            else:
+                self.gripper_future = self.gripper.move_async(spec.GRIPPER_MAX_WIDTH, self.gripper_speed)
+
+    def _finish_motion(self) -> None:
+        try:
+            self.robot.stop()
+        except self.franky.Exception as err:
+            raise ArmError(f"could not stop the running motion: {err}") from err
+        with contextlib.suppress(self.franky.Exception):  # "Move command preempted": how a stopped motion ends
+            self.robot.join_motion()
+
+    def stop(self) -> None:
+        try:
+            self.robot.stop()
+        except self.franky.Exception as err:
+            raise ArmError(f"stop failed: {err}") from err
+
+    def recover(self) -> None:
+        try:
+            self.robot.recover_from_errors()
+        except self.franky.Exception as err:
+            raise ArmError(f"error recovery failed: {err}") from err
+
+    def close(self) -> None:
+        with contextlib.suppress(self.franky.Exception):
+            self.robot.stop()

@@ -1,0 +1,89 @@
+"""The franky backend against franky-sim: the real Franka FCI protocol on loopback, a MuJoCo FR3 behind it."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from modem_ros.robots import franka_spec as spec
+from modem_ros.robots.franky_arm import FrankyArm
+from modem_ros.robots.safety import SafetyLayer, SafetyLimits
+
+PERIOD = 0.1  # the policy rate on hardware: action_repeat 2 x 50 ms
+
+
+@pytest.fixture(scope="module")
+def arm(franky_sim):
+    arm = FrankyArm(franky_sim, dynamics_factor=0.3, realtime=False)
+    yield arm
+    arm.close()
+
+
+def run(arm, layer, actions, state):
+    """Stream actions at the policy rate; returns the commands and the states measured after each."""
+    commands, states = [], []
+    for action in actions:
+        decision = layer.command(action, state.position, state.quaternion)
+        arm.send(decision.command)
+        time.sleep(PERIOD)
+        state = arm.read()
+        commands.append(decision.command)
+        states.append(state)
+    return commands, states
+
+
+def homed(arm):
+    state = arm.home(spec.HOME_JOINTS, spec.START_TCP)
+    layer = SafetyLayer(SafetyLimits(), PERIOD, state.quaternion)
+    layer.reset(state.position, state.quaternion)
+    return layer, state
+
+
+def test_home_puts_the_tcp_at_the_start_pose_pointing_down(arm):
+    layer, state = homed(arm)
+    np.testing.assert_allclose(state.position, spec.START_TCP, atol=0.003)
+    z_axis = _rotation(state.quaternion)[:, 2]
+    assert z_axis[2] < -0.99  # tool z axis points down
+    assert state.gripper_width == pytest.approx(spec.GRIPPER_MAX_WIDTH, abs=0.003)
+    assert state.joints.shape == (7,) and not state.error
+
+
+def test_end_effector_moves_by_the_commanded_deltas(arm):
+    layer, start = homed(arm)
+    action = np.array([0.6, -0.4, -0.5, -1.0])
+    _, states = run(arm, layer, [action] * 8 + [np.zeros(4)] * 6, start)
+    moved = states[-1].position - start.position
+    expected = 8 * action[:3] * 2 * spec.MAX_TRANSLATION
+    np.testing.assert_allclose(moved, expected, atol=0.004)  # 4 mm of tracking error at rest
+
+
+def test_hostile_stream_keeps_the_tcp_inside_the_box(arm):
+    layer, state = homed(arm)
+    rng = np.random.default_rng(0)
+    hostile = [rng.choice([-1e6, -1, 1, 1e6, np.nan, np.inf], size=4) for _ in range(25)]
+    hostile += [np.array([1.0, 1.0, -1.0, 1.0])] * 25  # then flat out into a corner
+    commands, states = run(arm, layer, hostile, state)
+    low, high = np.asarray(spec.WORKSPACE_LOW), np.asarray(spec.WORKSPACE_HIGH)
+    for c, s in zip(commands, states, strict=False):
+        assert np.all(c.position >= low - 1e-9) and np.all(c.position <= high + 1e-9)
+        assert np.all(s.position >= low - 0.005) and np.all(s.position <= high + 0.005), s.position
+        assert not s.error
+    assert layer.counts["rejected_nonfinite"] > 0 and layer.counts["clipped_workspace"] > 0
+    np.testing.assert_allclose(states[-1].position[:2], high[:2], atol=0.015)  # near the corner (reach), no further
+
+
+def test_gripper_closes_and_opens(arm):
+    layer, state = homed(arm)
+    _, states = run(arm, layer, [np.array([0, 0, 0, 1.0])] * 12, state)
+    assert states[-1].gripper_width < 0.005
+    _, states = run(arm, layer, [np.array([0, 0, 0, -1.0])] * 12, states[-1])
+    assert states[-1].gripper_width > spec.GRIPPER_MAX_WIDTH - 0.005
+
+
+def _rotation(q):
+    x, y, z, w = q
+    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])

@@ -1,0 +1,178 @@
+"""The realsense_camera node on pyrealsense2's real stand-ins: a software device (frames injected with
+no camera) and a .db3 recording of it played back through the pipeline, as a live camera would be."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip("rclpy", reason="needs the ros extra: scripts/install.sh ros")
+rs = pytest.importorskip("pyrealsense2", reason="needs the hw extra: scripts/install.sh hw")
+
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.signals import SignalHandlerOptions  # noqa: E402
+from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
+
+from modem_ros import topics  # noqa: E402
+from modem_ros.nodes.realsense_camera import RealSenseCamera  # noqa: E402
+
+W, H, FPS = 64, 48, 30
+FX, FY, PPX, PPY = 61.5, 61.75, 32.25, 23.5
+
+
+class SoftwareCamera:
+    """A software RealSense: colour frame i is filled with i % 256; inject() runs at FPS while `live`."""
+
+    def __init__(self):
+        self.device = rs.software_device()
+        self.device.register_info(rs.camera_info.serial_number, "000000000001")
+        self.device.register_info(rs.camera_info.name, "Intel RealSense D435 (software device)")
+        self.sensor = self.device.add_sensor("RGB Camera")
+        intr = rs.intrinsics()
+        intr.width, intr.height, intr.fx, intr.fy, intr.ppx, intr.ppy = W, H, FX, FY, PPX, PPY
+        intr.model, intr.coeffs = rs.distortion.brown_conrady, [0.1, -0.05, 0.0, 0.0, 0.01]
+        stream = rs.video_stream()
+        stream.type, stream.index, stream.uid, stream.width, stream.height = rs.stream.color, 0, 0, W, H
+        stream.fps, stream.bpp, stream.fmt, stream.intrinsics = FPS, 3, rs.format.rgb8, intr
+        self.profile = self.sensor.add_video_stream(stream).as_video_stream_profile()
+        self.live = threading.Event()
+        self.stop = threading.Event()
+        self.sent = 0
+        self.thread = threading.Thread(target=self._inject, daemon=True)
+
+    def _inject(self, sensor=None) -> None:
+        while not self.stop.is_set():
+            if self.live.is_set():
+                frame = rs.software_video_frame()
+                frame.pixels = np.full((H, W, 3), self.sent % 256, np.uint8)
+                frame.stride, frame.bpp, frame.frame_number = W * 3, 3, self.sent
+                frame.timestamp, frame.domain = self.sent * 1000 / FPS, rs.timestamp_domain.hardware_clock
+                frame.profile = self.profile
+                self.sensor.on_video_frame(frame)
+                self.sent += 1
+            time.sleep(1 / FPS)
+
+
+@pytest.fixture
+def ros(monkeypatch, tmp_path):
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(170 + os.getpid() % 30))
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    monkeypatch.setenv("ROS_LOG_DIR", str(tmp_path))
+    contexts = []
+
+    def start(*params: str):
+        context = rclpy.Context()
+        args = ["--ros-args"] + [x for p in params for x in ("-p", p)]
+        rclpy.init(context=context, args=args, signal_handler_options=SignalHandlerOptions.NO)
+        contexts.append(context)
+        return context
+
+    yield start
+    for context in contexts:
+        rclpy.shutdown(context=context)
+
+
+def collect(context, camera, seconds_or_until):
+    probe = rclpy.create_node("probe", context=context)
+    images, infos = [], []
+    probe.create_subscription(Image, topics.RAW_IMAGE, images.append, 10)
+    probe.create_subscription(CameraInfo, topics.RAW_CAMERA_INFO, infos.append, 10)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(camera)
+    executor.add_node(probe)
+    return probe, executor, images, infos
+
+
+def spin_until(executor, condition, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        executor.spin_once(timeout_sec=0.05)
+
+
+def values(images):
+    return [int(np.frombuffer(m.data, np.uint8)[0]) for m in images]
+
+
+def check_info(info: CameraInfo):
+    assert (info.width, info.height) == (W, H) and info.header.frame_id == "camera_color_optical_frame"
+    np.testing.assert_allclose(info.k, [FX, 0, PPX, 0, FY, PPY, 0, 0, 1], rtol=1e-6)
+    np.testing.assert_allclose(info.p, [FX, 0, PPX, 0, 0, FY, PPY, 0, 0, 0, 1, 0], rtol=1e-6)
+    assert info.distortion_model == "plumb_bob"
+    np.testing.assert_allclose(info.d, [0.1, -0.05, 0.0, 0.0, 0.01], rtol=1e-6)
+
+
+def test_software_device_frames_intrinsics_and_recovery_after_the_device_goes_away(ros):
+    cam = SoftwareCamera()
+    cam.thread.start()
+    context = ros(f"width:={W}", f"height:={H}", f"fps:={FPS}", "frame_timeout:=0.5", "reconnect_interval:=0.3")
+    camera = RealSenseCamera(device=cam.device, context=context)
+    probe, executor, images, infos = collect(context, camera, None)
+    try:
+        cam.live.set()
+        spin_until(executor, lambda: len(images) >= 15)
+        first = images[0]
+        assert (first.width, first.height, first.encoding, first.step) == (W, H, "rgb8", W * 3)
+        assert first.header.frame_id == "camera_color_optical_frame"
+        check_info(infos[-1])
+        # the device goes away: no frames for 2 s. The node must say so and publish nothing meanwhile.
+        cam.live.clear()
+        time.sleep(0.3)
+        t_end = time.monotonic() + 2.0
+        while time.monotonic() < t_end:
+            executor.spin_once(timeout_sec=0.05)
+        gone = len(images)
+        lost_at = cam.sent
+        assert camera.losses == 1 and camera.lost_since is not None  # noticed (once), re-opening
+        # ... and returns: streaming resumes on its own
+        cam.live.set()
+        spin_until(executor, lambda: len(images) >= gone + 15)
+        seen = values(images)
+        assert all(b > a for a, b in zip(seen, seen[1:], strict=False)), "a frame repeated or went back (stale)"
+        assert max(seen[:gone]) < lost_at <= min(seen[gone:]) + 1
+        assert camera.lost_since is None  # back
+    finally:
+        cam.stop.set()
+        camera.destroy_node()
+        probe.destroy_node()
+
+
+def test_db3_recording_plays_back_with_its_intrinsics(ros, tmp_path):
+    cam = SoftwareCamera()
+    path = tmp_path / "session.db3"
+    recorder = rs.recorder(str(path), cam.device)
+    sensor = recorder.query_sensors()[0]
+    sensor.open(sensor.get_stream_profiles()[0])
+    syncer = rs.syncer()
+    sensor.start(syncer)
+    cam.thread.start()
+    cam.live.set()
+    while cam.sent < 30:
+        time.sleep(0.01)
+    cam.live.clear()
+    time.sleep(0.3)
+    sensor.stop()
+    sensor.close()
+    recorded = cam.sent
+    del recorder, sensor, syncer
+    cam.stop.set()
+    time.sleep(0.5)
+    assert path.stat().st_size > 0
+
+    context = ros(f"width:={W}", f"height:={H}", f"fps:={FPS}", f"playback_file:={path}")
+    camera = RealSenseCamera(context=context)
+    probe, executor, images, infos = collect(context, camera, None)
+    try:
+        spin_until(executor, lambda: not camera.thread.is_alive())  # plays to the end, then stops
+        spin_until(executor, lambda: len(images) >= recorded - 2, timeout=3.0)
+        seen = values(images)
+        assert seen == sorted(seen) and len(set(seen)) == len(seen)
+        assert len(seen) >= recorded - 2  # the recording's frames, in order (the pipeline may skip the first)
+        check_info(infos[-1])
+    finally:
+        camera.destroy_node()
+        probe.destroy_node()
