@@ -79,8 +79,12 @@ class FrankyArm:
             motion = f.CartesianMotion(f.CartesianState(pose), f.ReferenceType.Absolute, return_when_finished=False)
         try:
             self.robot.move(motion, asynchronous=True)
-        except f.Exception as err:
-            raise ArmError(f"motion refused: {err}") from err
+        except (f.Exception, RuntimeError) as first:  # RuntimeError: Ruckig could not plan the takeover
+            try:  # once: clear the failed motion and start afresh from where the arm is
+                self._finish_motion()
+                self.robot.move(motion, asynchronous=True)
+            except (f.Exception, RuntimeError) as err:
+                raise ArmError(f"motion refused: {err} (first try: {first})") from err
         if self.gripper is not None and command.gripper_closed != self.gripper_closed:
             self.gripper_closed = command.gripper_closed
             if command.gripper_closed:  # grasp whatever is there: any width counts as success
