@@ -62,17 +62,23 @@ class FrankaBridge(ModemNode):
                                      f"False: wait for a call to {topics.RESET}.")
         self.watch_observation = self.param("watch_observation", True, f"The watchdog also needs {topics.IMAGE} "
                                             "frames (the policy must not act on a frozen camera).")
-        limits = {name: self.param(name, default, doc) for name, default, doc in (
-            ("workspace_low", list(spec.WORKSPACE_LOW), "Lower corner of the TCP box, base frame, metres."),
-            ("workspace_high", list(spec.WORKSPACE_HIGH), "Upper corner of the TCP box, base frame, metres."),
-            ("max_step", 0.035, "Metres the TCP target may move per command."),
-            ("max_speed", 0.35, "TCP target speed limit, m/s."),
-            ("max_accel", 3.5, "TCP target acceleration limit per axis, m/s^2."),
-            ("max_lead", 0.05, "Metres the target may run ahead of the measured TCP."),
-            ("max_tilt", 0.35, "Radians of measured tool tilt from home before the arm holds (fault)."),
-            ("max_rotation_step", 0.05, "Radians the commanded orientation may turn per command."),
-            ("gripper_max_force", 40.0, "Newtons the gripper may grasp with."),
-            ("watchdog", 0.3, "Seconds without a fresh action or observation before the arm holds."))}
+        limits = {
+            "workspace_low": self.param("workspace_low", list(spec.WORKSPACE_LOW),
+                "Lower corner of the TCP box, base frame, metres."),
+            "workspace_high": self.param("workspace_high", list(spec.WORKSPACE_HIGH),
+                "Upper corner of the TCP box, base frame, metres."),
+            "max_step": self.param("max_step", 0.035, "Metres the TCP target may move per command."),
+            "max_speed": self.param("max_speed", 0.35, "TCP target speed limit, m/s."),
+            "max_accel": self.param("max_accel", 3.5, "TCP target acceleration limit per axis, m/s^2."),
+            "max_lead": self.param("max_lead", 0.05, "Metres the target may run ahead of the measured TCP."),
+            "max_tilt": self.param("max_tilt", 0.35,
+                "Radians of measured tool tilt from home before the arm holds (fault)."),
+            "max_rotation_step": self.param("max_rotation_step", 0.05,
+                "Radians the commanded orientation may turn per command."),
+            "gripper_max_force": self.param("gripper_max_force", 40.0, "Newtons the gripper may grasp with."),
+            "watchdog": self.param("watchdog", 0.3,
+                "Seconds without a fresh action or observation before the arm holds."),
+        }
         try:
             self.limits = SafetyLimits(**{k: tuple(v) if isinstance(v, list) else float(v) for k, v in limits.items()})
         except (TypeError, ValueError) as err:
