@@ -151,9 +151,7 @@ class FrankaCellEnv:
 
     # --- scripted expert ----------------------------------------------------------------------------
     def _towards(self, point: np.ndarray, gripper: float) -> np.ndarray:
-        per_step = spec.MAX_TRANSLATION * self.action_repeat
-        move = (point - self.tcp_pos) / per_step
-        move /= max(1.0, np.abs(move).max())  # scale, not clip per axis: keep the direction
+        move = spec.towards(self.tcp_pos, point, spec.MAX_TRANSLATION * self.action_repeat)
         return np.concatenate([move, [gripper]])
 
     def expert_action(self) -> np.ndarray:

@@ -40,6 +40,13 @@ def tcp_target(current_target: np.ndarray, action: np.ndarray) -> np.ndarray:
     return np.clip(current_target + step, WORKSPACE_LOW, WORKSPACE_HIGH)
 
 
+def towards(tcp: np.ndarray, point: np.ndarray, per_step: float) -> np.ndarray:
+    """Translation action (3-d, in [-1, 1]) moving the TCP straight at `point`, `per_step` metres per step
+    at full action: scaled, not clipped per axis, so the direction is kept."""
+    move = (np.asarray(point, dtype=np.float64) - tcp) / per_step
+    return move / max(1.0, np.abs(move).max())
+
+
 def gripper_width(action: np.ndarray) -> float:
     """Commanded opening for the gripper action: -1 fully open, +1 closed."""
     return float((1.0 - np.clip(action[3], -1.0, 1.0)) / 2.0 * GRIPPER_MAX_WIDTH)
