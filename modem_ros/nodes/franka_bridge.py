@@ -25,7 +25,7 @@ from modem_ros import topics
 from modem_ros.nodes.common import LATCHED, SENSOR, STREAM, ModemNode, NodeSetupError, array_msg, json_msg, run_node
 from modem_ros.robots import franka_spec as spec
 from modem_ros.robots.arm import FINGER_NAMES, JOINT_NAMES, ArmError, ArmState
-from modem_ros.robots.safety import SafetyLayer, SafetyLimits, Watchdog
+from modem_ros.robots.safety import Decision, SafetyLayer, SafetyLimits, Watchdog
 
 APPROACH_TOLERANCE = 0.01  # metres from START_TCP at which an episode may start
 
@@ -87,13 +87,12 @@ class FrankaBridge(ModemNode):
         self.period = self.cfg.action_repeat * spec.CONTROL_PERIOD
         self.arm = self._make_backend(backend)
         self.state: ArmState | None = None
-        try:
+        try:  # a dry run starts its episodes from this state (it does not home)
             self.state = self.arm.read()
         except ArmError as err:
             self.get_logger().warning(f"no arm state yet: {err}")
-        home = self.state.quaternion if self.state is not None and backend == "franka_ros2" else None
-        self.safety = SafetyLayer(self.limits, self.period, home if home is not None else [1.0, 0, 0, 0],
-                                  grasp_force=grasp_force)
+        # home orientation: a placeholder until start_episode() sets the measured one
+        self.safety = SafetyLayer(self.limits, self.period, [1.0, 0.0, 0.0, 0.0], grasp_force=grasp_force)
         self.watchdog = Watchdog(self.limits.watchdog, ("action", "observation") if self.watch_observation
                                  else ("action",))
         self.pub = {name: self.create_publisher(kind, name, STREAM) for name, kind in [
@@ -158,12 +157,10 @@ class FrankaBridge(ModemNode):
             return
         self.watchdog.feed("action", time.monotonic())
         self.acted = True
-        action = np.asarray(msg.data, np.float64)
-        self.execute(action)
-        finite = action.shape == (spec.ACTION_DIM,) and np.all(np.isfinite(action))
-        self.applied = np.clip(action, -1, 1) if finite else np.zeros(spec.ACTION_DIM)
+        accepted = self.execute(np.asarray(msg.data, np.float64)).action
+        self.applied = accepted if accepted is not None else np.zeros(spec.ACTION_DIM)
 
-    def execute(self, action) -> None:
+    def execute(self, action) -> Decision:
         state = self.state
         decision = self.safety.command(action, None if state is None else state.position,
                                        None if state is None else state.quaternion,
@@ -177,13 +174,12 @@ class FrankaBridge(ModemNode):
                                    f"{np.round(c.quaternion, 3).tolist()} "
                                    f"gripper {'closed' if c.gripper_closed else 'open'}"
                                    + (f" [{', '.join(decision.events)}]" if decision.events else ""))
-            return
-        if self.safety.estopped:
-            return  # stopped by on_estop; nothing is sent until the latch is reset
-        try:
-            self.arm.send(decision.command)
-        except ArmError as err:
-            self.fault(str(err))
+        elif not self.safety.estopped:  # latched: stopped by on_estop, nothing is sent until reset
+            try:
+                self.arm.send(decision.command)
+            except ArmError as err:
+                self.fault(str(err))
+        return decision
 
     # --- the control period -------------------------------------------------------------------------
     def tick(self) -> None:
@@ -221,15 +217,14 @@ class FrankaBridge(ModemNode):
 
     def approach(self) -> None:
         """Step towards the episode's start pose through the safety layer; start there."""
-        error = np.asarray(spec.START_TCP) - self.state.position
-        if np.linalg.norm(error) < APPROACH_TOLERANCE:
+        if np.linalg.norm(np.asarray(spec.START_TCP) - self.state.position) < APPROACH_TOLERANCE:
             self.approaching = False
             self.running, self.t = True, 0
             self.pub[topics.EPISODE].publish(json_msg({"event": "start", "episode": self.episode}))
             self.tick()
             return
-        move = error / (self.safety.step_scale or 1.0)
-        self.execute(np.concatenate([move / max(1.0, np.abs(move).max()), [-1.0]]))
+        move = spec.towards(self.state.position, spec.START_TCP, self.safety.step_scale)
+        self.execute(np.concatenate([move, [-1.0]]))
 
     def start_episode(self) -> None:
         """Home (franky: joint pose, then the start TCP; open gripper), then approach the start pose."""
