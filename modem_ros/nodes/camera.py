@@ -63,7 +63,7 @@ class Camera(ModemNode):
         self.create_subscription(Image, topics.RAW_IMAGE, self.on_image, qos)
         self.create_subscription(CameraInfo, topics.RAW_CAMERA_INFO, self.on_info, qos)
         self.info: CameraInfo | None = None
-        self.newest: tuple[float, Image, CameraInfo | None] | None = None
+        self.newest: tuple[float, np.ndarray, object] | None = None  # (arrival, frame, header)
         if self.sample_on_state:
             self.create_subscription(Float32MultiArray, topics.STATE, self.on_state, STREAM)
         self.count, self.window_start = 0, time.monotonic()
@@ -80,15 +80,10 @@ class Camera(ModemNode):
             self.get_logger().error(f"{topics.RAW_IMAGE}: frame dropped: {err}", throttle_duration_sec=5.0)
             return
         self.count += 1
-        out, scale, x0, y0 = square_resize(frame, self.size)
-        info = None if self.info is None else scaled_info(self.info, scale, x0, y0, self.size)
-        image = image_msg(out, msg.header.stamp, msg.header.frame_id)
-        if self.sample_on_state:
-            self.newest = (time.monotonic(), image, info)
+        if self.sample_on_state:  # resized only when an observation takes it (10 of the camera's 30 Hz)
+            self.newest = (time.monotonic(), frame, msg.header)
             return
-        if info is not None:
-            self.info_pub.publish(info)
-        self.image_pub.publish(image)
+        self.publish(frame, msg.header)
 
     def on_state(self, msg: Float32MultiArray) -> None:
         age = np.inf if self.newest is None else time.monotonic() - self.newest[0]
@@ -96,10 +91,13 @@ class Camera(ModemNode):
             self.get_logger().error(f"observation without an image: newest camera frame is {age:.2f} s old "
                                     f"(> {self.max_frame_age} s)", throttle_duration_sec=2.0)
             return
-        _, image, info = self.newest
-        if info is not None:
-            self.info_pub.publish(info)
-        self.image_pub.publish(image)
+        self.publish(*self.newest[1:])
+
+    def publish(self, frame: np.ndarray, header) -> None:
+        out, scale, x0, y0 = square_resize(frame, self.size)
+        if self.info is not None:
+            self.info_pub.publish(scaled_info(self.info, scale, x0, y0, self.size))
+        self.image_pub.publish(image_msg(out, header.stamp, header.frame_id))
 
     def check_rate(self) -> None:
         now = time.monotonic()
