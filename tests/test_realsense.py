@@ -76,7 +76,7 @@ def ros(monkeypatch, tmp_path):
         rclpy.shutdown(context=context)
 
 
-def collect(context, camera, seconds_or_until):
+def collect(context, camera):
     probe = rclpy.create_node("probe", context=context)
     images, infos = [], []
     probe.create_subscription(Image, topics.RAW_IMAGE, images.append, 10)
@@ -111,7 +111,7 @@ def test_software_device_frames_intrinsics_and_recovery_after_the_device_goes_aw
     cam.thread.start()
     context = ros(f"width:={W}", f"height:={H}", f"fps:={FPS}", "frame_timeout:=0.5", "reconnect_interval:=0.3")
     camera = RealSenseCamera(device=cam.device, context=context)
-    probe, executor, images, infos = collect(context, camera, None)
+    probe, executor, images, infos = collect(context, camera)
     try:
         cam.live.set()
         spin_until(executor, lambda: len(images) >= 15)
@@ -165,7 +165,7 @@ def test_db3_recording_plays_back_with_its_intrinsics(ros, tmp_path):
 
     context = ros(f"width:={W}", f"height:={H}", f"fps:={FPS}", f"playback_file:={path}")
     camera = RealSenseCamera(context=context)
-    probe, executor, images, infos = collect(context, camera, None)
+    probe, executor, images, infos = collect(context, camera)
     try:
         spin_until(executor, lambda: not camera.thread.is_alive())  # plays to the end, then stops
         spin_until(executor, lambda: len(images) >= recorded - 2, timeout=3.0)

@@ -77,7 +77,9 @@ class RealSenseSource:
 
     def where(self) -> str:
         if self.device is not None:
-            return f"device {self.device.get_info(__import__('pyrealsense2').camera_info.serial_number)}"
+            import pyrealsense2 as rs
+
+            return f"device {self.device.get_info(rs.camera_info.serial_number)}"
         return f"file {self.playback_file}" if self.playback_file else \
             (f"camera {self.serial}" if self.serial else "the first RealSense camera")
 
