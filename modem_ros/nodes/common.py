@@ -26,6 +26,10 @@ from modem_ros.config import NODE_PARAMETERS, ConfigError, ModemConfig, load_nod
 # joins late (the trainer imports torch for seconds) still gets the episode from its first message.
 STREAM = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=1024,
                     durability=DurabilityPolicy.TRANSIENT_LOCAL)
+# A consumer of a stream published either way (STREAM in sim, plain reliable on hardware, e.g. the planner
+# with reliable:=false): reliable + volatile matches both; it only forgoes a late joiner's history.
+FOLLOW = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=1024,
+                    durability=DurabilityPolicy.VOLATILE)
 # Camera frames on hardware: the newest frame matters, a late one is useless (consumer side).
 SENSOR = QoSProfile(reliability=ReliabilityPolicy.BEST_EFFORT, history=HistoryPolicy.KEEP_LAST, depth=1)
 # Announcements a late joiner must still get (the latest checkpoint).

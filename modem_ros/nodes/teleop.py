@@ -19,7 +19,7 @@ from std_msgs.msg import Bool, Float32MultiArray
 from std_srvs.srv import Trigger
 
 from modem_ros import topics
-from modem_ros.nodes.common import LATCHED, STREAM, ModemNode, NodeSetupError, array_msg, run_node
+from modem_ros.nodes.common import FOLLOW, LATCHED, STREAM, ModemNode, NodeSetupError, array_msg, run_node
 from modem_ros.teleop import ActionMapper, Command, DeviceLost, open_device
 
 SERVICES = {"start": topics.RECORDER_START, "save": topics.RECORDER_SAVE, "discard": topics.RECORDER_DISCARD,
@@ -65,7 +65,7 @@ class Teleop(ModemNode):
         if self.drive_alone:
             self.create_subscription(Float32MultiArray, topics.STATE, self.on_observation, STREAM)
         else:
-            self.create_subscription(Float32MultiArray, planner_topic, self.on_planner_action, STREAM)
+            self.create_subscription(Float32MultiArray, planner_topic, self.on_planner_action, FOLLOW)
         # wall-clock polling: a person's keys don't wait for sim time (which stands still between episodes)
         self.create_timer(0.01, self.tick, clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.get_logger().info(f"{self.kind} -> {cfg.action_dim}-D action (axis_map {self.mapper.axis_map}); "
