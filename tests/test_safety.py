@@ -79,9 +79,11 @@ def test_actions_move_the_target_by_the_commanded_delta():
     layer = SafetyLayer(LIMITS, DT, DOWN)
     layer.reset(spec.START_TCP, DOWN)
     a = np.array([0.5, -0.25, 0.0, -1.0])
-    positions = [layer.command(a, None, DOWN).command.position for _ in range(10)]
-    step = np.diff(positions, axis=0)[-1]
+    decisions = [layer.command(a, None, DOWN) for _ in range(10)]
+    step = np.diff([d.command.position for d in decisions], axis=0)[-1]
     np.testing.assert_allclose(step, a[:3] * 2 * spec.MAX_TRANSLATION, atol=1e-12)
+    np.testing.assert_array_equal(decisions[-1].action, a)  # executed as given: reported as applied
+    np.testing.assert_array_equal(layer.command([2, 0, 0, 0], None, DOWN).action, [1, 0, 0, 0])  # as clipped
 
 
 @pytest.mark.parametrize("bad", [[np.nan, 0, 0, 0], [0, np.inf, 0, 0], [0, 0, 0], [0, 0, 0, 0, 0]])
@@ -104,8 +106,10 @@ def test_estop_latches_until_reset():
     layer.reset(spec.START_TCP, DOWN)
     layer.command([1, 0, 0, 0], None, DOWN)
     layer.estop()
-    held = [layer.command([1, 1, 1, 1], None, DOWN).command for _ in range(20)]
+    decisions = [layer.command([1, 1, 1, 1], None, DOWN) for _ in range(20)]
+    held = [d.command for d in decisions]
     assert all(c.hold for c in held)
+    assert all(d.action is None for d in decisions)  # not executed: never reported as the applied action
     np.testing.assert_allclose(held[-1].position, held[-2].position)  # at rest
     assert layer.estopped and layer.counts["hold_estop"] == 20
     layer.estop()

@@ -75,7 +75,8 @@ class ArmCommand:
 @dataclass
 class Decision:
     command: ArmCommand
-    action: np.ndarray | None                         # the action as accepted (clipped to [-1, 1]); None: rejected
+    action: np.ndarray | None                         # the action as executed (clipped to [-1, 1]); None: rejected
+                                                      # or held (watchdog, e-stop, fault): the arm did not act on it
     events: list[str] = field(default_factory=list)  # reasons this command differs from the action's wish
 
 
@@ -170,7 +171,7 @@ class SafetyLayer:
         for event in events:
             self.counts[event.split(":")[0]] += 1
         return Decision(ArmCommand(self.target.copy(), self.orientation.copy(), self.gripper_closed, force, hold),
-                        wish, events)
+                        None if hold else wish, events)
 
     def _parse(self, action, events: list[str]) -> np.ndarray | None:
         if action is None:
