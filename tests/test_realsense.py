@@ -4,14 +4,13 @@ no camera) and a .db3 recording of it played back through the pipeline, as a liv
 from __future__ import annotations
 
 import os
-import threading
 import time
 
 import numpy as np
 import pytest
 
 rclpy = pytest.importorskip("rclpy", reason="needs the ros extra: scripts/install.sh ros")
-rs = pytest.importorskip("pyrealsense2", reason="needs the hw extra: scripts/install.sh hw")
+pytest.importorskip("pyrealsense2", reason="needs the hw extra: scripts/install.sh hw")
 
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.signals import SignalHandlerOptions  # noqa: E402
@@ -19,42 +18,7 @@ from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
 from modem_ros import topics  # noqa: E402
 from modem_ros.nodes.realsense_camera import RealSenseCamera  # noqa: E402
-
-W, H, FPS = 64, 48, 30
-FX, FY, PPX, PPY = 61.5, 61.75, 32.25, 23.5
-
-
-class SoftwareCamera:
-    """A software RealSense: colour frame i is filled with i % 256; inject() runs at FPS while `live`."""
-
-    def __init__(self):
-        self.device = rs.software_device()
-        self.device.register_info(rs.camera_info.serial_number, "000000000001")
-        self.device.register_info(rs.camera_info.name, "Intel RealSense D435 (software device)")
-        self.sensor = self.device.add_sensor("RGB Camera")
-        intr = rs.intrinsics()
-        intr.width, intr.height, intr.fx, intr.fy, intr.ppx, intr.ppy = W, H, FX, FY, PPX, PPY
-        intr.model, intr.coeffs = rs.distortion.brown_conrady, [0.1, -0.05, 0.0, 0.0, 0.01]
-        stream = rs.video_stream()
-        stream.type, stream.index, stream.uid, stream.width, stream.height = rs.stream.color, 0, 0, W, H
-        stream.fps, stream.bpp, stream.fmt, stream.intrinsics = FPS, 3, rs.format.rgb8, intr
-        self.profile = self.sensor.add_video_stream(stream).as_video_stream_profile()
-        self.live = threading.Event()
-        self.stop = threading.Event()
-        self.sent = 0
-        self.thread = threading.Thread(target=self._inject, daemon=True)
-
-    def _inject(self, sensor=None) -> None:
-        while not self.stop.is_set():
-            if self.live.is_set():
-                frame = rs.software_video_frame()
-                frame.pixels = np.full((H, W, 3), self.sent % 256, np.uint8)
-                frame.stride, frame.bpp, frame.frame_number = W * 3, 3, self.sent
-                frame.timestamp, frame.domain = self.sent * 1000 / FPS, rs.timestamp_domain.hardware_clock
-                frame.profile = self.profile
-                self.sensor.on_video_frame(frame)
-                self.sent += 1
-            time.sleep(1 / FPS)
+from tests.software_camera import COEFFS, FPS, FX, FY, PPX, PPY, H, SoftwareCamera, W, record_db3  # noqa: E402
 
 
 @pytest.fixture
@@ -103,7 +67,7 @@ def check_info(info: CameraInfo):
     np.testing.assert_allclose(info.k, [FX, 0, PPX, 0, FY, PPY, 0, 0, 1], rtol=1e-6)
     np.testing.assert_allclose(info.p, [FX, 0, PPX, 0, 0, FY, PPY, 0, 0, 0, 1, 0], rtol=1e-6)
     assert info.distortion_model == "plumb_bob"
-    np.testing.assert_allclose(info.d, [0.1, -0.05, 0.0, 0.0, 0.01], rtol=1e-6)
+    np.testing.assert_allclose(info.d, COEFFS, rtol=1e-6)
 
 
 def test_software_device_frames_intrinsics_and_recovery_after_the_device_goes_away(ros):
@@ -142,25 +106,8 @@ def test_software_device_frames_intrinsics_and_recovery_after_the_device_goes_aw
 
 
 def test_db3_recording_plays_back_with_its_intrinsics(ros, tmp_path):
-    cam = SoftwareCamera()
     path = tmp_path / "session.db3"
-    recorder = rs.recorder(str(path), cam.device)
-    sensor = recorder.query_sensors()[0]
-    sensor.open(sensor.get_stream_profiles()[0])
-    syncer = rs.syncer()
-    sensor.start(syncer)
-    cam.thread.start()
-    cam.live.set()
-    while cam.sent < 30:
-        time.sleep(0.01)
-    cam.live.clear()
-    time.sleep(0.3)
-    sensor.stop()
-    sensor.close()
-    recorded = cam.sent
-    del recorder, sensor, syncer
-    cam.stop.set()
-    time.sleep(0.5)
+    recorded = record_db3(path, 30)
     assert path.stat().st_size > 0
 
     context = ros(f"width:={W}", f"height:={H}", f"fps:={FPS}", f"playback_file:={path}")

@@ -4,9 +4,10 @@ Publishes camera/color/image_raw (rgb8) and camera/color/camera_info with the de
 in camera_color_optical_frame (REP-103: z forward, x right, y down), and with `depth` the depth aligned
 to colour (16UC1, millimetres) on camera/aligned_depth_to_color/*. The `camera` node downstream crops,
 resizes and the planner stacks frames exactly as in sim. A camera that stops delivering (unplugged,
-USB reset, end of a recording) is closed and re-opened every `reconnect_interval` seconds; frames
+USB reset) is closed and re-opened every `reconnect_interval` seconds; frames
 older than the last one published are never sent. Warns when the achieved rate falls below `min_rate`.
-`playback_file` plays a recorded .db3/.bag instead of a live camera (offline debugging).
+`playback_file` plays a recorded .db3/.bag instead of a live camera (offline debugging): once, or
+in a loop with `loop_playback`.
 """
 
 from __future__ import annotations
@@ -44,12 +45,13 @@ class RealSenseCamera(ModemNode):
             depth=self.param("depth", False, "Also publish depth aligned to the colour image."),
             serial=self.param("serial", "", "Serial number of the camera to open; empty = the first one found."),
             playback_file=self.param("playback_file", "", "Play this recorded .db3/.bag instead of a live camera."),
+            loop_playback=self.param("loop_playback", False, "Play the recording again from its start when it "
+                                     "ends, seamlessly (librealsense's repeat_playback)."),
             device=device, timeout=self.param("frame_timeout", 1.0, "Seconds without a frame before the camera "
                                               "counts as lost."))
         self.reconnect_interval = self.param("reconnect_interval", 1.0, "Seconds between re-open attempts.")
         self.min_rate = self.param("min_rate", 0.0, "Warn when the achieved rate (Hz) falls below this; "
                                    "0 = 90% of fps.") or 0.9 * self.source.fps
-        self.loop_playback = self.param("loop_playback", False, "Start a recording again when it ends.")
         qos = 2  # reliable, shallow: local consumers get the newest frames; a slow one drops old ones
         self.image_pub = self.create_publisher(Image, topics.RAW_IMAGE, qos)
         self.info_pub = self.create_publisher(CameraInfo, topics.RAW_CAMERA_INFO, qos)
@@ -78,13 +80,11 @@ class RealSenseCamera(ModemNode):
             if self.lost_since is None:
                 log.info(f"streaming {self.source.description}: {self.source.width}x{self.source.height} at "
                          f"{self.source.fps} Hz{' + aligned depth' if self.source.depth else ''}")
-            if self.source.playback_file and self.loop_playback:
-                self.last_timestamp = -np.inf  # a replay starts its timestamps again
             try:
                 while not self.stopping.is_set():
                     self.publish(self.source.read())
             except CameraLost as err:
-                if self.source.playback_file and not self.loop_playback:
+                if self.source.playback_file and not self.source.loop_playback:
                     log.info(f"end of recording {self.source.playback_file} ({self.published} frames published)")
                     self.source.close()
                     return
@@ -96,6 +96,8 @@ class RealSenseCamera(ModemNode):
             self.stopping.wait(self.reconnect_interval)
 
     def publish(self, frames: Frames) -> None:
+        if self.source.loop_playback and frames.timestamp_ms < self.last_timestamp:
+            self.last_timestamp = -np.inf  # the recording started again, and its timestamps with it
         if frames.timestamp_ms <= self.last_timestamp:  # queued before a reconnect, or repeated: stale
             self.get_logger().warning(f"stale frame {frames.number} dropped", throttle_duration_sec=5.0)
             return

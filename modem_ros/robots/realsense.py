@@ -52,9 +52,10 @@ class RealSenseSource:
     """Open with open(); read() frames; close() (and open() again after CameraLost)."""
 
     def __init__(self, width: int, height: int, fps: int, depth: bool = False, serial: str = "",
-                 playback_file: str = "", device=None, timeout: float = 1.0):
+                 playback_file: str = "", loop_playback: bool = False, device=None, timeout: float = 1.0):
         self.width, self.height, self.fps, self.depth = width, height, fps, depth
         self.serial, self.playback_file, self.device = serial, playback_file, device
+        self.loop_playback = loop_playback
         self.timeout_ms = int(timeout * 1000)
         self.pipeline = self.syncer = self.align = None
         self.sensors: list = []
@@ -86,7 +87,7 @@ class RealSenseSource:
     def _open_pipeline(self, rs) -> None:
         config = rs.config()
         if self.playback_file:
-            config.enable_device_from_file(self.playback_file, repeat_playback=False)
+            config.enable_device_from_file(self.playback_file, repeat_playback=self.loop_playback)
         elif self.serial:
             config.enable_device(self.serial)
         config.enable_stream(rs.stream.color, self.width, self.height, rs.format.rgb8, self.fps)
