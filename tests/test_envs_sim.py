@@ -194,6 +194,23 @@ def test_franka_tcp_stays_in_the_workspace_under_hostile_actions():
         assert np.all(tcp > spec.WORKSPACE_LOW - 0.02) and np.all(tcp < spec.WORKSPACE_HIGH + 0.02), (t, tcp)
 
 
+def test_every_corner_of_the_franka_workspace_is_reachable_with_the_tool_down():
+    """The box is the hardware safety layer's too: a corner out of reach folds the arm (it did at the old
+    box's far top corners, in this cell and on franky-sim)."""
+    import itertools
+
+    from modem_ros.robots import franka_spec as spec
+
+    _, env = _env("franka-reach", episode_length=400)
+    for corner in itertools.product(*zip(spec.WORKSPACE_LOW, spec.WORKSPACE_HIGH, strict=True)):
+        env.reset(seed=0)
+        for _ in range(45):
+            env.step(np.concatenate([spec.towards(env.tcp_pos, corner, 2 * spec.MAX_TRANSLATION), [-1.0]]))
+        rot = env.data.site_xmat[env.tcp].reshape(3, 3)
+        tilt = np.degrees(np.arccos(np.clip((np.trace(rot.T @ env.home_rotation) - 1) / 2, -1, 1)))
+        assert np.linalg.norm(env.tcp_pos - corner) < 0.012 and tilt < 3.0, (corner, env.tcp_pos, tilt)
+
+
 def test_franka_gripper_opens_and_closes():
     _, env = _env("franka-reach")
     env.reset(seed=0)

@@ -24,10 +24,12 @@ MAX_TRANSLATION = 0.01
 GRIPPER_MAX_WIDTH = 0.08
 """Franka Hand fully open, metres."""
 
-WORKSPACE_LOW = np.array([0.30, -0.30, 0.005])
+WORKSPACE_LOW = np.array([0.30, -0.25, 0.005])
 """Lower corner of the box the TCP target is kept in (base frame, metres; z just above the table)."""
-WORKSPACE_HIGH = np.array([0.75, 0.30, 0.40])
-"""Upper corner of that box."""
+WORKSPACE_HIGH = np.array([0.70, 0.25, 0.32])
+"""Upper corner of that box. Every corner is reachable with the tool pointing down: the wrist centre
+(TCP + 0.21 m up) stays within 0.77 m of the shoulder (z 0.333), short of the FR3's ~0.80 m at which
+both the cell's IK and franky-sim's collapse (measured; the arm folds onto the table)."""
 HOME_JOINTS = np.array([0.0, 0.0, 0.0, -1.57079, 0.0, 1.57079, -0.7853])
 """Joint angles of Franka's home pose (tool pointing down; its TCP, z = 0.51 m, is above the workspace)."""
 START_TCP = np.array([0.5, 0.0, 0.3])
