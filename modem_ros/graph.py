@@ -145,6 +145,8 @@ LAUNCHES: dict[str, LaunchSpec] = {
                                  ("franka_bridge.realtime",), bool),
             "episodes": Argument("1", "Episodes to run (each starts from home); 0 = until Ctrl-C.",
                                  ("franka_bridge.max_episodes",), int),
+            "results_file": Argument("", "JSON rewritten after every episode: steps, executed policy actions, "
+                                     "safety counts, observation -> action latency.", ("franka_bridge.results_file",)),
             "serial": Argument("", "RealSense serial number; empty = the first camera found.",
                                ("realsense_camera.serial",)),
             "playback_file": Argument("", "Play a recorded .db3 instead of a live camera (offline checks).",

@@ -172,3 +172,17 @@ def test_malformed_limits_are_refused_with_the_field_named():
         SafetyLimits(max_speed=float("nan"))
     with pytest.raises(ValueError, match="workspace_low"):
         SafetyLimits(workspace_low=(0.5, 0, 0), workspace_high=(0.4, 1, 1))
+
+
+def test_an_arm_measured_outside_the_box_faults_and_holds():
+    layer = SafetyLayer(LIMITS, DT, DOWN)
+    layer.reset(spec.START_TCP, DOWN)
+    inside = np.array([spec.WORKSPACE_HIGH[0] + 0.02, 0.0, 0.2])  # lagging/contact within the margin: fine
+    assert not layer.command([1, 0, 0, 0], inside, DOWN).command.hold
+    folded = np.array([-0.09, -0.1, 0.21])  # what franky-sim's arm did past its reach: behind the base
+    decision = layer.command([1, 0, 0, 0], folded, DOWN)
+    assert decision.command.hold and decision.action is None and "outside the workspace" in layer.faulted
+    assert layer.command([1, 0, 0, 0], spec.START_TCP, DOWN).command.hold  # latched until reset
+    assert layer.command([1, 0, 0, 0], [np.nan, 0, 0], DOWN).command.hold
+    layer.reset(spec.START_TCP, DOWN)
+    assert layer.command([1, 0, 0, 0], [np.nan, 0.0, 0.3], DOWN).command.hold and "not finite" in layer.faulted

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 from geometry_msgs.msg import PoseStamped
@@ -60,6 +61,9 @@ class FrankaBridge(ModemNode):
         self.max_episodes = self.param("max_episodes", 0, "Episodes to run before exiting (0 = until shut down).")
         self.auto_reset = self.param("auto_reset", False, "Home and start the next episode as soon as one ends. "
                                      f"False: wait for a call to {topics.RESET}.")
+        self.results_file = self.param("results_file", "", "Rewrite this JSON after every episode: its steps, how "
+                                       "many a policy action answered, safety counts and the observation -> action "
+                                       "round-trip latencies.")
         self.watch_observation = self.param("watch_observation", True, f"The watchdog also needs {topics.IMAGE} "
                                             "frames (the policy must not act on a frozen camera).")
         limits = {
@@ -71,6 +75,8 @@ class FrankaBridge(ModemNode):
             "max_speed": self.param("max_speed", 0.35, "TCP target speed limit, m/s."),
             "max_accel": self.param("max_accel", 3.5, "TCP target acceleration limit per axis, m/s^2."),
             "max_lead": self.param("max_lead", 0.05, "Metres the target may run ahead of the measured TCP."),
+            "workspace_margin": self.param("workspace_margin", 0.03, "Metres the measured TCP may be outside the "
+                                           "box before the arm is stopped (fault)."),
             "max_tilt": self.param("max_tilt", 0.35,
                 "Radians of measured tool tilt from home before the arm holds (fault)."),
             "max_rotation_step": self.param("max_rotation_step", 0.05,
@@ -109,11 +115,17 @@ class FrankaBridge(ModemNode):
         self.create_service(Trigger, topics.ESTOP_RESET, self.on_estop_reset)
         self.create_service(Trigger, topics.RECOVER, self.on_recover)
         self.estop_pub.publish(Bool(data=False))
+        self.stopped_for_fault = False       # fault() stopped the arm; cleared with the fault
         self.episode, self.t = 0, 0
         self.running = self.approaching = self.finished = False
         self.acted = False                   # an action has answered the current observation
         self.applied = np.zeros(spec.ACTION_DIM)
         self.reported: dict[str, int] = {}   # safety counts already logged
+        self.results: list[dict] = []
+        self.round_trips: list[float] = []   # seconds from an observation to the action answering it
+        self.sent_at = self.episode_start = 0.0
+        self.acted_steps = 0
+        self.counts_at_start: dict[str, int] = {}
         self.create_timer(self.period, self.tick)
         self.create_timer(1.0, self.report_safety)
         self.get_logger().info(f"{self.arm.name} backend{' (DRY RUN: nothing is sent)' if self.dry_run else ''}; "
@@ -157,8 +169,10 @@ class FrankaBridge(ModemNode):
             return
         self.watchdog.feed("action", time.monotonic())
         self.acted = True
+        self.round_trips.append(time.perf_counter() - self.sent_at)
         accepted = self.execute(np.asarray(msg.data, np.float64)).action
         self.applied = accepted if accepted is not None else np.zeros(spec.ACTION_DIM)
+        self.acted_steps += accepted is not None
 
     def execute(self, action) -> Decision:
         state = self.state
@@ -166,15 +180,17 @@ class FrankaBridge(ModemNode):
                                        None if state is None else state.quaternion,
                                        stale=self.watchdog.verdict(time.monotonic()))
         for event in decision.events:
-            if event.startswith(("rejected", "hold_fault")):
+            if event.startswith("rejected"):
                 self.get_logger().error(f"step {self.t}: {event}")
+        if self.safety.faulted and not self.stopped_for_fault:
+            self.fault(self.safety.faulted)
         if self.dry_run:
             c = decision.command
             self.get_logger().info(f"dry run: target {np.round(c.position, 4).tolist()} quat "
                                    f"{np.round(c.quaternion, 3).tolist()} "
                                    f"gripper {'closed' if c.gripper_closed else 'open'}"
                                    + (f" [{', '.join(decision.events)}]" if decision.events else ""))
-        elif not self.safety.estopped:  # latched: stopped by on_estop, nothing is sent until reset
+        elif not (self.safety.estopped or self.safety.faulted):  # latched: stopped, nothing sent until cleared
             try:
                 self.arm.send(decision.command)
             except ArmError as err:
@@ -214,12 +230,14 @@ class FrankaBridge(ModemNode):
         self.pub[topics.STATE].publish(array_msg(spec.state_vector(s.position, s.gripper_width, s.joints)))
         self.joint_pub.publish(joint_state_msg(s.joints, s.gripper_width, stamp))
         self.pose_pub.publish(pose_msg(s.position, s.quaternion, stamp, topics.BASE_FRAME))
+        self.sent_at = time.perf_counter()
 
     def approach(self) -> None:
         """Step towards the episode's start pose through the safety layer; start there."""
         if np.linalg.norm(np.asarray(spec.START_TCP) - self.state.position) < APPROACH_TOLERANCE:
             self.approaching = False
-            self.running, self.t = True, 0
+            self.running, self.t, self.acted_steps = True, 0, 0
+            self.episode_start, self.counts_at_start = time.perf_counter(), dict(self.safety.counts)
             self.pub[topics.EPISODE].publish(json_msg({"event": "start", "episode": self.episode}))
             self.tick()
             return
@@ -240,6 +258,7 @@ class FrankaBridge(ModemNode):
             return
         self.safety.home = np.asarray(self.state.quaternion, float)
         self.safety.reset(self.state.position, self.state.quaternion)
+        self.stopped_for_fault = False
         now = time.monotonic()
         self.watchdog.feed("action", now)  # the first observation has not been answered yet: not stale
         self.approaching = True
@@ -248,8 +267,15 @@ class FrankaBridge(ModemNode):
         self.running = False
         self.pub[topics.EPISODE].publish(json_msg({"event": "end", "episode": self.episode, "steps": self.t,
                                                    "return": -float(self.t), "success": False}))
-        self.get_logger().info(f"episode {self.episode} done ({self.t} steps); "
-                               f"safety counts {dict(self.safety.counts)}")
+        counts = {k: v - self.counts_at_start.get(k, 0) for k, v in self.safety.counts.items()
+                  if v != self.counts_at_start.get(k, 0)}
+        self.results.append({"episode": self.episode, "steps": self.t, "acted": self.acted_steps,
+                             "seconds": round(time.perf_counter() - self.episode_start, 3), "safety": counts,
+                             "end_tcp": np.round(self.state.position, 4).tolist()})
+        self.get_logger().info(f"episode {self.episode} done ({self.t} steps, {self.acted_steps} executed policy "
+                               f"actions); safety counts {counts}")
+        if self.results_file:
+            self.write_results()
         self.episode += 1
         if self.max_episodes and self.episode >= self.max_episodes:
             self.finished = True
@@ -287,7 +313,8 @@ class FrankaBridge(ModemNode):
         except ArmError as err:
             response.success, response.message = False, f"arm state unavailable: {err}"
             return response
-        self.safety.reset(self.state.position, self.state.quaternion)
+        self.safety.reset(self.state.position, self.state.quaternion)  # a fault still there is found again
+        self.stopped_for_fault = False
         self.estop_pub.publish(Bool(data=False))
         self.get_logger().warning("e-stop cleared: commands flow again")
         response.success, response.message = True, "e-stop cleared"
@@ -302,14 +329,35 @@ class FrankaBridge(ModemNode):
             return response
         if not self.safety.estopped:
             self.safety.reset(self.state.position, self.state.quaternion)
+            self.stopped_for_fault = False
         self.get_logger().warning("robot errors recovered")
         response.success, response.message = True, "recovered"
         return response
 
     def fault(self, why: str) -> None:
-        if not self.safety.faulted:
-            self.get_logger().error(f"arm fault, holding: {why}; call {topics.RECOVER} when it is safe")
+        """Stop the arm where it is and send nothing until recover (clears robot errors) or reset (homes)."""
         self.safety.faulted = why
+        if self.stopped_for_fault:
+            return
+        self.stopped_for_fault = True
+        self.get_logger().error(f"arm fault, stopped: {why}; call {topics.RECOVER} when it is safe "
+                                f"(or {topics.RESET} to home)")
+        if not self.dry_run:
+            try:
+                self.arm.stop()
+            except ArmError as err:
+                self.get_logger().error(f"stopping after the fault: {err}")
+
+    def write_results(self) -> None:
+        ms = 1000 * np.asarray(self.round_trips)
+        latency = {"median": float(np.median(ms)), "p95": float(np.percentile(ms, 95))} if ms.size else {}
+        payload = {"task": self.cfg.task, "backend": self.arm.name, "dry_run": self.dry_run, "episodes": self.results,
+                   "round_trip_ms": {**latency, "n": int(ms.size)}}
+        path = Path(self.results_file)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(payload, indent=1) + "\n")
+        tmp.replace(path)  # atomic: a kill mid-write leaves the previous episode's file whole
 
     def report_safety(self) -> None:
         counts = dict(self.safety.counts)

@@ -39,6 +39,8 @@ class SafetyLimits:
     """Target acceleration limit, m/s^2 per axis (full speed from rest, or to rest, in one 0.1 s step)."""
     max_lead: float = 0.05
     """Metres the target may run ahead of the measured TCP (a blocked arm does not wind up)."""
+    workspace_margin: float = 0.03
+    """Metres the measured TCP may be outside the box (tracking lag, contact) before the layer faults."""
     max_tilt: float = 0.35
     """Radians the measured tool orientation may deviate from home before the layer faults and holds."""
     max_rotation_step: float = 0.05
@@ -53,8 +55,8 @@ class SafetyLimits:
         problems = []
         if low.shape != (3,) or high.shape != (3,) or not np.all(low < high):
             problems.append(f"workspace_low {list(low)} must be below workspace_high {list(high)} on every axis")
-        for name in ("max_step", "max_speed", "max_accel", "max_lead", "max_tilt", "max_rotation_step",
-                     "gripper_max_force", "watchdog"):
+        for name in ("max_step", "max_speed", "max_accel", "max_lead", "workspace_margin", "max_tilt",
+                     "max_rotation_step", "gripper_max_force", "watchdog"):
             value = getattr(self, name)
             if not (np.isfinite(value) and value > 0):
                 problems.append(f"{name} must be a positive number, got {value}")
@@ -152,6 +154,8 @@ class SafetyLayer:
             events.append(f"hold_watchdog: {stale}")
         if self.estopped:
             events.append("hold_estop")
+        if measured_position is not None and not self.faulted:
+            self._check_measured(np.asarray(measured_position, float))
         if measured_quaternion is not None and not self.faulted:
             tilt = quat_angle(_normalize(measured_quaternion), self.home)
             if tilt > self.limits.max_tilt:
@@ -172,6 +176,15 @@ class SafetyLayer:
             self.counts[event.split(":")[0]] += 1
         return Decision(ArmCommand(self.target.copy(), self.orientation.copy(), self.gripper_closed, force, hold),
                         None if hold else wish, events)
+
+    def _check_measured(self, position: np.ndarray) -> None:
+        """The arm itself left the box (a folding arm, a controller gone wrong): fault, whatever the target."""
+        outside = float(np.max(np.maximum(self.low - position, position - self.high)))
+        if not np.all(np.isfinite(position)):
+            self.faulted = f"measured TCP {position.tolist()} is not finite"
+        elif outside > self.limits.workspace_margin:
+            self.faulted = (f"measured TCP {np.round(position, 3).tolist()} is {100 * outside:.1f} cm outside the "
+                            f"workspace (margin {100 * self.limits.workspace_margin:.1f} cm)")
 
     def _parse(self, action, events: list[str]) -> np.ndarray | None:
         if action is None:
