@@ -38,8 +38,8 @@ def test_key_hold_bridges_auto_repeat_and_the_opposite_key_stops_at_once():
     keys.press(" ", now=1.2)
     assert keys.command(1.2).gripper == 1.0
     assert split_keys("n\x1b[Cx\x1b[D\r") == ["n", "\x1b[C", "x", "\x1b[D", "\r"]
-    assert [keys.press(k, 2.0) for k in ("n", "\x1b[C", "\x7f", "b", "t")] == [
-        ["start"], ["save"], ["discard"], ["re_record"], ["engage"]]
+    assert [keys.press(k, 2.0) for k in ("n", "\x1b[C", "\x7f", "b", "t", "e")] == [
+        ["start"], ["save"], ["discard"], ["re_record"], ["engage"], ["estop"]]
 
 
 def test_keyboard_reads_a_terminal_and_reports_its_hang_up():

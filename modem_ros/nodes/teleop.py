@@ -4,8 +4,9 @@ Alone (demo recording) it drives: one action per observation, paced to `rate` so
 Beside a planner (`planner_action_topic`, the planner remapped there) it is the action topic's gate:
 the planner's actions pass through until the operator takes over (engage), then each planner action is
 replaced by the device's — a human intervention with priority. The console keys and pad buttons also
-call the recorder's services. A device that goes away stops motion (zero actions) and is logged; the
-node keeps trying to reopen it.
+call the recorder's services, and the e-stop key (keyboard e, pad SELECT) the robot bridge's latching
+e-stop service: a software stop beside, never instead of, the robot's hardware stop button. A device
+that goes away stops motion (zero actions) and is logged; the node keeps trying to reopen it.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from modem_ros.nodes.common import FOLLOW, LATCHED, STREAM, ModemNode, NodeSetup
 from modem_ros.teleop import ActionMapper, Command, DeviceLost, open_device
 
 SERVICES = {"start": topics.RECORDER_START, "save": topics.RECORDER_SAVE, "discard": topics.RECORDER_DISCARD,
-            "re_record": topics.RECORDER_RERECORD}
+            "re_record": topics.RECORDER_RERECORD, "estop": topics.ESTOP}
 REOPEN_PERIOD = 1.0  # seconds between attempts to reopen a lost device
 
 
@@ -114,7 +115,8 @@ class Teleop(ModemNode):
         if event in SERVICES:
             client = self.clients_[event]
             if not client.service_is_ready():
-                self.get_logger().warning(f"{event}: no recorder offers {SERVICES[event]}")
+                self.get_logger().warning(f"{event}: nothing offers {SERVICES[event]}"
+                                          + (" (no robot bridge: this is not a stop)" if event == "estop" else ""))
                 return
             future = client.call_async(Trigger.Request())
             future.add_done_callback(lambda f, e=event: self.get_logger().info(
