@@ -19,6 +19,7 @@ from modem_ros.envs.base import FrameStack, Obs, check_action
 from modem_ros.envs.rendering import CameraRenderer
 from modem_ros.paths import share_dir
 from modem_ros.robots import franka_spec as spec
+from modem_ros.robots.arm import ArmState
 
 TASKS = ("franka-reach", "franka-push", "franka-pick-place")
 SUCCESS_RADIUS = {"franka-reach": 0.03, "franka-push": 0.04, "franka-pick-place": 0.04}
@@ -83,6 +84,13 @@ class FrankaCellEnv:
     @property
     def width(self) -> float:
         return float(self.data.qpos[7] + self.data.qpos[8])
+
+    def arm_state(self) -> ArmState:
+        """The arm as the hardware bridge reads it (same fields, same frames): the sim bridge publishes it
+        on joint_states / modem/ee_pose exactly as franka_bridge does."""
+        quat = np.zeros(4)
+        mujoco.mju_mat2Quat(quat, self.data.site_xmat[self.tcp])  # w, x, y, z
+        return ArmState(self.tcp_pos, np.roll(quat, -1), self.data.qpos[:ARM_JOINTS].copy(), self.width)
 
     def _success(self) -> bool:
         obj = self.tcp_pos if self.task == "franka-reach" else self.cube_pos

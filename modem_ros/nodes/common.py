@@ -10,16 +10,19 @@ from typing import Any
 
 import numpy as np
 import rclpy
+from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float32MultiArray, String
 
+from modem_ros import topics
 from modem_ros.config import NODE_PARAMETERS, ConfigError, ModemConfig, load_node_config
+from modem_ros.robots.arm import FINGER_NAMES, JOINT_NAMES, ArmState
 
 # Lock-step streams (sim, and everything the trainer learns from): nothing may be lost or reordered,
 # a whole episode may queue while the trainer updates (1024 > the longest episode + 1), and a node that
@@ -58,6 +61,25 @@ class ModemNode(Node):
 
     def stream_qos(self, reliable: bool) -> QoSProfile:
         return STREAM if reliable else SENSOR
+
+
+def pose_msg(state: ArmState, stamp) -> PoseStamped:
+    """The TCP pose in the robot base frame (REP-103), as both Franka bridges publish it on EE_POSE."""
+    msg = PoseStamped()
+    msg.header.stamp, msg.header.frame_id = stamp, topics.BASE_FRAME
+    msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = (float(v) for v in state.position)
+    q = msg.pose.orientation
+    q.x, q.y, q.z, q.w = (float(v) for v in state.quaternion)
+    return msg
+
+
+def joint_state_msg(state: ArmState, stamp) -> JointState:
+    """Arm joints + both fingers (half the opening each), as franka_ros2's joint_states names them."""
+    msg = JointState()
+    msg.header.stamp = stamp
+    msg.name = [*JOINT_NAMES, *FINGER_NAMES]
+    msg.position = [float(v) for v in state.joints] + [state.gripper_width / 2.0] * 2
+    return msg
 
 
 def image_msg(frame_hwc: np.ndarray, stamp, frame_id: str) -> Image:

@@ -23,29 +23,23 @@ from std_msgs.msg import Bool, Float32, Float32MultiArray, String
 from std_srvs.srv import Trigger
 
 from modem_ros import topics
-from modem_ros.nodes.common import LATCHED, SENSOR, STREAM, ModemNode, NodeSetupError, array_msg, json_msg, run_node
+from modem_ros.nodes.common import (
+    LATCHED,
+    SENSOR,
+    STREAM,
+    ModemNode,
+    NodeSetupError,
+    array_msg,
+    joint_state_msg,
+    json_msg,
+    pose_msg,
+    run_node,
+)
 from modem_ros.robots import franka_spec as spec
-from modem_ros.robots.arm import FINGER_NAMES, JOINT_NAMES, ArmError, ArmState
+from modem_ros.robots.arm import ArmError, ArmState
 from modem_ros.robots.safety import Decision, SafetyLayer, SafetyLimits, Watchdog
 
 APPROACH_TOLERANCE = 0.01  # metres from START_TCP at which an episode may start
-
-
-def pose_msg(position, quaternion, stamp, frame_id: str) -> PoseStamped:
-    msg = PoseStamped()
-    msg.header.stamp, msg.header.frame_id = stamp, frame_id
-    msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = (float(v) for v in position)
-    q = msg.pose.orientation
-    q.x, q.y, q.z, q.w = (float(v) for v in quaternion)
-    return msg
-
-
-def joint_state_msg(joints, width: float, stamp) -> JointState:
-    msg = JointState()
-    msg.header.stamp = stamp
-    msg.name = [*JOINT_NAMES, *FINGER_NAMES]
-    msg.position = [float(v) for v in joints] + [width / 2.0, width / 2.0]
-    return msg
 
 
 class FrankaBridge(ModemNode):
@@ -228,8 +222,8 @@ class FrankaBridge(ModemNode):
     def publish_observation(self) -> None:
         s, stamp = self.state, self.get_clock().now().to_msg()
         self.pub[topics.STATE].publish(array_msg(spec.state_vector(s.position, s.gripper_width, s.joints)))
-        self.joint_pub.publish(joint_state_msg(s.joints, s.gripper_width, stamp))
-        self.pose_pub.publish(pose_msg(s.position, s.quaternion, stamp, topics.BASE_FRAME))
+        self.joint_pub.publish(joint_state_msg(s, stamp))
+        self.pose_pub.publish(pose_msg(s, stamp))
         self.sent_at = time.perf_counter()
 
     def approach(self) -> None:

@@ -1,7 +1,8 @@
 """sim_bridge: owns a suite env and makes it look like a robot + camera to the graph, in lock-step.
 
-Publishes every observation (camera frame + CameraInfo, task state), each executed action, each step's
-reward and success, episode start/end events and /clock; steps the env once per action received.
+Publishes every observation (camera frame + CameraInfo, task state; in the Franka cell also joint_states
+and modem/ee_pose, as franka_bridge does on the robot), each executed action, each step's reward and
+success, episode start/end events and /clock; steps the env once per action received.
 Training resets as soon as an episode ends; demo recording (`auto_reset:=false`) waits for the
 recorder's call to the reset service, which also cuts a running episode short. Nothing else in the
 graph knows it is a simulation.
@@ -16,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 from builtin_interfaces.msg import Time
+from geometry_msgs.msg import PoseStamped
 from rosgraph_msgs.msg import Clock
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Bool, Float32, Float32MultiArray, String
 from std_srvs.srv import Trigger
 
@@ -25,7 +27,16 @@ from modem_ros import topics
 from modem_ros.data.episode import eval_episode_seed, train_episode_seed
 from modem_ros.envs import make_env
 from modem_ros.envs.base import check_action
-from modem_ros.nodes.common import STREAM, ModemNode, array_msg, image_msg, json_msg, run_node
+from modem_ros.nodes.common import (
+    STREAM,
+    ModemNode,
+    array_msg,
+    image_msg,
+    joint_state_msg,
+    json_msg,
+    pose_msg,
+    run_node,
+)
 
 
 def camera_info(size: int, fovy_deg: float, stamp: Time, frame_id: str) -> CameraInfo:
@@ -43,8 +54,8 @@ def camera_info(size: int, fovy_deg: float, stamp: Time, frame_id: str) -> Camer
 
 
 class SimBridge(ModemNode):
-    def __init__(self):
-        super().__init__("sim_bridge")
+    def __init__(self, **node_options):
+        super().__init__("sim_bridge", **node_options)
         self.cfg = self.task_config()
         self.max_episodes = self.param("max_episodes", 0, "Episodes to run before exiting (0 = until shut down).")
         self.first_episode = self.param("first_episode", 0, "Index of the first episode; episode i resets "
@@ -65,6 +76,10 @@ class SimBridge(ModemNode):
             (topics.APPLIED_ACTION, Float32MultiArray),
             (topics.REWARD, Float32), (topics.SUCCESS, Bool), (topics.EPISODE, String)]}
         self.clock_pub = self.create_publisher(Clock, topics.CLOCK, 10)
+        self.arm = getattr(self.env, "arm_state", None)  # the Franka cell: the hardware bridge's arm topics too
+        if self.arm is not None:
+            self.joint_pub = self.create_publisher(JointState, topics.JOINT_STATES, 10)
+            self.pose_pub = self.create_publisher(PoseStamped, topics.EE_POSE, 10)
         self.create_subscription(Float32MultiArray, topics.ACTION, self.on_action, STREAM)
         self.create_service(Trigger, topics.RESET, self.on_reset)
         self.create_timer(self.stall_warning, self.check_stall)
@@ -92,6 +107,10 @@ class SimBridge(ModemNode):
         frame = obs["rgb"][-3:].transpose(1, 2, 0)  # newest frame; consumers stack frames themselves
         self.pub[topics.RAW_CAMERA_INFO].publish(camera_info(frame.shape[0], self.fovy, stamp, topics.CAMERA_FRAME))
         self.pub[topics.STATE].publish(array_msg(obs["state"]))
+        if self.arm is not None:
+            arm = self.arm()
+            self.joint_pub.publish(joint_state_msg(arm, stamp))
+            self.pose_pub.publish(pose_msg(arm, stamp))
         self.pub[topics.RAW_IMAGE].publish(image_msg(frame, stamp, topics.CAMERA_FRAME))
         self.sent_at = time.perf_counter()
 
