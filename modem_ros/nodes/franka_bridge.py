@@ -227,8 +227,9 @@ class FrankaBridge(ModemNode):
         self.sent_at = time.perf_counter()
 
     def approach(self) -> None:
-        """Step towards the episode's start pose through the safety layer; start there."""
-        if np.linalg.norm(np.asarray(spec.START_TCP) - self.state.position) < APPROACH_TOLERANCE:
+        """Step towards the episode's start pose through the safety layer; start there. A dry run, which
+        moves nothing, starts where the arm stands."""
+        if self.dry_run or np.linalg.norm(np.asarray(spec.START_TCP) - self.state.position) < APPROACH_TOLERANCE:
             self.approaching = False
             self.running, self.t, self.acted_steps = True, 0, 0
             self.episode_start, self.counts_at_start = time.perf_counter(), dict(self.safety.counts)
