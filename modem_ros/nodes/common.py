@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -108,6 +109,23 @@ def array_msg(values: np.ndarray) -> Float32MultiArray:
 
 def json_msg(payload: dict[str, Any]) -> String:
     return String(data=json.dumps(payload))
+
+
+def round_trip_summary(seconds: list[float]) -> dict[str, float]:
+    """Observation -> action round trips as the bridges' results files report them (milliseconds)."""
+    ms = 1000 * np.asarray(seconds)
+    if not ms.size:
+        return {"n": 0}
+    return {"median": float(np.median(ms)), "p95": float(np.percentile(ms, 95)), "n": int(ms.size)}
+
+
+def write_results(path: str, payload: dict[str, Any]) -> None:
+    """A bridge's results JSON, written atomically: a kill mid-write leaves the previous file whole."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload, indent=1) + "\n")
+    tmp.replace(target)
 
 
 def _interrupt(signum, frame):

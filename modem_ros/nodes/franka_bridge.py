@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 from geometry_msgs.msg import PoseStamped
@@ -33,7 +32,9 @@ from modem_ros.nodes.common import (
     joint_state_msg,
     json_msg,
     pose_msg,
+    round_trip_summary,
     run_node,
+    write_results,
 )
 from modem_ros.robots import franka_spec as spec
 from modem_ros.robots.arm import ArmError, ArmState
@@ -109,7 +110,6 @@ class FrankaBridge(ModemNode):
         self.create_service(Trigger, topics.ESTOP_RESET, self.on_estop_reset)
         self.create_service(Trigger, topics.RECOVER, self.on_recover)
         self.estop_pub.publish(Bool(data=False))
-        self.stopped_for_fault = False       # fault() stopped the arm; cleared with the fault
         self.episode, self.t = 0, 0
         self.running = self.approaching = self.finished = False
         self.acted = False                   # an action has answered the current observation
@@ -169,15 +169,15 @@ class FrankaBridge(ModemNode):
         self.acted_steps += accepted is not None
 
     def execute(self, action) -> Decision:
-        state = self.state
+        state, faulted_before = self.state, self.safety.faulted
         decision = self.safety.command(action, None if state is None else state.position,
                                        None if state is None else state.quaternion,
                                        stale=self.watchdog.verdict(time.monotonic()))
         for event in decision.events:
             if event.startswith("rejected"):
                 self.get_logger().error(f"step {self.t}: {event}")
-        if self.safety.faulted and not self.stopped_for_fault:
-            self.fault(self.safety.faulted)
+        if self.safety.faulted and not faulted_before:  # the layer found a fault in this command
+            self.stop_for_fault()
         if self.dry_run:
             c = decision.command
             self.get_logger().info(f"dry run: target {np.round(c.position, 4).tolist()} quat "
@@ -253,7 +253,6 @@ class FrankaBridge(ModemNode):
             return
         self.safety.home = np.asarray(self.state.quaternion, float)
         self.safety.reset(self.state.position, self.state.quaternion)
-        self.stopped_for_fault = False
         now = time.monotonic()
         self.watchdog.feed("action", now)  # the first observation has not been answered yet: not stale
         self.approaching = True
@@ -270,7 +269,9 @@ class FrankaBridge(ModemNode):
         self.get_logger().info(f"episode {self.episode} done ({self.t} steps, {self.acted_steps} executed policy "
                                f"actions); safety counts {counts}")
         if self.results_file:
-            self.write_results()
+            write_results(self.results_file, {"task": self.cfg.task, "backend": self.arm.name, "dry_run": self.dry_run,
+                                              "episodes": self.results,
+                                              "round_trip_ms": round_trip_summary(self.round_trips)})
         self.episode += 1
         if self.max_episodes and self.episode >= self.max_episodes:
             self.finished = True
@@ -309,7 +310,6 @@ class FrankaBridge(ModemNode):
             response.success, response.message = False, f"arm state unavailable: {err}"
             return response
         self.safety.reset(self.state.position, self.state.quaternion)  # a fault still there is found again
-        self.stopped_for_fault = False
         self.estop_pub.publish(Bool(data=False))
         self.get_logger().warning("e-stop cleared: commands flow again")
         response.success, response.message = True, "e-stop cleared"
@@ -324,17 +324,19 @@ class FrankaBridge(ModemNode):
             return response
         if not self.safety.estopped:
             self.safety.reset(self.state.position, self.state.quaternion)
-            self.stopped_for_fault = False
         self.get_logger().warning("robot errors recovered")
         response.success, response.message = True, "recovered"
         return response
 
     def fault(self, why: str) -> None:
-        """Stop the arm where it is and send nothing until recover (clears robot errors) or reset (homes)."""
-        self.safety.faulted = why
-        if self.stopped_for_fault:
-            return
-        self.stopped_for_fault = True
+        """A fault the bridge found (robot error, failed command): latch it in the safety layer and stop."""
+        if not self.safety.faulted:
+            self.safety.faulted = why
+            self.stop_for_fault()
+
+    def stop_for_fault(self) -> None:
+        """Stop the arm where it is; nothing is sent until recover (clears robot errors) or reset (homes)."""
+        why = self.safety.faulted
         self.get_logger().error(f"arm fault, stopped: {why}; call {topics.RECOVER} when it is safe "
                                 f"(or {topics.RESET} to home)")
         if not self.dry_run:
@@ -342,17 +344,6 @@ class FrankaBridge(ModemNode):
                 self.arm.stop()
             except ArmError as err:
                 self.get_logger().error(f"stopping after the fault: {err}")
-
-    def write_results(self) -> None:
-        ms = 1000 * np.asarray(self.round_trips)
-        latency = {"median": float(np.median(ms)), "p95": float(np.percentile(ms, 95))} if ms.size else {}
-        payload = {"task": self.cfg.task, "backend": self.arm.name, "dry_run": self.dry_run, "episodes": self.results,
-                   "round_trip_ms": {**latency, "n": int(ms.size)}}
-        path = Path(self.results_file)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(payload, indent=1) + "\n")
-        tmp.replace(path)  # atomic: a kill mid-write leaves the previous episode's file whole
 
     def report_safety(self) -> None:
         counts = dict(self.safety.counts)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import time
-from pathlib import Path
 
 import numpy as np
 from builtin_interfaces.msg import Time
@@ -35,7 +34,9 @@ from modem_ros.nodes.common import (
     joint_state_msg,
     json_msg,
     pose_msg,
+    round_trip_summary,
     run_node,
+    write_results,
 )
 
 
@@ -185,12 +186,9 @@ class SimBridge(ModemNode):
         mean = float(np.mean([r["return"] for r in self.results]))
         self.get_logger().info(f"{len(self.results)} episodes: success rate {rate:.2f}, mean return {mean:.2f}")
         if self.results_file:
-            ms = 1000 * np.asarray(self.round_trips)
-            payload = {"task": self.cfg.task, "episodes": self.results, "success_rate": rate, "mean_return": mean,
-                       "round_trip_ms": {"median": float(np.median(ms)), "p95": float(np.percentile(ms, 95)),
-                                         "n": int(ms.size)}}
-            Path(self.results_file).parent.mkdir(parents=True, exist_ok=True)
-            Path(self.results_file).write_text(json.dumps(payload, indent=1) + "\n")
+            write_results(self.results_file, {"task": self.cfg.task, "episodes": self.results, "success_rate": rate,
+                                              "mean_return": mean,
+                                              "round_trip_ms": round_trip_summary(self.round_trips)})
         self.finished = True
 
     def check_stall(self) -> None:
