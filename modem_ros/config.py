@@ -87,7 +87,9 @@ class ModemConfig:
     amp_bf16: bool = param(False, "Run forward passes under bfloat16 autocast (GPU speed option).")
     encoder_chunk: int = param(0, "Samples per no-grad encoder pass in an update; 0 = auto "
                                   "(batch_size on CPU, where cache-sized passes are faster; all on GPU).")
-    compile: bool = param(False, "torch.compile the update and value functions (GPU speed option).")
+    compile: bool = param(False, "torch.compile the update's loss computation (GPU speed option).")
+    cuda_graph: bool = param(True, "On CUDA, replay planning (encoder + MPPI) as CUDA graphs, one per "
+                                   "horizon and mode, captured on first use; ignored on CPU.")
     demo_dir: str = param("", "Directory of demonstration episodes; empty means generate them.")
 
     @property

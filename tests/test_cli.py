@@ -52,7 +52,7 @@ def test_bench_writes_json_and_prints_a_table(tmp_path, what):
     out = tmp_path / f"{what}.json"
     proc = modem_ros("bench", what, "--task", "toy-reach", "--repeats", "3", "--warmup", "1",
                      "--out", str(out), *small_overrides())
-    for row in ("median / p95", "work per call", "fp32 matmul (same run)", "ratio"):
+    for row in ("median / p95", "work per call", "matmul (same run)", "ratio", "options"):
         assert row in proc.stdout
     result = json.loads(out.read_text())
     assert len(result["times_ms"]) == 3 and result["median_ms"] > 0

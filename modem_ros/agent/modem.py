@@ -19,6 +19,7 @@ from torch import nn
 
 from modem_ros.agent import schedules
 from modem_ros.agent.augment import random_shift
+from modem_ros.agent.cuda_graph import GraphedPlan
 from modem_ros.agent.networks import PlanningHeads, WorldModel
 from modem_ros.agent.planner import MPPIPlanner
 from modem_ros.config import ModemConfig
@@ -83,10 +84,10 @@ class ModemAgent:
         self._losses = self._model_losses
         if cfg.compile:  # fuses elementwise epilogues; the first call compiles (tens of seconds)
             self._losses = torch.compile(self._model_losses)
-            if self.device.type == "cuda":  # CUDA graphs: planning is ~100 small launch-bound kernels.
-                # On CPU the eager oneDNN planner is faster than inductor's code, so it stays eager.
-                self.planner.estimate_value = torch.compile(self.planner.estimate_value, dynamic=False,
-                                                            mode="reduce-overhead")
+        # Planning is ~600 launch-bound kernels: on a GPU it replays as CUDA graphs, one per
+        # (horizon, eval_mode), captured on first use. On CPU the eager oneDNN planner is the fast one.
+        self._plan_graphs: dict[tuple[int, bool], GraphedPlan] | None = (
+            {} if cfg.cuda_graph and self.device.type == "cuda" else None)
 
     # ------------------------------------------------------------------ acting
     def _autocast(self):
@@ -94,25 +95,44 @@ class ModemAgent:
 
     @torch.no_grad()
     def encode_obs(self, obs: dict[str, Any]) -> torch.Tensor:
-        rgb, state = validate_observation(obs, self.cfg)
-        rgb_t = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device).unsqueeze(0)
-        state_t = torch.from_numpy(state).to(self.device).unsqueeze(0)
         with self._autocast():
-            return self.model.encode(rgb_t, state_t).float()
+            return self.model.encode(*self._obs_tensors(obs)).float()
+
+    def _obs_tensors(self, obs: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Validated (rgb [1, C, H, W] uint8, state [1, S]) on the agent's device."""
+        rgb, state = validate_observation(obs, self.cfg)
+        return (torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device).unsqueeze(0),
+                torch.from_numpy(state).to(self.device).unsqueeze(0))
 
     @torch.no_grad()
     def act(self, obs: dict[str, Any], step: int = 0, eval_mode: bool = False, t0: bool = False) -> np.ndarray:
         """One action in [-1, 1]^action_dim. Before seed_steps (training mode) the noisy BC policy acts;
         afterwards MPPI plans. `t0` marks the first step of an episode (no warm start)."""
-        z = self.encode_obs(obs)
-        if step < self.cfg.seed_steps and not eval_mode:
-            action = self.model.pi(z, self.cfg.min_std)[0]
-        else:
-            horizon = schedules.planning_horizon(self.cfg, step)
+        planning = step >= self.cfg.seed_steps or eval_mode
+        horizon, bound = schedules.planning_horizon(self.cfg, step), schedules.std_bound(self.cfg, step)
+        if planning and self._plan_graphs is not None:
+            rgb, state = self._obs_tensors(obs)
+            mean0 = self.planner.initial_mean(horizon, t0, self.device)
+            bound_t = torch.tensor(bound, device=self.device)
+            if (horizon, eval_mode) not in self._plan_graphs:
+                self._plan_graphs[horizon, eval_mode] = GraphedPlan(
+                    lambda *x, eval_mode=eval_mode: self._encode_and_plan(*x, eval_mode=eval_mode),
+                    rgb, state, mean0, bound_t)
+            action, self.planner.prev_mean = self._plan_graphs[horizon, eval_mode](rgb, state, mean0, bound_t)
+        elif planning:
             with self._autocast():
-                action = self.planner.plan(PlanningHeads(self.model), z, horizon, schedules.std_bound(self.cfg, step),
+                action = self.planner.plan(PlanningHeads(self.model), self.encode_obs(obs), horizon, bound,
                                            t0=t0, eval_mode=eval_mode)
+        else:
+            action = self.model.pi(self.encode_obs(obs), self.cfg.min_std)[0]
         return action.float().cpu().numpy()
+
+    def _encode_and_plan(self, rgb: torch.Tensor, state: torch.Tensor, mean0: torch.Tensor,
+                         bound: torch.Tensor, eval_mode: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Tensors in, (action, final mean) out, no host sync: the function a CUDA graph captures."""
+        with self._autocast():
+            z = self.model.encode(rgb, state).float()
+            return self.planner.plan_from(PlanningHeads(self.model), z, mean0, bound, eval_mode)
 
     @torch.no_grad()
     def policy_action(self, obs: dict[str, Any]) -> np.ndarray:

@@ -43,13 +43,32 @@ class MPPIPlanner:
         value.add_(heads.q_min(torch.cat([z, a], dim=-1)), alpha=discount)
         return value.squeeze(1)
 
+    def initial_mean(self, horizon: int, t0: bool, device: torch.device) -> torch.Tensor:
+        """Zeros, or on a continuing episode the previous mean shifted by one step (warm start)."""
+        mean = torch.zeros(horizon, self.cfg.action_dim, device=device)
+        if not t0 and self.prev_mean is not None:
+            keep = min(horizon - 1, self.prev_mean.shape[0] - 1)
+            mean[:keep] = self.prev_mean[1:1 + keep]
+        return mean
+
     @torch.no_grad()
     def plan(self, heads: LatentModel, z0: torch.Tensor, horizon: int, std_bound: float,
              t0: bool, eval_mode: bool) -> torch.Tensor:
         """Return one action [action_dim] in [-1, 1] for latent z0 [1, latent]."""
+        bound = torch.tensor(std_bound, device=z0.device)
+        action, self.prev_mean = self.plan_from(heads, z0, self.initial_mean(horizon, t0, z0.device), bound,
+                                                eval_mode)
+        return action
+
+    @torch.no_grad()
+    def plan_from(self, heads: LatentModel, z0: torch.Tensor, mean: torch.Tensor, std_bound: torch.Tensor,
+                  eval_mode: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """(action [action_dim], final mean [horizon, action_dim]) from latent z0 [1, latent] and the
+        initial mean. A pure function of tensors with no host synchronisation, so that it can be
+        captured as one CUDA graph (agent/cuda_graph.py); std_bound is a 0-d tensor for the same reason."""
         cfg, dev = self.cfg, z0.device
         n_pi, n = cfg.num_pi_trajs, cfg.num_samples
-        adim = cfg.action_dim
+        horizon, adim = mean.shape
         pi_actions = torch.empty(horizon, n_pi, adim, device=dev)
         if n_pi > 0:  # trajectories of the policy prior through the learned dynamics
             z = z0.expand(n_pi, -1)
@@ -57,11 +76,7 @@ class MPPIPlanner:
                 pi_actions[t] = heads.pi(z, cfg.min_std)
                 z, _ = heads.next(torch.cat([z, pi_actions[t]], dim=-1))
         z = z0.expand(n + n_pi, -1)
-        mean = torch.zeros(horizon, adim, device=dev)
         std = torch.full((horizon, adim), cfg.max_std, device=dev)
-        if not t0 and self.prev_mean is not None:  # warm start: previous mean shifted by one step
-            keep = min(horizon - 1, self.prev_mean.shape[0] - 1)
-            mean[:keep] = self.prev_mean[1:1 + keep]
         actions = torch.empty(horizon, n + n_pi, adim, device=dev)
         actions[:, n:] = pi_actions
         for _ in range(cfg.iterations):
@@ -73,11 +88,9 @@ class MPPIPlanner:
             score = torch.softmax(cfg.temperature * elite_value, dim=0)              # [E]
             new_mean = torch.einsum("e,hea->ha", score, elite_actions)
             var = torch.einsum("e,hea->ha", score, (elite_actions - new_mean.unsqueeze(1)) ** 2)
-            new_std = var.sqrt().clamp_(std_bound, cfg.max_std)
+            std = torch.maximum(var.sqrt(), std_bound).clamp_(max=cfg.max_std)
             mean = cfg.momentum * mean + (1 - cfg.momentum) * new_mean
-            std = new_std
-        self.prev_mean = mean
         action = elite_actions[0, torch.multinomial(score, 1)].squeeze(0)  # sampled by score
         if not eval_mode:
             action = action + std[0] * torch.randn(adim, device=dev)
-        return action.clamp(-1, 1)
+        return action.clamp(-1, 1), mean
