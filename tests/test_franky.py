@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
 import pytest
 
 from modem_ros.robots import franka_spec as spec
+from modem_ros.robots.arm import ArmError
 from modem_ros.robots.franky_arm import FrankyArm
 from modem_ros.robots.safety import SafetyLayer, SafetyLimits
 
@@ -80,6 +82,22 @@ def test_gripper_closes_and_opens(arm):
     assert states[-1].gripper_width < 0.005
     _, states = run(arm, layer, [np.array([0, 0, 0, -1.0])] * 12, states[-1])
     assert states[-1].gripper_width > spec.GRIPPER_MAX_WIDTH - 0.005
+
+
+def test_close_frees_the_server_for_the_next_client(arm, franky_sim):
+    """The FCI server serves one client at a time: a closed arm must really disconnect, or the next
+    client (the bridge of the next launch, the next test) waits forever. Runs last: it closes `arm`."""
+    arm.close()
+    with pytest.raises(ArmError, match="closed"):
+        arm.read()
+    connected: list = []
+    thread = threading.Thread(target=lambda: connected.append(FrankyArm(franky_sim, realtime=False)), daemon=True)
+    thread.start()
+    thread.join(timeout=30)
+    assert connected, "a new client could not connect after close(): the old connection is still held"
+    state = connected[0].read()
+    assert state.joints.shape == (7,) and not state.error
+    connected[0].close()
 
 
 def _rotation(q):

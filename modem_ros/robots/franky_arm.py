@@ -10,6 +10,7 @@ Cartesian impedance targets instead (compliant contact, e.g. pushing).
 from __future__ import annotations
 
 import contextlib
+import gc
 
 import numpy as np
 
@@ -40,6 +41,7 @@ class FrankyArm:
         self.gripper_future = None
 
     def read(self) -> ArmState:
+        self._check_open()
         try:
             pose = self.robot.current_cartesian_state.pose.end_effector_pose
             joints = np.asarray(self.robot.current_joint_state.position, dtype=np.float64)
@@ -54,6 +56,7 @@ class FrankyArm:
                         joints, self.width, error)
 
     def home(self, joints: np.ndarray, tcp: np.ndarray) -> ArmState:
+        self._check_open()
         f = self.franky
         self._finish_motion()  # a streamed target motion never ends by itself; a joint move needs it ended
         try:
@@ -69,6 +72,7 @@ class FrankyArm:
         return self.read()
 
     def send(self, command: ArmCommand) -> None:
+        self._check_open()
         f = self.franky
         pose = f.Affine(np.asarray(command.position, dtype=np.float64),
                         np.asarray(command.quaternion, dtype=np.float64))
@@ -93,6 +97,10 @@ class FrankyArm:
             else:
                 self.gripper_future = self.gripper.move_async(spec.GRIPPER_MAX_WIDTH, self.gripper_speed)
 
+    def _check_open(self) -> None:
+        if self.robot is None:
+            raise ArmError("the connection to the Franka is closed")
+
     def _finish_motion(self) -> None:
         try:
             self.robot.stop()
@@ -102,17 +110,28 @@ class FrankyArm:
             self.robot.join_motion()
 
     def stop(self) -> None:
+        self._check_open()
         try:
             self.robot.stop()
         except self.franky.Exception as err:
             raise ArmError(f"stop failed: {err}") from err
 
     def recover(self) -> None:
+        self._check_open()
         try:
             self.robot.recover_from_errors()
         except self.franky.Exception as err:
             raise ArmError(f"error recovery failed: {err}") from err
 
     def close(self) -> None:
+        """Stop the motion and drop the connections. The FCI server serves one client at a time and
+        franky has no disconnect call: libfranka closes the socket when the last reference goes, and a
+        client kept alive after use leaves the next one (another node, a test) waiting forever."""
+        if self.robot is None:
+            return
         with contextlib.suppress(self.franky.Exception):
             self.robot.stop()
+        with contextlib.suppress(self.franky.Exception):
+            self.robot.join_motion()
+        self.robot = self.gripper = self.gripper_future = None
+        gc.collect()  # a reference cycle through a pending motion future must not keep the socket open
