@@ -84,6 +84,23 @@ def test_gripper_closes_and_opens(arm):
     assert states[-1].gripper_width > spec.GRIPPER_MAX_WIDTH - 0.005
 
 
+def test_a_toggling_gripper_stream_never_stalls_the_control_loop(arm):
+    """A gripper command takes most of a second; the policy may flip its wish every step. Each period's
+    send + read must stay fast (no waiting on a pending gripper command), and the last wish wins."""
+    layer, state = homed(arm)
+    slowest = 0.0
+    for i in range(20):
+        decision = layer.command(np.array([0, 0, 0, 1.0 if i % 2 else -1.0]), state.position, state.quaternion)
+        started = time.perf_counter()
+        arm.send(decision.command)
+        state = arm.read()
+        slowest = max(slowest, time.perf_counter() - started)
+        time.sleep(PERIOD)
+    assert slowest < 0.05, f"a period's send + read took {slowest:.3f} s: it waited on the gripper"
+    _, states = run(arm, layer, [np.array([0, 0, 0, 1.0])] * 20, state)  # the wish settles on closed
+    assert states[-1].gripper_width < 0.005
+
+
 def test_close_frees_the_server_for_the_next_client(arm, franky_sim):
     """The FCI server serves one client at a time: a closed arm must really disconnect, or the next
     client (the bridge of the next launch, the next test) waits forever. Runs last: it closes `arm`."""

@@ -37,7 +37,8 @@ class FrankyArm:
         except franky.Exception as err:
             raise ArmError(f"cannot connect to the Franka at {robot_ip}: {err}") from err
         self.width = self.gripper.width if self.gripper else 0.0
-        self.gripper_closed: bool | None = None
+        self.gripper_closed: bool | None = None   # the state last commanded
+        self.gripper_wanted: tuple[bool, float] | None = None  # (closed, force) the policy asks for now
         self.gripper_future = None
 
     def read(self) -> ArmState:
@@ -52,6 +53,7 @@ class FrankyArm:
             raise ArmError(f"reading the robot state failed: {err}") from err
         if self.gripper is not None and (self.gripper_future is None or self.gripper_future.wait(0)):
             self.width = float(self.gripper.width)  # a network round trip: only while the gripper is idle
+            self._drive_gripper()
         return ArmState(np.asarray(pose.translation, dtype=np.float64), np.asarray(pose.quaternion, dtype=np.float64),
                         joints, self.width, error)
 
@@ -67,7 +69,7 @@ class FrankyArm:
             raise ArmError(f"homing failed: {err}") from err
         if self.gripper is not None:
             self.gripper.move(spec.GRIPPER_MAX_WIDTH, self.gripper_speed)
-            self.gripper_closed, self.gripper_future = False, None
+            self.gripper_closed, self.gripper_wanted, self.gripper_future = False, None, None
             self.width = float(self.gripper.width)
         return self.read()
 
@@ -89,13 +91,28 @@ class FrankyArm:
                 self.robot.move(motion, asynchronous=True)
             except (f.Exception, RuntimeError) as err:
                 raise ArmError(f"motion refused: {err} (first try: {first})") from err
-        if self.gripper is not None and command.gripper_closed != self.gripper_closed:
-            self.gripper_closed = command.gripper_closed
-            if command.gripper_closed:  # grasp whatever is there: any width counts as success
-                self.gripper_future = self.gripper.grasp_async(0.0, self.gripper_speed, command.gripper_force,
-                                                               epsilon_inner=0.0, epsilon_outer=spec.GRIPPER_MAX_WIDTH)
-            else:
-                self.gripper_future = self.gripper.move_async(spec.GRIPPER_MAX_WIDTH, self.gripper_speed)
+        if self.gripper is not None:
+            self.gripper_wanted = (command.gripper_closed, command.gripper_force)
+            self._drive_gripper()
+
+    def _drive_gripper(self) -> None:
+        """Send the latest wanted gripper state once the previous gripper command has finished.
+
+        A gripper command takes most of a second and franky runs one at a time; replacing a pending
+        future blocks until its command ends (a std::future from std::async), which stalled the control
+        loop and, under a toggling stream, deadlocked it. So at most one command is in flight and the
+        newest wish waits for it; read() calls this every period."""
+        if self.gripper_wanted is None or (self.gripper_future is not None and not self.gripper_future.wait(0)):
+            return
+        closed, force = self.gripper_wanted
+        if closed == self.gripper_closed:
+            return
+        self.gripper_closed = closed
+        if closed:  # grasp whatever is there: any width counts as success
+            self.gripper_future = self.gripper.grasp_async(0.0, self.gripper_speed, force,
+                                                           epsilon_inner=0.0, epsilon_outer=spec.GRIPPER_MAX_WIDTH)
+        else:
+            self.gripper_future = self.gripper.move_async(spec.GRIPPER_MAX_WIDTH, self.gripper_speed)
 
     def _check_open(self) -> None:
         if self.robot is None:
