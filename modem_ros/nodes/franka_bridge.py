@@ -37,7 +37,7 @@ from modem_ros.nodes.common import (
     write_results,
 )
 from modem_ros.robots import franka_spec as spec
-from modem_ros.robots.arm import ArmError, ArmState
+from modem_ros.robots.arm import ArmError, ArmNotReady, ArmState
 from modem_ros.robots.safety import Decision, SafetyLayer, SafetyLimits, Watchdog
 
 APPROACH_TOLERANCE = 0.01  # metres from START_TCP at which an episode may start
@@ -120,6 +120,8 @@ class FrankaBridge(ModemNode):
         self.sent_at = self.episode_start = 0.0
         self.acted_steps = 0
         self.counts_at_start: dict[str, int] = {}
+        self.start_pending = False           # an episode waits for the arm's first state (ArmNotReady)
+        self.not_ready_logged = 0.0
         self.create_timer(self.period, self.tick)
         self.create_timer(1.0, self.report_safety)
         self.get_logger().info(f"{self.arm.name} backend{' (DRY RUN: nothing is sent)' if self.dry_run else ''}; "
@@ -195,8 +197,16 @@ class FrankaBridge(ModemNode):
     def tick(self) -> None:
         try:
             self.state = self.arm.read()
+        except ArmNotReady as err:  # a driver still starting: wait, then start the episode that waited
+            if time.monotonic() - self.not_ready_logged > 5.0:
+                self.get_logger().warning(f"waiting for the arm: {err}")
+                self.not_ready_logged = time.monotonic()
+            return
         except ArmError as err:
             self.fault(str(err))
+            return
+        if self.start_pending:
+            self.start_episode()
             return
         if self.state.error and not self.safety.faulted:
             self.fault(f"robot error {self.state.error}")
@@ -237,14 +247,19 @@ class FrankaBridge(ModemNode):
             self.tick()
             return
         move = spec.towards(self.state.position, spec.START_TCP, self.safety.step_scale)
+        self.watchdog.feed("action", time.monotonic())  # the bridge is the action source of its approach
         self.execute(np.concatenate([move, [-1.0]]))
 
     def start_episode(self) -> None:
         """Home (franky: joint pose, then the start TCP; open gripper), then approach the start pose."""
-        self.running, self.acted = False, False
+        self.running, self.acted, self.start_pending = False, False, False
         if not self.dry_run and not self.safety.estopped:
             try:
                 self.state = self.arm.home(spec.HOME_JOINTS, spec.START_TCP)
+            except ArmNotReady as err:
+                self.get_logger().warning(f"waiting for the arm before homing: {err}")
+                self.start_pending, self.not_ready_logged = True, time.monotonic()
+                return
             except ArmError as err:
                 self.fault(str(err))
                 return
@@ -286,8 +301,9 @@ class FrankaBridge(ModemNode):
         if self.running:
             self.end_episode()
         self.start_episode()
-        response.success = self.approaching
-        response.message = json.dumps({"episode": self.episode}) if self.approaching else "homing failed (see log)"
+        response.success = self.approaching or self.start_pending
+        response.message = (json.dumps({"episode": self.episode}) if self.approaching else
+                             "waiting for the arm's first state" if self.start_pending else "homing failed (see log)")
         return response
 
     def on_estop(self, request, response):

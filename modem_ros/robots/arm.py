@@ -18,6 +18,10 @@ class ArmError(RuntimeError):
     """The arm refused or aborted a command (reflex, lost connection); the bridge holds and reports it."""
 
 
+class ArmNotReady(ArmError):
+    """No state from the arm yet (a driver still starting up): wait for it, this is not a fault."""
+
+
 @dataclass
 class ArmState:
     position: np.ndarray      # TCP xyz in the base frame, metres

@@ -20,7 +20,7 @@ from sensor_msgs.msg import JointState
 
 from modem_ros.nodes.common import SENSOR
 from modem_ros.robots import franka_spec as spec
-from modem_ros.robots.arm import ArmError, ArmState
+from modem_ros.robots.arm import ArmError, ArmNotReady, ArmState
 from modem_ros.robots.safety import ArmCommand
 
 
@@ -74,7 +74,7 @@ class FrankaRos2Arm:
         now = time.monotonic()
         for name, item in (("pose", self.pose), ("joint states", self.joints)):
             if item is None:
-                raise ArmError(f"no {name} from the franka_ros2 driver yet")
+                raise ArmNotReady(f"no {name} from the franka_ros2 driver yet")
             if now - item[0] > self.max_age:
                 raise ArmError(f"the driver's {name} are {now - item[0]:.2f} s old")
         pose, joints = self.pose[1].pose, self.joints[1]

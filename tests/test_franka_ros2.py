@@ -1,0 +1,137 @@
+"""The franka_ros2 backend's side of the official driver's topics, against FAKE_FRANKA_ROS2_DRIVER.
+
+The official franka_ros2 driver (ros2_control + franka_hardware, built in a sourced ROS 2 workspace)
+cannot run here: there is no ROS distro, only the rclpy wheels. So this test drives franka_bridge
+(backend:=franka_ros2, gripper:=false) against a stand-in written here that speaks only the driver's
+public topic contract: it publishes the state broadcaster's `current_pose` and `measured_joint_states`
+at 100 Hz and moves its TCP to each PoseStamped on the Cartesian target topic, as an ideal tracking
+controller would. What is checked is our side: targets in the base frame, inside the box, within the
+per-step limit, the arm approached to the start pose and driven by the commanded deltas, and a driver
+that goes silent faults the bridge, which then sends nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+import yaml
+
+from tests.test_graph import PRESET, Launch, graph_env, graph_home  # noqa: F401 - fixture reuse
+from tests.test_recording import stop_if_running
+
+rclpy = pytest.importorskip("rclpy", reason="the ROS graph needs the ros extra: scripts/install.sh ros")
+
+from geometry_msgs.msg import PoseStamped  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.signals import SignalHandlerOptions  # noqa: E402
+from sensor_msgs.msg import JointState  # noqa: E402
+from std_msgs.msg import Float32MultiArray  # noqa: E402
+
+from modem_ros import topics  # noqa: E402
+from modem_ros.nodes.common import STREAM  # noqa: E402
+from modem_ros.paths import config_dir  # noqa: E402
+from modem_ros.robots import franka_spec as spec  # noqa: E402
+
+STEPS = 30
+TOOL_DOWN = [1.0, 0.0, 0.0, 0.0]  # xyzw: the tool z axis pointing down
+
+
+class FakeFrankaRos2Driver:
+    """FAKE_FRANKA_ROS2_DRIVER: the driver's topics only (see the module docstring), plus the probe that
+    answers every observation of the bridge with one fixed action, as the planner would."""
+
+    def __init__(self, env: dict[str, str], start: np.ndarray, answer: list[float]):
+        for key in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE"):
+            os.environ[key] = env.get(key, "LOCALHOST")
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, signal_handler_options=SignalHandlerOptions.NO)
+        self.node = rclpy.create_node("fake_franka_ros2_driver", context=self.context)
+        self.position, self.targets, self.publishing = np.array(start, float), [], True
+        self.pose_pub = self.node.create_publisher(PoseStamped, "/franka_robot_state_broadcaster/current_pose", 10)
+        self.joint_pub = self.node.create_publisher(JointState, "/franka_robot_state_broadcaster/measured_joint_states",
+                                                    10)
+        self.node.create_subscription(PoseStamped, "/cartesian_target_pose", self._on_target, 100)
+        action = self.node.create_publisher(Float32MultiArray, topics.ACTION, STREAM)
+        self.node.create_subscription(Float32MultiArray, topics.STATE,
+                                      lambda _: action.publish(Float32MultiArray(data=answer)), STREAM)
+        self.node.create_timer(0.01, self._publish_state)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.alive = True
+        self.thread = threading.Thread(target=self._spin, daemon=True)
+        self.thread.start()
+
+    def _spin(self) -> None:
+        while self.alive:
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def _on_target(self, msg: PoseStamped) -> None:
+        p, o = msg.pose.position, msg.pose.orientation
+        self.targets.append((time.monotonic(), msg.header.frame_id, np.array([p.x, p.y, p.z]),
+                             np.array([o.x, o.y, o.z, o.w])))
+        self.position = np.array([p.x, p.y, p.z])  # an ideal tracking controller
+
+    def _publish_state(self) -> None:
+        if not self.publishing:
+            return
+        pose = PoseStamped()
+        pose.header.stamp, pose.header.frame_id = self.node.get_clock().now().to_msg(), "fr3_link0"
+        pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = (float(v) for v in self.position)
+        o = pose.pose.orientation
+        o.x, o.y, o.z, o.w = TOOL_DOWN
+        joints = JointState(name=[f"fr3_joint{i}" for i in range(1, 8)], position=[float(q) for q in spec.HOME_JOINTS])
+        joints.header.stamp = pose.header.stamp
+        self.pose_pub.publish(pose)
+        self.joint_pub.publish(joints)
+
+    def close(self) -> None:
+        self.alive = False
+        self.thread.join(timeout=2.0)
+        self.node.destroy_node()
+        rclpy.shutdown(context=self.context)
+
+
+def test_the_bridge_drives_the_driver_topics_within_limits_and_faults_when_it_goes_silent(graph_home):  # noqa: F811
+    home = graph_home
+    env = graph_env(home)
+    (home / "ros2.yaml").write_text(yaml.safe_dump({**PRESET, "episode_length": STEPS}))
+    params = yaml.safe_load((config_dir() / "deploy.yaml").read_text())
+    params["franka_bridge"]["ros__parameters"].update(watch_observation=False, gripper=False)  # no camera, hand
+    (home / "ros2-params.yaml").write_text(yaml.safe_dump(params))
+    start = np.asarray(spec.START_TCP) + [-0.06, 0.04, 0.03]  # off the start pose: the bridge approaches it
+    driver = FakeFrankaRos2Driver(env, start, answer=[1.0, 0.0, 0.0, -1.0])
+    launch = Launch(home, ["deploy", "nodes:=franka_bridge", "backend:=franka_ros2", "preset:=ros2.yaml",
+                           "params_file:=ros2-params.yaml", "results_file:=ros2.json", "episodes:=2"], env)
+    try:
+        launch.wait_for("episode 0 done", timeout=90)
+        driver.publishing = False  # the driver dies: its state goes stale
+        launch.wait_for("arm fault, stopped", timeout=10)
+        sent_at_fault = len(driver.targets)
+        time.sleep(1.0)
+        sent_after = len(driver.targets) - sent_at_fault
+    finally:
+        stop_if_running(launch)
+        driver.close()
+    targets = driver.targets
+    positions = np.array([t[2] for t in targets])
+    assert {t[1] for t in targets} == {"fr3_link0"}
+    assert np.all(positions >= np.asarray(spec.WORKSPACE_LOW) - 1e-9)
+    assert np.all(positions <= np.asarray(spec.WORKSPACE_HIGH) + 1e-9)
+    steps = np.linalg.norm(np.diff(positions, axis=0), axis=1)
+    assert steps.max() <= 0.035 + 1e-6  # max_step of config/deploy.yaml
+    for _, _, _, quaternion in targets:
+        np.testing.assert_allclose(abs(np.dot(quaternion, TOOL_DOWN)), 1.0, atol=1e-3)
+    results = yaml.safe_load((home / "ros2.json").read_text())
+    assert results["backend"] == "franka_ros2" and results["episodes"][0]["steps"] == STEPS
+    assert results["episodes"][0]["acted"] >= STEPS - 3
+    # the approach reached the start pose, then the episode drove +x until the wall held it
+    approach_end = next(i for i, p in enumerate(positions) if np.linalg.norm(p - spec.START_TCP) < 0.01)
+    assert approach_end > 0 and np.linalg.norm(positions[0] - start) < 0.04
+    episode = positions[approach_end:]
+    assert episode[:, 0].max() == pytest.approx(spec.WORKSPACE_HIGH[0], abs=1e-6)
+    np.testing.assert_allclose(episode[:, 1:], np.tile(episode[0, 1:], (len(episode), 1)), atol=0.002)
+    assert sent_after <= 1, f"{sent_after} targets were sent after the driver went silent"
