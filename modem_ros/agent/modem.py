@@ -84,7 +84,7 @@ class ModemAgent:
         self._losses = self._model_losses
         if cfg.compile:  # fuses elementwise epilogues; the first call compiles (tens of seconds)
             self._losses = torch.compile(self._model_losses)
-        # Planning is ~600 launch-bound kernels: on a GPU it replays as CUDA graphs, one per
+        # Planning is ~630 launch-bound kernels: on a GPU it replays as CUDA graphs, one per
         # (horizon, eval_mode), captured on first use. On CPU the eager oneDNN planner is the fast one.
         self._plan_graphs: dict[tuple[int, bool], GraphedPlan] | None = (
             {} if cfg.cuda_graph and self.device.type == "cuda" else None)

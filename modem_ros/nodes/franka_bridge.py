@@ -263,8 +263,9 @@ class FrankaBridge(ModemNode):
             except ArmError as err:
                 self.fault(str(err))
                 return
-        if self.state is None:
-            self.get_logger().error("cannot start an episode: no arm state")
+        if self.state is None:  # a dry run, which does not home, before the arm's first state
+            self.get_logger().warning("waiting for the arm's first state to start the episode")
+            self.start_pending, self.not_ready_logged = True, time.monotonic()
             return
         self.safety.home = np.asarray(self.state.quaternion, float)
         self.safety.reset(self.state.position, self.state.quaternion)
