@@ -11,6 +11,7 @@ import ast
 import importlib.util
 import sys
 import types
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ import yaml
 from modem_ros.config import NODE_PARAMETERS
 from modem_ros.graph import LAUNCHES, MODE_ARGUMENT
 from modem_ros.paths import share_dir
+from modem_ros.robots.safety import SafetyLimits
 
 LAUNCH_DIR = share_dir() / "launch"
 NODE_DIR = Path(__file__).resolve().parents[1] / "modem_ros" / "nodes"
@@ -47,11 +49,14 @@ def fake_launch(monkeypatch):
 
 def declared_parameters(node: str) -> set[str]:
     """Names a node declares: self.param("name", ...) in its file, plus the task-wide parameters
-    (config.NODE_PARAMETERS) when it resolves its config through ModemNode.task_config()."""
+    (config.NODE_PARAMETERS) when it resolves its config through ModemNode.task_config(), and the
+    safety limits when it declares one parameter per SafetyLimits field."""
     names = {"use_sim_time"}  # declared by rclpy itself
     source = (NODE_DIR / f"{node}.py").read_text()
     if "self.task_config()" in source:
         names |= set(NODE_PARAMETERS)
+    if "fields(SafetyLimits)" in source:  # one parameter per safety limit (franka_bridge)
+        names |= {f.name for f in fields(SafetyLimits)}
     for path in (NODE_DIR / f"{node}.py", NODE_DIR / "common.py"):
         for call in ast.walk(ast.parse(path.read_text())):
             if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "param"

@@ -24,6 +24,7 @@ from std_msgs.msg import Float32MultiArray, String
 from modem_ros import topics
 from modem_ros.config import NODE_PARAMETERS, ConfigError, ModemConfig, load_node_config
 from modem_ros.robots.arm import FINGER_NAMES, JOINT_NAMES, ArmState
+from modem_ros.robots.safety import ArmCommand
 
 # Lock-step streams (sim, and everything the trainer learns from): nothing may be lost or reordered,
 # a whole episode may queue while the trainer updates (1024 > the longest episode + 1), and a node that
@@ -64,10 +65,11 @@ class ModemNode(Node):
         return STREAM if reliable else SENSOR
 
 
-def pose_msg(state: ArmState, stamp) -> PoseStamped:
-    """The TCP pose in the robot base frame (REP-103), as both Franka bridges publish it on EE_POSE."""
+def pose_msg(state: ArmState | ArmCommand, stamp, frame_id: str = topics.BASE_FRAME) -> PoseStamped:
+    """A TCP pose (measured, or a target) in the robot base frame (REP-103): what both Franka bridges
+    publish on EE_POSE, and the franka_ros2 backend's Cartesian target."""
     msg = PoseStamped()
-    msg.header.stamp, msg.header.frame_id = stamp, topics.BASE_FRAME
+    msg.header.stamp, msg.header.frame_id = stamp, frame_id
     msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = (float(v) for v in state.position)
     q = msg.pose.orientation
     q.x, q.y, q.z, q.w = (float(v) for v in state.quaternion)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import fields
 
 import numpy as np
 from geometry_msgs.msg import PoseStamped
@@ -61,25 +62,8 @@ class FrankaBridge(ModemNode):
                                        "round-trip latencies.")
         self.watch_observation = self.param("watch_observation", True, f"The watchdog also needs {topics.IMAGE} "
                                             "frames (the policy must not act on a frozen camera).")
-        limits = {
-            "workspace_low": self.param("workspace_low", list(spec.WORKSPACE_LOW),
-                "Lower corner of the TCP box, base frame, metres."),
-            "workspace_high": self.param("workspace_high", list(spec.WORKSPACE_HIGH),
-                "Upper corner of the TCP box, base frame, metres."),
-            "max_step": self.param("max_step", 0.035, "Metres the TCP target may move per command."),
-            "max_speed": self.param("max_speed", 0.35, "TCP target speed limit, m/s."),
-            "max_accel": self.param("max_accel", 3.5, "TCP target acceleration limit per axis, m/s^2."),
-            "max_lead": self.param("max_lead", 0.05, "Metres the target may run ahead of the measured TCP."),
-            "workspace_margin": self.param("workspace_margin", 0.03, "Metres the measured TCP may be outside the "
-                                           "box before the arm is stopped (fault)."),
-            "max_tilt": self.param("max_tilt", 0.35,
-                "Radians of measured tool tilt from home before the arm holds (fault)."),
-            "max_rotation_step": self.param("max_rotation_step", 0.05,
-                "Radians the commanded orientation may turn per command."),
-            "gripper_max_force": self.param("gripper_max_force", 40.0, "Newtons the gripper may grasp with."),
-            "watchdog": self.param("watchdog", 0.3,
-                "Seconds without a fresh action or observation before the arm holds."),
-        }
+        limits = {f.name: self.param(f.name, list(f.default) if isinstance(f.default, tuple) else f.default,
+                                     f.metadata["doc"]) for f in fields(SafetyLimits)}  # one source: safety.py
         try:
             self.limits = SafetyLimits(**{k: tuple(v) if isinstance(v, list) else float(v) for k, v in limits.items()})
         except (TypeError, ValueError) as err:
@@ -121,7 +105,6 @@ class FrankaBridge(ModemNode):
         self.acted_steps = 0
         self.counts_at_start: dict[str, int] = {}
         self.start_pending = False           # an episode waits for the arm's first state (ArmNotReady)
-        self.not_ready_logged = 0.0
         self.create_timer(self.period, self.tick)
         self.create_timer(1.0, self.report_safety)
         self.get_logger().info(f"{self.arm.name} backend{' (DRY RUN: nothing is sent)' if self.dry_run else ''}; "
@@ -198,9 +181,7 @@ class FrankaBridge(ModemNode):
         try:
             self.state = self.arm.read()
         except ArmNotReady as err:  # a driver still starting: wait, then start the episode that waited
-            if time.monotonic() - self.not_ready_logged > 5.0:
-                self.get_logger().warning(f"waiting for the arm: {err}")
-                self.not_ready_logged = time.monotonic()
+            self.get_logger().warning(f"waiting for the arm: {err}", throttle_duration_sec=5.0)
             return
         except ArmError as err:
             self.fault(str(err))
@@ -258,14 +239,14 @@ class FrankaBridge(ModemNode):
                 self.state = self.arm.home(spec.HOME_JOINTS, spec.START_TCP)
             except ArmNotReady as err:
                 self.get_logger().warning(f"waiting for the arm before homing: {err}")
-                self.start_pending, self.not_ready_logged = True, time.monotonic()
+                self.start_pending = True
                 return
             except ArmError as err:
                 self.fault(str(err))
                 return
         if self.state is None:  # a dry run, which does not home, before the arm's first state
             self.get_logger().warning("waiting for the arm's first state to start the episode")
-            self.start_pending, self.not_ready_logged = True, time.monotonic()
+            self.start_pending = True
             return
         self.safety.home = np.asarray(self.state.quaternion, float)
         self.safety.reset(self.state.position, self.state.quaternion)

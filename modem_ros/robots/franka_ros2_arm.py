@@ -18,7 +18,7 @@ import numpy as np
 from geometry_msgs.msg import PoseStamped
 from sensor_msgs.msg import JointState
 
-from modem_ros.nodes.common import SENSOR
+from modem_ros.nodes.common import SENSOR, pose_msg
 from modem_ros.robots import franka_spec as spec
 from modem_ros.robots.arm import ArmError, ArmNotReady, ArmState
 from modem_ros.robots.safety import ArmCommand
@@ -89,12 +89,7 @@ class FrankaRos2Arm:
         return self.read()
 
     def send(self, command: ArmCommand) -> None:
-        msg = PoseStamped()
-        msg.header.stamp, msg.header.frame_id = self.node.get_clock().now().to_msg(), self.frame_id
-        msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = (float(v) for v in command.position)
-        o = msg.pose.orientation
-        o.x, o.y, o.z, o.w = (float(v) for v in command.quaternion)
-        self.target_pub.publish(msg)
+        self.target_pub.publish(pose_msg(command, self.node.get_clock().now().to_msg(), self.frame_id))
         if command.gripper_closed != self.gripper_closed:
             self._gripper(command.gripper_closed, command.gripper_force)
 

@@ -119,10 +119,7 @@ class FrankyArm:
             raise ArmError("the connection to the Franka is closed")
 
     def _finish_motion(self) -> None:
-        try:
-            self.robot.stop()
-        except self.franky.Exception as err:
-            raise ArmError(f"could not stop the running motion: {err}") from err
+        self.stop()
         with contextlib.suppress(self.franky.Exception):  # "Move command preempted": how a stopped motion ends
             self.robot.join_motion()
 
@@ -148,7 +145,7 @@ class FrankyArm:
             return
         with contextlib.suppress(self.franky.Exception):
             self.robot.stop()
-        with contextlib.suppress(self.franky.Exception):
+        with contextlib.suppress(self.franky.Exception):  # even after a failed stop
             self.robot.join_motion()
         self.robot = self.gripper = self.gripper_future = None
         gc.collect()  # a reference cycle through a pending motion future must not keep the socket open

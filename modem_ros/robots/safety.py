@@ -22,33 +22,32 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from modem_ros.config import param
 from modem_ros.robots import franka_spec as spec
 
 
 @dataclass(frozen=True)
 class SafetyLimits:
-    workspace_low: tuple[float, float, float] = tuple(spec.WORKSPACE_LOW)
-    """Lower corner of the box the TCP target must stay in (base frame, metres)."""
-    workspace_high: tuple[float, float, float] = tuple(spec.WORKSPACE_HIGH)
-    """Upper corner of that box."""
-    max_step: float = 0.035
-    """Metres the target may move per command (the policy's largest: 2 cm per axis, 3.5 cm diagonal)."""
-    max_speed: float = 0.35
-    """Target speed limit, m/s (norm)."""
-    max_accel: float = 3.5
-    """Target acceleration limit, m/s^2 per axis (full speed from rest, or to rest, in one 0.1 s step)."""
-    max_lead: float = 0.05
-    """Metres the target may run ahead of the measured TCP (a blocked arm does not wind up)."""
-    workspace_margin: float = 0.03
-    """Metres the measured TCP may be outside the box (tracking lag, contact) before the layer faults."""
-    max_tilt: float = 0.35
-    """Radians the measured tool orientation may deviate from home before the layer faults and holds."""
-    max_rotation_step: float = 0.05
-    """Radians the commanded orientation may turn per command (while returning to home orientation)."""
-    gripper_max_force: float = 40.0
-    """Newtons the gripper may grasp with (Franka Hand: 70 N continuous)."""
-    watchdog: float = 0.3
-    """Seconds without a fresh action or observation before the arm holds position."""
+    """Every limit of the layer; each field's doc is also its ROS parameter description (franka_bridge)."""
+    workspace_low: tuple[float, float, float] = param(tuple(map(float, spec.WORKSPACE_LOW)),
+        "Lower corner of the box the TCP target must stay in (base frame, metres).")
+    workspace_high: tuple[float, float, float] = param(tuple(map(float, spec.WORKSPACE_HIGH)),
+        "Upper corner of that box.")
+    max_step: float = param(0.035,
+        "Metres the target may move per command (the policy's largest: 2 cm per axis, 3.5 cm diagonal).")
+    max_speed: float = param(0.35, "Target speed limit, m/s (norm).")
+    max_accel: float = param(3.5,
+        "Target acceleration limit, m/s^2 per axis (full speed from rest, or to rest, in one 0.1 s step).")
+    max_lead: float = param(0.05,
+        "Metres the target may run ahead of the measured TCP (a blocked arm does not wind up).")
+    workspace_margin: float = param(0.03,
+        "Metres the measured TCP may be outside the box (tracking lag, contact) before the layer faults.")
+    max_tilt: float = param(0.35,
+        "Radians the measured tool orientation may deviate from home before the layer faults and holds.")
+    max_rotation_step: float = param(0.05,
+        "Radians the commanded orientation may turn per command (while returning to home orientation).")
+    gripper_max_force: float = param(40.0, "Newtons the gripper may grasp with (Franka Hand: 70 N continuous).")
+    watchdog: float = param(0.3, "Seconds without a fresh action or observation before the arm holds position.")
 
     def __post_init__(self):
         low, high = np.asarray(self.workspace_low), np.asarray(self.workspace_high)
