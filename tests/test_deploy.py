@@ -175,8 +175,10 @@ def test_planner_actions_reach_the_arm_through_the_gate(deployment):
     planned = {tuple(np.float32(a)) for a in probe.planned}
     before = [tuple(np.float32(a)) for a in probe.applied[:marks["takeover"] - 1]]
     before = before[next(i for i, a in enumerate(before) if any(a)):]  # from the planner's first action on
-    assert len(planned) > 10 and len(before) > 10 and all(any(a) for a in before)
-    assert sum(a in planned for a in before) >= len(before) - 2  # executed as planned (clipped to [-1, 1])
+    acted = [a for a in before if any(a)]
+    # a step whose planner action came late under CPU load is a hold (zeros), as the bridge must do it
+    assert len(planned) > 10 and len(acted) > 10 and len(before) - len(acted) <= 2
+    assert sum(a in planned for a in acted) >= len(acted) - 2  # executed as planned (clipped to [-1, 1])
 
 
 def test_operator_takeover_drives_the_arm(deployment):
