@@ -22,7 +22,6 @@ from modem_ros.robots import franka_spec as spec
 from modem_ros.robots.arm import ArmState
 
 TASKS = ("franka-reach", "franka-push", "franka-pick-place")
-SUCCESS_RADIUS = {"franka-reach": 0.03, "franka-push": 0.04, "franka-pick-place": 0.04}
 CUBE_HALF = 0.02
 ARM_JOINTS = 7
 IK_DAMPING = 1e-2
@@ -94,7 +93,7 @@ class FrankaCellEnv:
 
     def _success(self) -> bool:
         obj = self.tcp_pos if self.task == "franka-reach" else self.cube_pos
-        return bool(np.linalg.norm(obj - self.goal) < SUCCESS_RADIUS[self.task])
+        return spec.at_goal(self.task, obj, self.goal)
 
     def render_frame(self) -> np.ndarray:
         """The agent's camera now, uint8 [3, img_size, img_size]."""

@@ -34,6 +34,13 @@ HOME_JOINTS = np.array([0.0, 0.0, 0.0, -1.57079, 0.0, 1.57079, -0.7853])
 """Joint angles of Franka's home pose (tool pointing down; its TCP, z = 0.51 m, is above the workspace)."""
 START_TCP = np.array([0.5, 0.0, 0.3])
 """Where every episode starts: the TCP over the middle of the table, tool pointing down (base frame, m)."""
+SUCCESS_RADIUS = {"franka-reach": 0.03, "franka-push": 0.04, "franka-pick-place": 0.04}
+"""Metres within which the task's object (reach: the TCP; push, pick-place: the cube) counts as at its goal."""
+
+
+def at_goal(task: str, point: np.ndarray, goal: np.ndarray) -> bool:
+    """The sparse success of a Franka task: its object (`point`) within SUCCESS_RADIUS of the goal."""
+    return bool(np.linalg.norm(np.asarray(point, np.float64) - np.asarray(goal, np.float64)) < SUCCESS_RADIUS[task])
 
 
 def tcp_target(current_target: np.ndarray, action: np.ndarray) -> np.ndarray:
