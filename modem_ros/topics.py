@@ -33,6 +33,7 @@ JOINT_STATES = "joint_states"              # sensor_msgs/msg/JointState: fr3_joi
 EE_POSE = "modem/ee_pose"                  # geometry_msgs/msg/PoseStamped: TCP in BASE_FRAME
 ESTOP_ACTIVE = "modem/estop/active"        # std_msgs/msg/Bool, latched: the safety layer's e-stop is latched
 SAFETY = "modem/safety"                    # std_msgs/msg/String, JSON: the safety layer's event counts
+OPERATOR_SUCCESS = "modem/operator/success"  # std_msgs/msg/Bool: the operator marks the task done (hardware reward)
 # depth aligned to the colour image, as realsense-ros names it (align_depth.enable)
 RAW_DEPTH = "camera/aligned_depth_to_color/image_raw"         # sensor_msgs/msg/Image, 16UC1, millimetres
 RAW_DEPTH_INFO = "camera/aligned_depth_to_color/camera_info"  # sensor_msgs/msg/CameraInfo
@@ -57,6 +58,7 @@ TYPES = {
     EE_POSE: "geometry_msgs/msg/PoseStamped",
     ESTOP_ACTIVE: "std_msgs/msg/Bool",
     SAFETY: "std_msgs/msg/String",
+    OPERATOR_SUCCESS: "std_msgs/msg/Bool",
     RAW_DEPTH: "sensor_msgs/msg/Image",
     RAW_DEPTH_INFO: "sensor_msgs/msg/CameraInfo",
 }

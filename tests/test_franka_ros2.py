@@ -6,13 +6,16 @@ cannot run here: there is no ROS distro, only the rclpy wheels. So this test dri
 public topic contract: it publishes the state broadcaster's `current_pose` and `measured_joint_states`
 at 100 Hz and moves its TCP to each PoseStamped on the Cartesian target topic, as an ideal tracking
 controller would. What is checked is our side: targets in the base frame, inside the box, within the
-per-step limit, the arm approached to the start pose and driven by the commanded deltas, and a driver
-that goes silent faults the bridge, which then sends nothing.
+per-step limit, the arm approached to the start pose and driven by the commanded deltas, the reward of
+reward_source:=goal (franka-reach's success measured on the TCP), and a driver that goes silent faults
+the bridge, which then sends nothing.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -29,7 +32,7 @@ from geometry_msgs.msg import PoseStamped  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.signals import SignalHandlerOptions  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
-from std_msgs.msg import Float32MultiArray  # noqa: E402
+from std_msgs.msg import Float32, Float32MultiArray  # noqa: E402
 
 from modem_ros import topics  # noqa: E402
 from modem_ros.nodes.common import STREAM  # noqa: E402
@@ -37,6 +40,7 @@ from modem_ros.paths import config_dir  # noqa: E402
 from modem_ros.robots import franka_spec as spec  # noqa: E402
 
 STEPS = 30
+GOAL = np.asarray(spec.START_TCP) + [0.08, 0.0, 0.0]  # on the +x path the episode drives: reached, then passed
 TOOL_DOWN = [1.0, 0.0, 0.0, 0.0]  # xyzw: the tool z axis pointing down
 
 
@@ -51,10 +55,14 @@ class FakeFrankaRos2Driver:
         rclpy.init(context=self.context, signal_handler_options=SignalHandlerOptions.NO)
         self.node = rclpy.create_node("fake_franka_ros2_driver", context=self.context)
         self.position, self.targets, self.publishing = np.array(start, float), [], True
+        self.states, self.rewards = [], []  # the bridge's observations and rewards, in order
         self.pose_pub = self.node.create_publisher(PoseStamped, "/franka_robot_state_broadcaster/current_pose", 10)
         self.joint_pub = self.node.create_publisher(JointState, "/franka_robot_state_broadcaster/measured_joint_states",
                                                     10)
         self.node.create_subscription(PoseStamped, "/cartesian_target_pose", self._on_target, 100)
+        self.node.create_subscription(Float32MultiArray, topics.STATE, lambda m: self.states.append(list(m.data)),
+                                      STREAM)
+        self.node.create_subscription(Float32, topics.REWARD, lambda m: self.rewards.append(m.data), STREAM)
         action = self.node.create_publisher(Float32MultiArray, topics.ACTION, STREAM)
         self.node.create_subscription(Float32MultiArray, topics.STATE,
                                       lambda _: action.publish(Float32MultiArray(data=answer)), STREAM)
@@ -100,7 +108,8 @@ def test_the_bridge_drives_the_driver_topics_within_limits_and_faults_when_it_go
     env = graph_env(home)
     (home / "ros2.yaml").write_text(yaml.safe_dump({**PRESET, "episode_length": STEPS}))
     params = yaml.safe_load((config_dir() / "deploy.yaml").read_text())
-    params["franka_bridge"]["ros__parameters"].update(watch_observation=False, gripper=False)  # no camera, hand
+    params["franka_bridge"]["ros__parameters"].update(watch_observation=False, gripper=False,  # no camera, hand
+                                                      reward_source="goal", goal=GOAL.tolist())
     (home / "ros2-params.yaml").write_text(yaml.safe_dump(params))
     start = np.asarray(spec.START_TCP) + [-0.06, 0.04, 0.03]  # off the start pose: the bridge approaches it
     driver = FakeFrankaRos2Driver(env, start, answer=[1.0, 0.0, 0.0, -1.0])
@@ -135,3 +144,24 @@ def test_the_bridge_drives_the_driver_topics_within_limits_and_faults_when_it_go
     assert episode[:, 0].max() == pytest.approx(spec.WORKSPACE_HIGH[0], abs=1e-6)
     np.testing.assert_allclose(episode[:, 1:], np.tile(episode[0, 1:], (len(episode), 1)), atol=0.002)
     assert sent_after <= 1, f"{sent_after} targets were sent after the driver went silent"
+    # reward_source goal: 0 exactly at the steps whose TCP is within franka-reach's 3 cm of the goal
+    tcp, rewards = np.array(driver.states[:STEPS + 1])[1:, :3], np.array(driver.rewards[:STEPS])
+    near = np.linalg.norm(tcp - GOAL, axis=1) < spec.SUCCESS_RADIUS["franka-reach"]
+    np.testing.assert_array_equal(rewards, np.where(near, 0.0, -1.0))
+    assert near.any() and not near[-1]  # reached, then driven past: success is the TCP's, not sticky
+    assert results["episodes"][0]["success"] and results["episodes"][0]["return"] == -float((~near).sum())
+
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"reward_source": "goal", "task": "franka-push"}, "franka-push's object is not tracked on hardware"),
+    ({"reward_source": "goal", "goal": "[0.0, 0.0, 2.0]"}, "parameter goal [0.0, 0.0, 2.0] is not a point in"),
+    ({"reward_source": "detector"}, "parameter reward_source is 'detector': expected operator or goal"),
+])
+def test_a_reward_source_that_cannot_work_stops_the_bridge_with_a_clear_message(params, message, tmp_path):
+    """Checked before the arm is touched: the bridge exits 2 and says which parameter and why."""
+    params = {"task": "franka-reach", "backend": "franka_ros2", "gripper": "false", **params}
+    run = subprocess.run([sys.executable, "-m", "modem_ros.nodes.franka_bridge", "--ros-args",
+                          *[x for k, v in params.items() for x in ("-p", f"{k}:={v}")]],
+                         cwd=tmp_path, env=graph_env(tmp_path), capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and message in run.stderr, run.stderr[-2000:]

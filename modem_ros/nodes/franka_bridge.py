@@ -6,8 +6,9 @@ executed action, reward and success — the same streams, in the same order, as 
 planner, teleop and recorder cannot tell them apart. Each action answers one observation and is applied
 on arrival, through the safety layer (robots/safety.py): workspace box, step/speed/acceleration limits,
 orientation, gripper force, NaN rejection, watchdog hold, latching e-stop. `dry_run` computes and logs
-every command without sending it. No reward detector exists on hardware: reward is -1 and success
-false at every step (the sparse reward's value while the task is not done).
+every command without sending it. Reward is the sim's sparse success - 1; success comes from
+`reward_source`: the operator's mark (the teleop success key, sticky for the rest of the episode), or,
+for franka-reach, the measured TCP within the task's success radius of a known `goal` (as in sim).
 """
 
 from __future__ import annotations
@@ -62,6 +63,13 @@ class FrankaBridge(ModemNode):
                                        "round-trip latencies.")
         self.watch_observation = self.param("watch_observation", True, f"The watchdog also needs {topics.IMAGE} "
                                             "frames (the policy must not act on a frozen camera).")
+        self.reward_source = self.param("reward_source", "operator", "Where success (reward = success - 1) "
+                                        f"comes from: operator (the teleop success key on {topics.OPERATOR_SUCCESS}, "
+                                        "kept to the episode's end) or goal (franka-reach: the TCP within the task's "
+                                        "success radius of `goal`).")
+        self.goal = np.asarray(self.param("goal", [0.0, 0.0, 0.0], "reward_source goal: the reach target, base "
+                                          "frame, metres (measure it on your marker)."), np.float64)
+        self.check_reward_source()
         limits = {f.name: self.param(f.name, list(f.default) if isinstance(f.default, tuple) else f.default,
                                      f.metadata["doc"]) for f in fields(SafetyLimits)}  # one source: safety.py
         try:
@@ -89,12 +97,14 @@ class FrankaBridge(ModemNode):
         self.safety_pub = self.create_publisher(String, topics.SAFETY, 10)
         self.create_subscription(Float32MultiArray, topics.ACTION, self.on_action, 10)
         self.create_subscription(Image, topics.IMAGE, self.on_image, SENSOR)
+        self.create_subscription(Bool, topics.OPERATOR_SUCCESS, self.on_operator_success, 10)
         self.create_service(Trigger, topics.RESET, self.on_reset)
         self.create_service(Trigger, topics.ESTOP, self.on_estop)
         self.create_service(Trigger, topics.ESTOP_RESET, self.on_estop_reset)
         self.create_service(Trigger, topics.RECOVER, self.on_recover)
         self.estop_pub.publish(Bool(data=False))
-        self.episode, self.t = 0, 0
+        self.episode, self.t = 0, 0          # t: the episode's completed steps
+        self.observed = False                # the episode's current observation is out
         self.running = self.approaching = self.finished = False
         self.acted = False                   # an action has answered the current observation
         self.applied = np.zeros(spec.ACTION_DIM)
@@ -103,6 +113,8 @@ class FrankaBridge(ModemNode):
         self.round_trips: list[float] = []   # seconds from an observation to the action answering it
         self.sent_at = self.episode_start = 0.0
         self.acted_steps = 0
+        self.marked = False                  # the operator marked this episode's task done
+        self.episode_return, self.episode_success = 0.0, False
         self.counts_at_start: dict[str, int] = {}
         self.start_pending = False           # an episode waits for the arm's first state (ArmNotReady)
         self.create_timer(self.period, self.tick)
@@ -112,6 +124,20 @@ class FrankaBridge(ModemNode):
                                + ("homing" if self.auto_reset else f"waiting for {topics.RESET} calls"))
         if self.auto_reset:
             self.start_episode()
+
+    def check_reward_source(self) -> None:
+        if self.reward_source not in ("operator", "goal"):
+            raise NodeSetupError(f"parameter reward_source is '{self.reward_source}': expected operator or goal")
+        if self.reward_source != "goal":
+            return
+        if self.cfg.task != "franka-reach":
+            raise NodeSetupError(f"reward_source goal measures the TCP, which is franka-reach's success; "
+                                 f"{self.cfg.task}'s object is not tracked on hardware: use reward_source operator")
+        if self.goal.shape != (3,) or not (np.all(self.goal >= spec.WORKSPACE_LOW)
+                                           and np.all(self.goal <= spec.WORKSPACE_HIGH)):
+            raise NodeSetupError(f"parameter goal {self.goal.tolist()} is not a point in the workspace box "
+                                 f"{spec.WORKSPACE_LOW.tolist()}..{spec.WORKSPACE_HIGH.tolist()}: set the reach "
+                                 "target's position (base frame, metres)")
 
     def _make_backend(self, backend: str):
         if backend == "franky":
@@ -142,6 +168,10 @@ class FrankaBridge(ModemNode):
     # --- inputs -------------------------------------------------------------------------------------
     def on_image(self, msg: Image) -> None:
         self.watchdog.feed("observation", time.monotonic())
+
+    def on_operator_success(self, msg: Bool) -> None:
+        if self.running and self.reward_source == "operator":
+            self.marked = bool(msg.data)
 
     def on_action(self, msg: Float32MultiArray) -> None:
         if not self.running or self.acted:  # one action per observation; between episodes nothing moves
@@ -196,19 +226,22 @@ class FrankaBridge(ModemNode):
             return
         if not self.running:
             return
-        if self.t > 0:
+        if self.observed:  # this period completes the step of the observation out since the last one
             if not self.acted:  # the planner missed this observation: brake towards a hold if it is stale
                 self.execute(None)
                 self.applied = np.zeros(spec.ACTION_DIM)
             self.pub[topics.APPLIED_ACTION].publish(array_msg(self.applied))
-            self.pub[topics.REWARD].publish(Float32(data=-1.0))
-            self.pub[topics.SUCCESS].publish(Bool(data=False))
+            success = (spec.at_goal(self.cfg.task, self.state.position, self.goal) if self.reward_source == "goal"
+                       else self.marked)
+            self.episode_return += float(success) - 1.0
+            self.episode_success |= success
+            self.pub[topics.REWARD].publish(Float32(data=float(success) - 1.0))
+            self.pub[topics.SUCCESS].publish(Bool(data=success))
+            self.t += 1
         self.publish_observation()
-        self.acted = False
+        self.observed, self.acted = True, False
         if self.t == self.cfg.episode_length:
             self.end_episode()
-        else:
-            self.t += 1
 
     def publish_observation(self) -> None:
         s, stamp = self.state, self.get_clock().now().to_msg()
@@ -222,9 +255,11 @@ class FrankaBridge(ModemNode):
         moves nothing, starts where the arm stands."""
         if self.dry_run or np.linalg.norm(np.asarray(spec.START_TCP) - self.state.position) < APPROACH_TOLERANCE:
             self.approaching = False
-            self.running, self.t, self.acted_steps = True, 0, 0
+            self.running, self.observed, self.t, self.acted_steps, self.marked = True, False, 0, 0, False
+            self.episode_return, self.episode_success = 0.0, False
             self.episode_start, self.counts_at_start = time.perf_counter(), dict(self.safety.counts)
-            self.pub[topics.EPISODE].publish(json_msg({"event": "start", "episode": self.episode}))
+            self.pub[topics.EPISODE].publish(json_msg({"event": "start", "episode": self.episode,
+                                                       "bridge": f"robot ({self.arm.name})"}))
             self.tick()
             return
         move = spec.towards(self.state.position, spec.START_TCP, self.safety.step_scale)
@@ -257,14 +292,15 @@ class FrankaBridge(ModemNode):
     def end_episode(self) -> None:
         self.running = False
         self.pub[topics.EPISODE].publish(json_msg({"event": "end", "episode": self.episode, "steps": self.t,
-                                                   "return": -float(self.t), "success": False}))
+                                                   "return": self.episode_return, "success": self.episode_success}))
         counts = {k: v - self.counts_at_start.get(k, 0) for k, v in self.safety.counts.items()
                   if v != self.counts_at_start.get(k, 0)}
         self.results.append({"episode": self.episode, "steps": self.t, "acted": self.acted_steps,
+                             "return": self.episode_return, "success": self.episode_success,
                              "seconds": round(time.perf_counter() - self.episode_start, 3), "safety": counts,
                              "end_tcp": np.round(self.state.position, 4).tolist()})
         self.get_logger().info(f"episode {self.episode} done ({self.t} steps, {self.acted_steps} executed policy "
-                               f"actions); safety counts {counts}")
+                               f"actions, success {self.episode_success}); safety counts {counts}")
         if self.results_file:
             write_results(self.results_file, {"task": self.cfg.task, "backend": self.arm.name, "dry_run": self.dry_run,
                                               "episodes": self.results,

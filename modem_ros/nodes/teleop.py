@@ -5,7 +5,8 @@ Beside a planner (`planner_action_topic`, the planner remapped there) it is the 
 the planner's actions pass through until the operator takes over (engage), then each planner action is
 replaced by the device's — a human intervention with priority. The console keys and pad buttons also
 call the recorder's services, and the e-stop key (keyboard e, pad SELECT) the robot bridge's latching
-e-stop service: a software stop beside, never instead of, the robot's hardware stop button. A device
+e-stop service: a software stop beside, never instead of, the robot's hardware stop button. The
+success key (keyboard y, pad X) marks the task done: on hardware that is the bridge's reward. A device
 that goes away stops motion (zero actions) and is logged; the node keeps trying to reopen it.
 """
 
@@ -62,6 +63,7 @@ class Teleop(ModemNode):
         self.action_pub = self.create_publisher(Float32MultiArray, topics.ACTION, STREAM)
         self.engaged_pub = self.create_publisher(Bool, topics.TELEOP_ENGAGED, LATCHED)
         self.engaged_pub.publish(Bool(data=self.engaged))
+        self.success_pub = self.create_publisher(Bool, topics.OPERATOR_SUCCESS, 10)
         self.clients_ = {event: self.create_client(Trigger, name) for event, name in SERVICES.items()}
         if self.drive_alone:
             self.create_subscription(Float32MultiArray, topics.STATE, self.on_observation, STREAM)
@@ -121,6 +123,9 @@ class Teleop(ModemNode):
             future = client.call_async(Trigger.Request())
             future.add_done_callback(lambda f, e=event: self.get_logger().info(
                 f"{e}: {f.result().message}" if f.result() else f"{e}: no answer"))
+        elif event == "success":
+            self.success_pub.publish(Bool(data=True))
+            self.get_logger().info("task marked done (operator)")
         elif event in ("engage", "engage_on", "engage_off") and not self.drive_alone:
             engaged = not self.engaged if event == "engage" else event == "engage_on"
             if engaged != self.engaged:

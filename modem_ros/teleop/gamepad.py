@@ -2,8 +2,8 @@
 
 Left stick: x forward/back, y left/right. Right stick: z up/down (vertical), yaw (horizontal).
 Right trigger: gripper (released = open, pulled = closed). LB held: deadman, a human drives (planner
-runs otherwise). START: start episode, A: save, B: discard, Y: re-record, SELECT/BACK: e-stop. Axes
-are normalized by the device's own ranges (absinfo).
+runs otherwise). START: start episode, A: save, B: discard, Y: re-record, X: task done (the robot's
+reward), SELECT/BACK: e-stop. Axes are normalized by the device's own ranges (absinfo).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ STICKS = {  # axis code: (channel, sign); evdev's stick y grows downward
 GRIPPER_AXIS = ecodes.ABS_RZ
 BUTTONS = {ecodes.BTN_START: "start", ecodes.BTN_SOUTH: "save", ecodes.BTN_EAST: "discard",
            ecodes.BTN_NORTH: "re_record", ecodes.BTN_DPAD_RIGHT: "joint_next", ecodes.BTN_DPAD_LEFT: "joint_prev",
-           ecodes.BTN_SELECT: "estop"}
+           ecodes.BTN_SELECT: "estop", ecodes.BTN_WEST: "success"}
 DEADMAN = ecodes.BTN_TL
 
 

@@ -29,10 +29,11 @@ EVENT_KEYS = {
     "b": "re_record", "\x1b[D": "re_record",                                # b, left arrow
     "t": "engage", "]": "joint_next", "[": "joint_prev",
     "e": "estop",                                                           # software e-stop (robot bridge)
+    "y": "success",                                                         # the task is done (hardware reward)
 }
 HELP = ("teleop keys: w/s +-x, a/d +-y, r/f +-z (u/o i/k j/l roll/pitch/yaw), space gripper, "
         "n start, Enter or -> save, Backspace or x discard, b or <- re-record, t take over/hand back, "
-        "[ ] joint, e E-STOP (robot), Ctrl-C quit")
+        "[ ] joint, y task done (robot reward), e E-STOP (robot), Ctrl-C quit")
 
 
 def split_keys(data: str) -> list[str]:
