@@ -13,6 +13,7 @@ class NodeSpec:
     module: str               # python module whose main() runs the node (`python -m <module>`)
     remaps: tuple[tuple[str, str], ...] = ()
     modes: tuple[str, ...] = ()  # the launch's modes (mode:=) this node runs in; empty = all of them
+    params: tuple[tuple[str, object], ...] = ()  # fixed by this entry (per mode): over the YAML, under arguments
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,6 @@ class LaunchSpec:
     arguments: dict[str, Argument] = field(default_factory=dict)
     main_node: str = ""       # the node whose normal exit ends the launch (others are stopped then)
     modes: tuple[str, ...] = ()   # values of the mode:= argument (first = default); empty = no such argument
-    pending_modes: dict[str, str] = field(default_factory=dict)  # mode -> why it cannot run in this version
 
     def mode_nodes(self, mode: str) -> tuple[NodeSpec, ...]:
         return tuple(n for n in self.nodes if not n.modes or mode in n.modes)
@@ -65,6 +65,32 @@ _TASK_ARGUMENTS = {
     "use_sim_time": Argument("true", "Nodes follow the sim bridge's /clock.",
                              _everywhere("use_sim_time", ("camera", "planner", "trainer")), bool),
 }
+
+# The hardware bridges' arguments, shared by deploy and record_demos mode:=hardware.
+_HARDWARE_ARGUMENTS = {
+    "robot_ip": Argument("", "The robot's FCI address (franky backend; required there).", ("franka_bridge.robot_ip",)),
+    "backend": Argument("franky", "franky (direct FCI) or franka_ros2 (official driver's topics).",
+                        ("franka_bridge.backend",)),
+    "realtime": Argument("true", "franky: require a real-time kernel (false for franky-sim).",
+                         ("franka_bridge.realtime",), bool),
+    "serial": Argument("", "RealSense serial number; empty = the first camera found.", ("realsense_camera.serial",)),
+    "playback_file": Argument("", "Play a recorded .db3 instead of a live camera (offline checks).",
+                              ("realsense_camera.playback_file",)),
+}
+# The camera relay per mode. sim: the bridge's frames one for one on its /clock. hardware: best-effort from
+# the RealSense, one frame per robot observation, wall clock.
+_CAMERA_PARAMS = {"sim": {"use_sim_time": True, "reliable": True, "sample_on_state": False},
+                  "hardware": {"use_sim_time": False, "reliable": False, "sample_on_state": True}}
+_SIM_TIME = {"sim": {"use_sim_time": True}, "hardware": {"use_sim_time": False}}
+# teleop driving alone: in sim it paces the lock-step at a person's rate; on hardware the bridge's control
+# period paces, so it answers each observation at once (at its own 10 Hz, phase jitter would miss steps)
+_TELEOP_PARAMS = {"sim": {"use_sim_time": True}, "hardware": {"use_sim_time": False, "rate": 100.0}}
+
+
+def _per_mode(node: NodeSpec, params: dict[str, dict[str, object]]) -> tuple[NodeSpec, ...]:
+    """One entry of `node` per mode, each with that mode's fixed parameters."""
+    return tuple(replace(node, modes=(mode,), params=tuple(p.items())) for mode, p in params.items())
+
 
 LAUNCHES: dict[str, LaunchSpec] = {
     "train_sim": LaunchSpec(
@@ -99,13 +125,18 @@ LAUNCHES: dict[str, LaunchSpec] = {
     ),
     "record_demos": LaunchSpec(
         name="record_demos",
-        description="Record teleoperated demonstrations: bridge + camera + teleop + recorder (rosbag2 per episode).",
+        description="Record teleoperated demonstrations: bridge + camera + teleop + recorder (rosbag2 per episode); "
+                    "mode:=hardware records on a Franka + RealSense through the safety layer.",
         params_file="record_demos.yaml",
-        nodes=(replace(SIM_BRIDGE, modes=("sim",)), CAMERA, TELEOP, RECORDER),
+        nodes=(replace(SIM_BRIDGE, modes=("sim",)), replace(REALSENSE, modes=("hardware",)),
+               replace(FRANKA_BRIDGE, modes=("hardware",)), *_per_mode(CAMERA, _CAMERA_PARAMS),
+               *_per_mode(TELEOP, _TELEOP_PARAMS), *_per_mode(RECORDER, _SIM_TIME)),
         arguments={
+            # use_sim_time is the mode's (the nodes' entries above), not an argument
             **{k: replace(a, targets=tuple(t.replace("planner.", "teleop.").replace("trainer.", "recorder.")
-                                           for t in a.targets))
-               for k, a in _TASK_ARGUMENTS.items() if k != "device"},
+                                           for t in a.targets) + (f"franka_bridge.{k}",))
+               for k, a in _TASK_ARGUMENTS.items() if k not in ("device", "use_sim_time")},
+            **_HARDWARE_ARGUMENTS,
             "teleop_device": Argument("keyboard", "Input device: keyboard (this terminal), gamepad, spacemouse.",
                                       ("teleop.device",)),
             "dataset_dir": Argument("", "Dataset directory; empty = demos/<task>. An existing one is continued.",
@@ -117,16 +148,14 @@ LAUNCHES: dict[str, LaunchSpec] = {
         },
         main_node="recorder",
         modes=("sim", "hardware"),
-        pending_modes={"hardware": "the RealSense camera and Franka bridge nodes arrive with the hardware issue; "
-                                   "until then record in sim (mode:=sim)"},
     ),
     "deploy": LaunchSpec(
         name="deploy",
         description="Run a trained policy on a Franka: RealSense + camera + planner (checkpoint) + teleop gate "
                     "+ Franka bridge with the safety layer.",
         params_file="deploy.yaml",
-        nodes=(REALSENSE, CAMERA, replace(PLANNER, remaps=(("modem/action", "modem/planner/action"),)), TELEOP,
-               FRANKA_BRIDGE),
+        nodes=(REALSENSE, replace(CAMERA, params=tuple(_CAMERA_PARAMS["hardware"].items())),
+               replace(PLANNER, remaps=(("modem/action", "modem/planner/action"),)), TELEOP, FRANKA_BRIDGE),
         arguments={
             "task": Argument("franka-reach", "Franka task the checkpoint was trained on (config/suites/franka.yaml).",
                              _everywhere("task", ("camera", "planner", "teleop", "franka_bridge"))),
@@ -135,22 +164,13 @@ LAUNCHES: dict[str, LaunchSpec] = {
             "seed": Argument("1", "Seed of the planner's sampling.", ("planner.seed",), int),
             "device": Argument("auto", "Torch device of the planner: auto, cpu, cuda[:N].", ("planner.device",)),
             "checkpoint": Argument("", "Checkpoint file to act with (required).", ("planner.checkpoint",)),
-            "robot_ip": Argument("", "The robot's FCI address (franky backend; required there).",
-                                 ("franka_bridge.robot_ip",)),
-            "backend": Argument("franky", "franky (direct FCI) or franka_ros2 (official driver's topics).",
-                                ("franka_bridge.backend",)),
+            **_HARDWARE_ARGUMENTS,
             "dry_run": Argument("false", "Compute and log every robot command without sending it.",
                                 ("franka_bridge.dry_run",), bool),
-            "realtime": Argument("true", "franky: require a real-time kernel (false for franky-sim).",
-                                 ("franka_bridge.realtime",), bool),
             "episodes": Argument("1", "Episodes to run (each starts from home); 0 = until Ctrl-C.",
                                  ("franka_bridge.max_episodes",), int),
             "results_file": Argument("", "JSON rewritten after every episode: steps, executed policy actions, "
                                      "safety counts, observation -> action latency.", ("franka_bridge.results_file",)),
-            "serial": Argument("", "RealSense serial number; empty = the first camera found.",
-                               ("realsense_camera.serial",)),
-            "playback_file": Argument("", "Play a recorded .db3 instead of a live camera (offline checks).",
-                                      ("realsense_camera.playback_file",)),
             "teleop_device": Argument("keyboard", "Intervention device: keyboard (this terminal), gamepad, spacemouse.",
                                       ("teleop.device",)),
         },

@@ -23,7 +23,15 @@ from typing import Any
 import yaml
 
 from modem_ros.config import ConfigError, load_node_config
-from modem_ros.graph import MODE_ARGUMENT, NODES_ARGUMENT, PARAMS_FILE_ARGUMENT, Argument, LaunchSpec, launch_spec
+from modem_ros.graph import (
+    MODE_ARGUMENT,
+    NODES_ARGUMENT,
+    PARAMS_FILE_ARGUMENT,
+    Argument,
+    LaunchSpec,
+    NodeSpec,
+    launch_spec,
+)
 from modem_ros.paths import config_dir, default_dataset_dir, default_run_dir
 
 WILDCARD = "/**"
@@ -46,9 +54,6 @@ def parse_arguments(spec: LaunchSpec, items: list[str]) -> dict[str, str]:
         values[key] = value
     if spec.modes and values[MODE_ARGUMENT] not in spec.modes:
         raise ConfigError(f"mode:={values[MODE_ARGUMENT]} is not one of {', '.join(spec.modes)}")
-    if spec.modes and values[MODE_ARGUMENT] in spec.pending_modes:
-        raise ConfigError(f"{spec.name} mode:={values[MODE_ARGUMENT]} cannot run yet: "
-                          f"{spec.pending_modes[values[MODE_ARGUMENT]]}")
     return values
 
 
@@ -65,7 +70,8 @@ def _typed(name: str, arg: Argument, text: str) -> Any:
 
 
 def node_parameters(spec: LaunchSpec, values: dict[str, str]) -> dict[str, dict]:
-    """Every node's parameters: the launch's YAML (wildcard section expanded), then the arguments."""
+    """Every node's parameters: the launch's YAML (wildcard section expanded), then what the graph fixes
+    for the node in this mode, then the arguments."""
     path = Path(values.get(PARAMS_FILE_ARGUMENT) or config_dir() / spec.params_file)
     try:
         data = yaml.safe_load(path.read_text()) or {}
@@ -82,6 +88,8 @@ def node_parameters(spec: LaunchSpec, values: dict[str, str]) -> dict[str, dict]
             raise ConfigError(f"{path}: section '{key}' must hold exactly one mapping, 'ros__parameters'")
     shared = (data.get(WILDCARD) or {}).get("ros__parameters", {})
     params = {name: {**shared, **(data.get(name) or {}).get("ros__parameters", {})} for name in names}
+    for node in spec.mode_nodes(values.get(MODE_ARGUMENT, "")):
+        params[node.name].update(node.params)
     for arg_name, arg in spec.arguments.items():
         for target in arg.targets:
             node, _, param = target.partition(".")
@@ -173,13 +181,15 @@ def node_command(module: str, name: str, params_file: Path, remaps=()) -> list[s
     return command
 
 
-def prepare(name: str, items: list[str]) -> tuple[LaunchSpec, list[str], dict[str, dict], Path]:
+def prepare(name: str, items: list[str]) -> tuple[LaunchSpec, list[NodeSpec], dict[str, dict], Path]:
     """Resolve and check everything before a process starts: unknown task, argument or malformed file
-    fail here with one message. Returns the spec, the nodes to start, node parameters and launch dir."""
+    fail here with one message. Returns the spec, the nodes to start (this mode's entries, in graph
+    order), node parameters and launch dir."""
     spec = launch_spec(name)
     values = parse_arguments(spec, items)
     params = node_parameters(spec, values)
-    in_mode = [n.name for n in spec.mode_nodes(values.get(MODE_ARGUMENT, ""))]
+    mode_nodes = spec.mode_nodes(values.get(MODE_ARGUMENT, ""))
+    in_mode = [n.name for n in mode_nodes]
     wanted = [n for n in values[NODES_ARGUMENT].split(",") if n] or in_mode
     unknown = set(wanted) - set(in_mode)
     if unknown:
@@ -193,14 +203,16 @@ def prepare(name: str, items: list[str]) -> tuple[LaunchSpec, list[str], dict[st
     else:
         launch_dir = Path("runs") / "launch" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     if "recorder" in wanted and not params["recorder"].get("dataset_dir"):
-        params["recorder"]["dataset_dir"] = str(default_dataset_dir(configs["recorder"].task))
+        params["recorder"]["dataset_dir"] = str(default_dataset_dir(configs["recorder"].task,
+                                                                    robot="franka_bridge" in in_mode))
     if name == "eval_sim" and "planner" in wanted and not params["planner"].get("checkpoint"):
         raise ConfigError("eval_sim needs checkpoint:=<path to a .pt file>")
-    return spec, wanted, params, launch_dir
+    return spec, [n for n in mode_nodes if n.name in wanted], params, launch_dir
 
 
 def launch(name: str, items: list[str], out=sys.stdout) -> int:
-    spec, wanted, params, launch_dir = prepare(name, items)
+    spec, nodes, params, launch_dir = prepare(name, items)
+    wanted = [node.name for node in nodes]
     launch_dir.mkdir(parents=True, exist_ok=True)
     params_file = launch_dir / f"{name}.params.yaml"  # the exact parameters of this run, a snapshot
     params_file.write_text(yaml.safe_dump({n: {"ros__parameters": p} for n, p in params.items() if n in wanted},
@@ -217,9 +229,8 @@ def launch(name: str, items: list[str], out=sys.stdout) -> int:
     previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     code = 0
     try:
-        for node in spec.nodes:
-            if node.name in wanted:
-                supervisor.start(node.name, node_command(node.module, node.name, params_file, node.remaps), env)
+        for node in nodes:
+            supervisor.start(node.name, node_command(node.module, node.name, params_file, node.remaps), env)
         ended, code = supervisor.wait()
         if ended == spec.main_node and code == 0:
             out.write(f"[launch] {ended} finished; stopping the others\n")

@@ -38,6 +38,7 @@ def config_dir() -> Path:
     return share_dir() / "config"
 
 
-def default_dataset_dir(task: str) -> Path:
-    """Where recorded demonstrations of a task go unless told otherwise (relative to the working directory)."""
-    return Path("demos") / task
+def default_dataset_dir(task: str, robot: bool = False) -> Path:
+    """Where recorded demonstrations of a task go unless told otherwise (relative to the working directory);
+    those recorded on the robot apart from the simulator's (their images differ)."""
+    return Path("demos") / (f"{task}-robot" if robot else task)

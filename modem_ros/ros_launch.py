@@ -32,7 +32,7 @@ def build(name: str):
                 for arg, a in spec.arguments.items()]
     if spec.modes:
         actions.append(DeclareLaunchArgument(MODE_ARGUMENT, default_value=spec.modes[0],
-                                             choices=[m for m in spec.modes if m not in spec.pending_modes],
+                                             choices=list(spec.modes),
                                              description=f"Bridges: {' | '.join(spec.modes)}."))
     for node in spec.nodes:
         overrides = {target.partition(".")[2]: ParameterValue(LaunchConfiguration(arg), value_type=a.kind)
@@ -43,6 +43,6 @@ def build(name: str):
         condition = IfCondition(PythonExpression(in_mode)) if node.modes else None
         # `python -m module`: the same entry point as the pip launcher, no lib/<package> scripts needed
         actions.append(Node(executable=sys.executable, arguments=["-m", node.module], name=node.name,
-                            parameters=[params_file, overrides], remappings=list(node.remaps),
+                            parameters=[params_file, dict(node.params), overrides], remappings=list(node.remaps),
                             output="screen", emulate_tty=True, condition=condition))
     return LaunchDescription(actions)

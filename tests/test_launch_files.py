@@ -89,8 +89,9 @@ def test_launch_file_builds_the_graph_of_graph_py(name, fake_launch):
             assert expression[1].args[0] == MODE_ARGUMENT and expression[2] == f"' in {list(node.modes)}"
         else:
             assert condition is None
-        params_file, overrides = built.kwargs["parameters"]
+        params_file, fixed, overrides = built.kwargs["parameters"]
         assert Path(params_file) == share_dir() / "config" / spec.params_file
+        assert fixed == dict(node.params) and set(fixed) <= declared_parameters(node.name)
         expected = {t.partition(".")[2]: arg for arg, a in spec.arguments.items() for t in a.targets
                     if t.partition(".")[0] == node.name}
         assert {p: v.args[0].args[0] for p, v in overrides.items()} == expected
@@ -103,6 +104,9 @@ def test_parameter_files_only_set_declared_parameters(name):
     data = yaml.safe_load((share_dir() / "config" / spec.params_file).read_text())
     shared = set(data.pop("/**", {}).get("ros__parameters", {}))
     assert set(data) == {n.name for n in spec.nodes}
+    # the wildcard section reaches every node, and a node ignores what it does not declare (the RealSense
+    # driver has no task): each of its parameters must be one some node of the launch declares
+    assert shared <= set().union(*(declared_parameters(n.name) for n in spec.nodes))
     for node in spec.nodes:
-        params = shared | set(data[node.name]["ros__parameters"])
+        params = set(data[node.name]["ros__parameters"])
         assert params <= declared_parameters(node.name), (node.name, params - declared_parameters(node.name))

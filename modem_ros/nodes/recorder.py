@@ -27,7 +27,7 @@ from std_srvs.srv import Trigger
 from modem_ros import topics
 from modem_ros.data.demos import DemoError, episode_dirs, next_episode_path, read_meta, write_episode
 from modem_ros.data.recording import Streams, cadence
-from modem_ros.nodes.common import STREAM, ModemNode, NodeSetupError, image_array, run_node
+from modem_ros.nodes.common import FOLLOW, ModemNode, NodeSetupError, image_array, run_node
 from modem_ros.paths import default_dataset_dir
 
 
@@ -39,6 +39,7 @@ class Fate:
     steps: int = 0
     started: float = 0.0   # wall clock at its start event
     seed: int = -1         # the bridge's reset seed: the episode can be replayed from it and its actions
+    bridge: str = ""       # who ran it: "sim" or "robot (<backend>)"
 
 
 class Recorder(ModemNode):
@@ -70,7 +71,8 @@ class Recorder(ModemNode):
                 (topics.IMAGE, Image, self.on_image), (topics.STATE, Float32MultiArray, self.on_state),
                 (topics.APPLIED_ACTION, Float32MultiArray, self.on_action), (topics.REWARD, Float32, self.on_reward),
                 (topics.SUCCESS, Bool, self.on_success), (topics.EPISODE, String, self.on_episode)):
-            self.create_subscription(kind, topic, handler, STREAM)  # lock-step streams: nothing may be lost
+            # reliable, nothing lost; volatile so it also matches the camera's hardware output (not transient)
+            self.create_subscription(kind, topic, handler, FOLLOW)
         self.get_logger().info(f"dataset {self.dataset}: {self.existing} episodes already; task {self.cfg.task}. "
                                f"Services {topics.RECORDER_START}, {topics.RECORDER_SAVE}, "
                                f"{topics.RECORDER_DISCARD}, {topics.RECORDER_RERECORD}")
@@ -122,7 +124,7 @@ class Recorder(ModemNode):
         event = json.loads(msg.data)
         if event["event"] == "start":
             self.fates.append(Fate("record" if self.armed else "drop", started=time.time(),
-                                   seed=int(event.get("seed", -1))))
+                                   seed=int(event.get("seed", -1)), bridge=event.get("bridge", "")))
             if self.armed:
                 self.get_logger().info(f"recording (bridge episode {event['episode']})")
             self.armed = False
@@ -222,7 +224,7 @@ class Recorder(ModemNode):
         episode, arrivals = self.streams.take(steps, self.cfg.frame_stack)
         report = cadence(arrivals, self.target_rate)
         meta = {"task": self.cfg.task, "suite": self.cfg.suite, "source": "teleop", "operator": self.operator,
-                "notes": self.notes, "seed": fate.seed, "img_size": self.cfg.img_size,
+                "notes": self.notes, "seed": fate.seed, "bridge": fate.bridge, "img_size": self.cfg.img_size,
                 "action_repeat": self.cfg.action_repeat,
                 "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(fate.started)),
                 "saved": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cadence": json.dumps(report)}

@@ -122,7 +122,8 @@ class SimBridge(ModemNode):
         self.episode_start = time.perf_counter()
         self.t, self.episode_return, self.episode_success = 0, 0.0, False
         self.running = True
-        self.pub[topics.EPISODE].publish(json_msg({"event": "start", "episode": self.episode, "seed": seed}))
+        self.pub[topics.EPISODE].publish(json_msg({"event": "start", "episode": self.episode, "seed": seed,
+                                                   "bridge": "sim"}))
         self.publish_obs(obs)
 
     def on_action(self, msg: Float32MultiArray) -> None:
