@@ -10,6 +10,7 @@ ROS_WHEELS = [
     "ros-kilted-rclpy[fastrtps]==9.1.2",
     "ros-kilted-std-msgs", "ros-kilted-sensor-msgs", "ros-kilted-geometry-msgs",
     "ros-kilted-std-srvs", "ros-kilted-rosgraph-msgs", "ros-kilted-rcl-yaml-param-parser",
+    "ros-kilted-trajectory-msgs",  # franka_ros2 backend: the JointTrajectoryController's command
 ]
 # Simulation pins that work together (DESIGN.md section 4); unpinned, pip picks mujoco 4 and breaks dm_control.
 SIM = [

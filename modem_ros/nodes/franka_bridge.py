@@ -53,7 +53,7 @@ class FrankaBridge(ModemNode):
             raise NodeSetupError(f"task {self.cfg.task} has action {self.cfg.action_dim}/state {self.cfg.state_dim}; "
                                  f"the Franka bridge serves the franka-* tasks ({spec.ACTION_DIM}/{spec.STATE_DIM})")
         backend = self.param("backend", "franky", "franky (direct FCI through franky-control) or franka_ros2 "
-                             "(the official driver's topics and a Cartesian target controller).")
+                             "(the official driver's topics: its JointTrajectoryController or a Cartesian one).")
         self.dry_run = self.param("dry_run", False, "Compute, count and log every command without sending it.")
         self.max_episodes = self.param("max_episodes", 0, "Episodes to run before exiting (0 = until shut down).")
         self.auto_reset = self.param("auto_reset", False, "Home and start the next episode as soon as one ends. "
@@ -160,7 +160,7 @@ class FrankaBridge(ModemNode):
             from modem_ros.robots.franka_ros2_arm import FrankaRos2Arm
 
             try:
-                return FrankaRos2Arm(self)
+                return FrankaRos2Arm(self, self.period)
             except ArmError as err:
                 raise NodeSetupError(str(err)) from err
         raise NodeSetupError(f"parameter backend is '{backend}': expected franky or franka_ros2")
