@@ -158,8 +158,9 @@ def cmd_launch(args: argparse.Namespace) -> int:
         names = [args.name] if args.name else list(LAUNCHES)
         for name in names:
             spec = LAUNCHES[name]
-            print(f"{name}: {spec.description}\n  nodes: {', '.join(n.name for n in spec.nodes)} "
-                  f"(parameters: config/{spec.params_file})")
+            nodes = "; ".join(f"{mode}: {', '.join(n.name for n in spec.mode_nodes(mode))}" for mode in spec.modes) \
+                if spec.modes else ", ".join(n.name for n in spec.nodes)
+            print(f"{name}: {spec.description}\n  nodes: {nodes} (parameters: config/{spec.params_file})")
             for arg, a in spec.arguments.items():
                 print(f"  {arg + ':=' + repr(a.default):<28} {a.description}")
             if spec.modes:

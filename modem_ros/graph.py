@@ -139,7 +139,8 @@ LAUNCHES: dict[str, LaunchSpec] = {
             **_HARDWARE_ARGUMENTS,
             "teleop_device": Argument("keyboard", "Input device: keyboard (this terminal), gamepad, spacemouse.",
                                       ("teleop.device",)),
-            "dataset_dir": Argument("", "Dataset directory; empty = demos/<task>. An existing one is continued.",
+            "dataset_dir": Argument("", "Dataset directory; empty = demos/<task> (demos/<task>-robot on hardware). "
+                                    "An existing one is continued.",
                                     ("recorder.dataset_dir",)),
             "episodes": Argument("0", "Stop after saving this many episodes; 0 = until Ctrl-C.",
                                  ("recorder.episodes",), int),

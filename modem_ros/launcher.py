@@ -196,6 +196,9 @@ def prepare(name: str, items: list[str]) -> tuple[LaunchSpec, list[NodeSpec], di
         raise ConfigError(f"nodes:= names {sorted(unknown)}, not nodes of {name}"
                           + (f" in mode {values[MODE_ARGUMENT]}" if spec.modes else ""))
     configs = {node: load_node_config(params[node]) for node in wanted}  # what each node will resolve
+    if "franka_bridge" in configs and configs["franka_bridge"].suite != "franka":
+        raise ConfigError(f"{name} on the robot needs a Franka task (franka-reach, franka-push, franka-pick-place), "
+                          f"not task:={configs['franka_bridge'].task}")
     if "trainer" in wanted:
         if not params["trainer"].get("run_dir"):
             params["trainer"]["run_dir"] = str(default_run_dir(configs["trainer"].task))

@@ -8,7 +8,7 @@ import pytest
 from modem_ros.config import ConfigError
 from modem_ros.data.stream import EpisodeAssembler, StreamError
 from modem_ros.graph import LAUNCHES
-from modem_ros.launcher import node_parameters, parse_arguments
+from modem_ros.launcher import node_parameters, parse_arguments, prepare
 
 
 def test_streams_arriving_interleaved_in_any_order_pair_into_the_same_episodes():
@@ -69,3 +69,25 @@ def test_a_params_file_naming_no_node_of_the_launch_is_refused(tmp_path):
     bad.write_text("planner:\n  device: cpu\n")
     with pytest.raises(ConfigError, match="exactly one mapping, 'ros__parameters'"):
         node_parameters(spec, parse_arguments(spec, [f"params_file:={bad}"]))
+
+
+def test_each_mode_starts_its_own_nodes_with_the_modes_fixed_parameters(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _, nodes, params, _ = prepare("record_demos", ["task:=franka-reach"])
+    assert [n.name for n in nodes] == ["sim_bridge", "camera", "teleop", "recorder"]
+    assert params["camera"]["use_sim_time"] is True and params["camera"]["reliable"] is True
+    assert params["recorder"]["dataset_dir"] == "demos/franka-reach"
+    _, nodes, params, _ = prepare("record_demos", ["task:=franka-reach", "mode:=hardware", "robot_ip:=10.0.0.2",
+                                                   "seed:=4"])
+    assert [n.name for n in nodes] == ["realsense_camera", "franka_bridge", "camera", "teleop", "recorder"]
+    assert params["camera"]["use_sim_time"] is False and params["camera"]["sample_on_state"] is True
+    assert params["teleop"]["use_sim_time"] is False and params["recorder"]["use_sim_time"] is False
+    assert params["franka_bridge"]["robot_ip"] == "10.0.0.2" and params["franka_bridge"]["seed"] == 4
+    assert params["franka_bridge"]["auto_reset"] is False  # the recorder starts each episode
+    assert params["recorder"]["dataset_dir"] == "demos/franka-reach-robot"  # robot demos apart from sim ones
+    deploy_camera = next(n for n in LAUNCHES["deploy"].nodes if n.name == "camera")
+    assert dict(deploy_camera.params).items() <= params["camera"].items()  # one hardware camera entry
+    with pytest.raises(ConfigError, match="needs a Franka task .* not task:=toy-reach"):
+        prepare("record_demos", ["mode:=hardware", "robot_ip:=10.0.0.2"])
+    with pytest.raises(ConfigError, match="mode:=robot is not one of sim, hardware"):
+        prepare("record_demos", ["mode:=robot"])
