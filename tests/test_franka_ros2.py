@@ -75,8 +75,9 @@ class FakeFrankaRos2Driver:
             self._move_joints(fr3_kinematics.inverse(start, TOOL_DOWN, spec.HOME_JOINTS)[0])  # set-up only
             self.node.create_subscription(JointTrajectory, "/fr3_arm_controller/joint_trajectory",
                                           self._on_trajectory, 100)
-        else:
+        elif interface == "cartesian_pose":
             self.node.create_subscription(PoseStamped, "/cartesian_target_pose", self._on_target, 100)
+        # any other interface: no controller loaded, the arm never moves
         self.node.create_subscription(Float32MultiArray, topics.STATE, lambda m: self.states.append(list(m.data)),
                                       STREAM)
         self.node.create_subscription(Float32, topics.REWARD, lambda m: self.rewards.append(m.data), STREAM)
@@ -191,6 +192,28 @@ def test_the_bridge_drives_the_driver_topics_within_limits_and_faults_when_it_go
     assert near.any() and not near[-1]  # reached, then driven past: success is the TCP's, not sticky
     assert results["episodes"][0]["success"] and results["episodes"][0]["return"] == -float((~near).sum())
 
+
+
+
+def test_an_arm_that_never_moves_faults_the_approach_instead_of_waiting_forever(graph_home):  # noqa: F811
+    """A driver whose controller is not loaded (nothing takes the targets): the approach times out."""
+    home = graph_home
+    env = graph_env(home)
+    params = yaml.safe_load((config_dir() / "deploy.yaml").read_text())
+    params["franka_bridge"]["ros__parameters"].update(watch_observation=False, gripper=False, approach_timeout=2.0,
+                                                      command_interface="cartesian_pose")
+    (home / "stuck-params.yaml").write_text(yaml.safe_dump(params))
+    driver = FakeFrankaRos2Driver(env, np.asarray(spec.START_TCP) + [-0.1, 0.0, 0.0], answer=[0.0, 0.0, 0.0, -1.0],
+                                  interface="no controller")
+    launch = Launch(home, ["deploy", "nodes:=franka_bridge", "backend:=franka_ros2", "preset:=tiny.yaml",
+                           "params_file:=stuck-params.yaml"], env)
+    try:
+        line = launch.wait_for("arm fault, stopped", timeout=60)
+    finally:
+        stop_if_running(launch)
+        driver.close()
+    assert "did not reach the start pose within 2 s (0.100 m away)" in line
+    assert not driver.states  # no episode started
 
 
 @pytest.mark.parametrize(("params", "message"), [

@@ -100,7 +100,7 @@ def test_the_driven_episode_holds_the_executed_keys_the_arm_states_and_the_opera
     assert DRIVE - 1 <= pushed.sum() <= DRIVE + 6  # the hold, plus its 0.5 s tail
     still = np.all(actions == [0.0, 0.0, 0.0, -1.0], axis=1)  # keys released, gripper open
     held = np.all(actions == 0.0, axis=1)  # a step whose key action came late: the bridge held (zeros)
-    assert np.all(pushed | still | held) and held.sum() <= 2, actions
+    assert np.all(pushed | still | held) and held.sum() <= 4, actions
     moved = states[-1, 0] - states[0, 0]  # the stored states are the arm's: it went +x by what was executed
     per_step = spec.MAX_TRANSLATION * load_config("franka-reach", PRESET).action_repeat
     assert 0.6 * pushed.sum() * per_step < moved < 1.2 * pushed.sum() * per_step
@@ -121,4 +121,4 @@ def test_an_unmarked_episode_runs_its_length_without_success(recorded):
     assert np.all(np.asarray(episode.reward) == -1.0)
     actions = np.stack(episode.action)
     still, held = np.all(actions == [0.0, 0.0, 0.0, -1.0], axis=1), np.all(actions == 0.0, axis=1)
-    assert np.all(still | held) and held.sum() <= 3, actions
+    assert np.all(still | held) and held.sum() <= 4, actions

@@ -76,6 +76,9 @@ class FrankaBridge(ModemNode):
             self.limits = SafetyLimits(**{k: tuple(v) if isinstance(v, list) else float(v) for k, v in limits.items()})
         except (TypeError, ValueError) as err:
             raise NodeSetupError(f"parameters: {err}") from err
+        self.approach_timeout = self.param("approach_timeout", 30.0, "Seconds the arm may take to reach the start "
+                                           "pose; longer is a fault (an arm that never moves: no controller "
+                                           "listening, a wrong topic).")
         grasp_force = self.param("grasp_force", 20.0, "Newtons the gripper grasps with (capped at gripper_max_force).")
         self.period = self.cfg.action_repeat * spec.CONTROL_PERIOD
         self.arm = self._make_backend(backend)
@@ -106,6 +109,7 @@ class FrankaBridge(ModemNode):
         self.episode, self.t = 0, 0          # t: the episode's completed steps
         self.observed = False                # the episode's current observation is out
         self.running = self.approaching = self.finished = False
+        self.approach_started = 0.0
         self.acted = False                   # an action has answered the current observation
         self.applied = np.zeros(spec.ACTION_DIM)
         self.reported: dict[str, int] = {}   # safety counts already logged
@@ -262,6 +266,12 @@ class FrankaBridge(ModemNode):
                                                        "bridge": f"robot ({self.arm.name})"}))
             self.tick()
             return
+        if time.monotonic() - self.approach_started > self.approach_timeout:
+            self.approaching = False
+            distance = np.linalg.norm(np.asarray(spec.START_TCP) - self.state.position)
+            self.fault(f"the arm did not reach the start pose within {self.approach_timeout:.0f} s ({distance:.3f} m "
+                       f"away): is its controller running and listening to the {self.arm.name} backend's commands?")
+            return
         move = spec.towards(self.state.position, spec.START_TCP, self.safety.step_scale)
         self.watchdog.feed("action", time.monotonic())  # the bridge is the action source of its approach
         self.execute(np.concatenate([move, [-1.0]]))
@@ -287,7 +297,7 @@ class FrankaBridge(ModemNode):
         self.safety.reset(self.state.position, self.state.quaternion)
         now = time.monotonic()
         self.watchdog.feed("action", now)  # the first observation has not been answered yet: not stale
-        self.approaching = True
+        self.approaching, self.approach_started = True, time.monotonic()
 
     def end_episode(self) -> None:
         self.running = False
