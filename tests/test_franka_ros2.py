@@ -111,10 +111,15 @@ class FakeFrankaRos2Driver:
         self.position, self.quaternion = self.data.site_xpos[site].copy(), np.roll(quaternion, -1)
 
     def _on_trajectory(self, msg: JointTrajectory) -> None:
+        if not self.publishing:  # a dead driver moves nothing; what still arrives is counted as sent
+            self.targets.append((time.monotonic(), "fr3_link0", self.position.copy(), self.quaternion.copy()))
+            return
         point = msg.points[0] if len(msg.points) == 1 else None
         duration = point.time_from_start.sec + point.time_from_start.nanosec * 1e-9 if point else 0.0
         if msg.joint_names != [f"fr3_joint{i}" for i in range(1, 8)] or point is None or len(point.positions) != 7 \
-                or abs(duration - 0.1) > 1e-6:
+                or abs(duration - 0.1) > 1e-6 or not np.allclose(point.velocities,  # a cubic: the step's mean speed
+                                                                  (np.array(point.positions) - self.joints) / 0.1,
+                                                                  atol=0.05):
             self.trajectory_faults.append(str(msg))
             return
         self._move_joints(point.positions)

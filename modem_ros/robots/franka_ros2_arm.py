@@ -4,9 +4,9 @@ State comes from the franka_robot_state_broadcaster's convenience topics (standa
 franka_msgs is needed for it): the TCP pose and the measured joint states; the gripper width from the
 gripper node's joint states. Commands (`command_interface`), each the safety layer's TCP target:
 - joint_trajectory (default): solved to joint angles (fr3_kinematics: IK seeded with the measured joints,
-  so consecutive targets stay on one branch) and sent as a one-point trajectory_msgs/JointTrajectory,
-  reached one control period later, to the JointTrajectoryController the stock bringup loads
-  (`fr3_arm_controller`);
+  so consecutive targets stay on one branch) and sent as a one-point trajectory_msgs/JointTrajectory
+  (positions and velocities: a cubic segment), reached one control period later, to the
+  JointTrajectoryController the stock bringup loads (`fr3_arm_controller`);
 - cartesian_pose: geometry_msgs/PoseStamped on the topic of a Cartesian pose/impedance controller you load.
 The gripper is driven through franka_msgs' Move and Grasp actions and reflexes are cleared with its
 ErrorRecovery action; those need franka_msgs, i.e. a sourced franka_ros2 workspace (`gripper:=false`
@@ -128,7 +128,11 @@ class FrankaRos2Arm:
             raise ArmError(f"no joint solution within {IK_TOLERANCE * 1000:.0f} mm of the target "
                            f"{np.round(command.position, 4).tolist()} ({error * 1000:.1f} mm)")
         nanoseconds = int(self.period * 1e9)
-        point = JointTrajectoryPoint(positions=joints.tolist(), velocities=[0.0] * 7,
+        # with velocities the controller interpolates a cubic (velocity-continuous; positions alone give
+        # linear segments with velocity jumps): arrive moving at this step's mean speed, as the next target
+        # continues the motion; a hold (target = current) arrives at rest
+        velocities = (joints - state.joints) / self.period
+        point = JointTrajectoryPoint(positions=joints.tolist(), velocities=velocities.tolist(),
                                      time_from_start=Duration(sec=nanoseconds // 10**9, nanosec=nanoseconds % 10**9))
         return JointTrajectory(joint_names=self.joint_names, points=[point])  # stamp 0: start on arrival
 
