@@ -77,14 +77,15 @@ _HARDWARE_ARGUMENTS = {
     "playback_file": Argument("", "Play a recorded .db3 instead of a live camera (offline checks).",
                               ("realsense_camera.playback_file",)),
 }
-# The camera relay per mode. sim: the bridge's frames one for one on its /clock. hardware: best-effort from
-# the RealSense, one frame per robot observation, wall clock.
-_CAMERA_PARAMS = {"sim": {"use_sim_time": True, "reliable": True, "sample_on_state": False},
-                  "hardware": {"use_sim_time": False, "reliable": False, "sample_on_state": True}}
+# Per mode: the sim bridge's /clock, or the wall clock on the robot.
 _SIM_TIME = {"sim": {"use_sim_time": True}, "hardware": {"use_sim_time": False}}
+# The camera relay per mode. sim: the bridge's frames one for one. hardware: best-effort from the
+# RealSense, one frame per robot observation.
+_CAMERA_PARAMS = {"sim": {**_SIM_TIME["sim"], "reliable": True, "sample_on_state": False},
+                  "hardware": {**_SIM_TIME["hardware"], "reliable": False, "sample_on_state": True}}
 # teleop driving alone: in sim it paces the lock-step at a person's rate; on hardware the bridge's control
 # period paces, so it answers each observation at once (at its own 10 Hz, phase jitter would miss steps)
-_TELEOP_PARAMS = {"sim": {"use_sim_time": True}, "hardware": {"use_sim_time": False, "rate": 100.0}}
+_TELEOP_PARAMS = {"sim": _SIM_TIME["sim"], "hardware": {**_SIM_TIME["hardware"], "rate": 100.0}}
 
 
 def _per_mode(node: NodeSpec, params: dict[str, dict[str, object]]) -> tuple[NodeSpec, ...]:

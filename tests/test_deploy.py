@@ -9,7 +9,6 @@ through the bridge's service. A probe node in this process records what the grap
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import threading
@@ -26,8 +25,6 @@ rclpy = pytest.importorskip("rclpy", reason="the ROS graph needs the ros extra: 
 pytest.importorskip("pyrealsense2", reason="needs the hw extra: scripts/install.sh hw")
 
 from geometry_msgs.msg import PoseStamped  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from rclpy.signals import SignalHandlerOptions  # noqa: E402
 from std_msgs.msg import Float32MultiArray  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
@@ -36,6 +33,7 @@ from modem_ros.nodes.common import FOLLOW, STREAM  # noqa: E402
 from modem_ros.paths import config_dir  # noqa: E402
 from modem_ros.robots import franka_spec as spec  # noqa: E402
 from modem_ros.robots.franky_arm import FrankyArm  # noqa: E402
+from tests.ros_node import InProcessNode  # noqa: E402
 from tests.software_camera import FPS, H, W, record_db3  # noqa: E402
 
 STEPS = 100
@@ -47,15 +45,11 @@ def key_action(direction: int) -> list[float]:
     return [float(direction), 0.0, 0.0, -1.0]  # 'w' (+x) or 's' (-x) held, gripper open
 
 
-class Probe:
+class Probe(InProcessNode):
     """A node in the test process on the launch's domain: records the streams, calls the e-stop reset."""
 
     def __init__(self, env: dict[str, str], answer: list[float] | None = None):
-        for key in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE"):
-            os.environ[key] = env.get(key, "LOCALHOST")
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context, signal_handler_options=SignalHandlerOptions.NO)
-        self.node = rclpy.create_node("deploy_probe", context=self.context)
+        super().__init__(env, "deploy_probe")
         self.applied, self.planned, self.poses = [], [], []
         self.lock = threading.Lock()
         self.node.create_subscription(Float32MultiArray, topics.APPLIED_ACTION,
@@ -64,24 +58,14 @@ class Probe:
                                       lambda m: self._add(self.planned, list(m.data)), FOLLOW)
         self.node.create_subscription(PoseStamped, topics.EE_POSE, lambda m: self._add(self.poses, [
             m.pose.position.x, m.pose.position.y, m.pose.position.z]), 100)
-        if answer is not None:  # stands in for the planner: one action per observation
-            out = self.node.create_publisher(Float32MultiArray, topics.ACTION, STREAM)
-            self.node.create_subscription(Float32MultiArray, topics.STATE,
-                                          lambda _: out.publish(Float32MultiArray(data=answer)), STREAM)
+        if answer is not None:
+            self.answer_observations(answer)
         self.estop_reset = self.node.create_client(Trigger, topics.ESTOP_RESET)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self.alive = True
-        self.thread = threading.Thread(target=self._spin, daemon=True)
-        self.thread.start()
+        self.start()
 
     def _add(self, into: list, item) -> None:
         with self.lock:
             into.append(item)
-
-    def _spin(self) -> None:
-        while self.alive:
-            self.executor.spin_once(timeout_sec=0.05)
 
     def wait_applied(self, count: int, launch: Launch, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
@@ -98,12 +82,6 @@ class Probe:
             assert time.monotonic() < deadline, "no answer from the e-stop reset service"
             time.sleep(0.02)
         return future.result().message
-
-    def close(self) -> None:
-        self.alive = False
-        self.thread.join(timeout=2.0)
-        self.node.destroy_node()
-        rclpy.shutdown(context=self.context)
 
 
 @pytest.fixture(scope="module")

@@ -15,10 +15,8 @@ driver that goes silent faults the bridge, which then sends nothing.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import threading
 import time
 
 import numpy as np
@@ -31,8 +29,6 @@ from tests.test_recording import stop_if_running
 rclpy = pytest.importorskip("rclpy", reason="the ROS graph needs the ros extra: scripts/install.sh ros")
 
 from geometry_msgs.msg import PoseStamped  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from rclpy.signals import SignalHandlerOptions  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Float32, Float32MultiArray  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory  # noqa: E402
@@ -41,22 +37,19 @@ from modem_ros import topics  # noqa: E402
 from modem_ros.nodes.common import STREAM  # noqa: E402
 from modem_ros.paths import config_dir  # noqa: E402
 from modem_ros.robots import franka_spec as spec  # noqa: E402
+from tests.ros_node import InProcessNode  # noqa: E402
 
 STEPS = 30
 GOAL = np.asarray(spec.START_TCP) + [0.08, 0.0, 0.0]  # on the +x path the episode drives: reached, then passed
 TOOL_DOWN = [1.0, 0.0, 0.0, 0.0]  # xyzw: the tool z axis pointing down
 
 
-class FakeFrankaRos2Driver:
+class FakeFrankaRos2Driver(InProcessNode):
     """FAKE_FRANKA_ROS2_DRIVER: the driver's topics only (see the module docstring), plus the probe that
     answers every observation of the bridge with one fixed action, as the planner would."""
 
     def __init__(self, env: dict[str, str], start: np.ndarray, answer: list[float], interface: str):
-        for key in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE"):
-            os.environ[key] = env.get(key, "LOCALHOST")
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context, signal_handler_options=SignalHandlerOptions.NO)
-        self.node = rclpy.create_node("fake_franka_ros2_driver", context=self.context)
+        super().__init__(env, "fake_franka_ros2_driver")
         self.position, self.targets, self.publishing = np.array(start, float), [], True
         self.quaternion = np.array(TOOL_DOWN)
         self.joints = np.array(spec.HOME_JOINTS, float)
@@ -81,19 +74,9 @@ class FakeFrankaRos2Driver:
         self.node.create_subscription(Float32MultiArray, topics.STATE, lambda m: self.states.append(list(m.data)),
                                       STREAM)
         self.node.create_subscription(Float32, topics.REWARD, lambda m: self.rewards.append(m.data), STREAM)
-        action = self.node.create_publisher(Float32MultiArray, topics.ACTION, STREAM)
-        self.node.create_subscription(Float32MultiArray, topics.STATE,
-                                      lambda _: action.publish(Float32MultiArray(data=answer)), STREAM)
+        self.answer_observations(answer)
         self.node.create_timer(0.01, self._publish_state)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self.alive = True
-        self.thread = threading.Thread(target=self._spin, daemon=True)
-        self.thread.start()
-
-    def _spin(self) -> None:
-        while self.alive:
-            self.executor.spin_once(timeout_sec=0.05)
+        self.start()
 
     def _on_target(self, msg: PoseStamped) -> None:
         p, o = msg.pose.position, msg.pose.orientation
@@ -137,12 +120,6 @@ class FakeFrankaRos2Driver:
         joints.header.stamp = pose.header.stamp
         self.pose_pub.publish(pose)
         self.joint_pub.publish(joints)
-
-    def close(self) -> None:
-        self.alive = False
-        self.thread.join(timeout=2.0)
-        self.node.destroy_node()
-        rclpy.shutdown(context=self.context)
 
 
 @pytest.mark.parametrize("interface", ["joint_trajectory", "cartesian_pose"])
