@@ -46,6 +46,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from modem_ros import bench
     from modem_ros.agent.modem import resolve_device
 
+    if args.what == "learn":
+        return cmd_bench_learn(args)
     if args.what == "budgets":
         if not args.checkpoint:
             raise ConfigError("bench budgets needs --checkpoint PATH (a trained agent)")
@@ -70,6 +72,24 @@ def cmd_bench(args: argparse.Namespace) -> int:
     out = Path(args.out or default_out)
     bench.write_json(result, out)
     print(json.dumps(result, indent=2) if args.json else f"{table}\n(written to {out})")
+    return 0
+
+
+def cmd_bench_learn(args: argparse.Namespace) -> int:
+    from modem_ros.bench_learn import METHODS, run_learning_bench, summary_table
+
+    methods = args.methods.split(",")
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ConfigError(f"bench learn: unknown method(s) {unknown}; known: {', '.join(METHODS)}")
+    overrides = parse_overrides(args.overrides)
+    for method in methods:  # refuse a bad task, preset or override before hours of training
+        load_config(args.task, {**overrides, **METHODS[method]}, preset=args.preset)
+    seeds = list(range(1, args.seeds + 1))
+    out = Path(args.out or f"benchmarks/learning/{args.task}_{args.preset or 'reference'}.json")
+    result = run_learning_bench(args.task, args.preset, seeds, methods, overrides, out, Path(args.runs_root))
+    print(summary_table(result))
+    print(f"(written to {out} and {out.with_suffix('.png')})")
     return 0
 
 
@@ -188,10 +208,11 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(func=cmd_info)
 
     bench = sub.add_parser("bench", help="latency, FLOPs and matmul ratio of planning or an update")
-    bench.add_argument("what", choices=["plan", "update", "budgets", "env", "graph"],
+    bench.add_argument("what", choices=["plan", "update", "budgets", "env", "graph", "learn"],
                        help="plan / update: latency and FLOPs; budgets: return vs planning budget of a "
                             "checkpoint; env: agent steps/s of the task's adapter with rendering; graph: "
-                            "ROS graph vs plain loop per env step, and observation -> action round trip")
+                            "ROS graph vs plain loop per env step, and observation -> action round trip; "
+                            "learn: learning curves of MoDem and baselines over seeds (resumable)")
     common(bench)
     bench.add_argument("--img-size", type=int, default=None)
     bench.add_argument("--device", default=None, help="cpu, cuda or auto")
@@ -204,6 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="budgets: comma-separated SAMPLESxITERATIONS")
     bench.add_argument("--episodes", type=int, default=20,
                        help="budgets: eval episodes per budget; graph: episodes each way")
+    bench.add_argument("--seeds", type=int, default=3, help="learn: seeds 1..N")
+    bench.add_argument("--methods", default="modem,bc,tdmpc", help="learn: comma-separated methods")
+    bench.add_argument("--runs-root", default="runs/bench-learn", help="learn: where each run's directory goes")
     bench.set_defaults(func=cmd_bench)
 
     demos = sub.add_parser("demos", help="generate or inspect demonstration bags (rosbag2 + MCAP)")

@@ -42,13 +42,22 @@ class ModemConfig:
     episode_length: int = param(100, "Agent steps per episode.")
     discount: float = param(0.99, "Discount factor of rewards and the TD target.")
     # --- budget and schedule of the three phases ----------------------------------------------
-    train_steps: int = param(100_000, "Agent steps of environment interaction (seed + interactive).")
-    seed_steps: int = param(5000, "Agent steps collected by the noisy BC policy before planning.")
-    demos: int = param(5, "Number of demonstration episodes.")
+    train_steps: int = param(100_000, "Agent steps of environment interaction (seed + interactive); "
+                                      "env steps = agent steps x action_repeat.")
+    seed_steps: int = param(5000, "Agent steps collected by the noisy BC policy before planning (the "
+                                  "episode that starts at seed_steps plans; the seed update burst follows it).")
+    demos: int = param(5, "Number of demonstration episodes; 0 = no demos: no BC phase, no demo batches "
+                          "(TD-MPC, MoDem's ablation).")
+    seeding: str = param("bc", "Who acts before seed_steps: bc (MoDem: the BC policy with min_std noise) or "
+                               "uniform (TD-MPC: uniform random actions).")
     bc_iters: int = param(0, "Policy pretraining iterations; 0 means 2 * demos * episode_length.")
-    eval_freq: int = param(2000, "Agent steps between evaluations.")
+    eval_freq: int = param(2000, "ENV steps (agent steps x action_repeat, as the reference counts) "
+                                 "between evaluations.")
     eval_episodes: int = param(30, "Episodes per evaluation.")
-    save_freq: int = param(20_000, "Agent steps between checkpoints.")
+    save_freq: int = param(20_000, "ENV steps (agent steps x action_repeat, as the reference counts) "
+                                   "between step_*.pt checkpoints.")
+    bc_sync_target: bool = param(False, "Copy the BC-pretrained weights into the target network after "
+                                        "phase 1; the reference keeps the target's random init (False).")
     # --- planning (MPPI) ----------------------------------------------------------------------
     iterations: int = param(6, "MPPI iterations per planned action (per suite).")
     num_samples: int = param(512, "Gaussian action sequences sampled per iteration.")
@@ -60,8 +69,10 @@ class ModemConfig:
     momentum: float = param(0.1, "Weight of the previous mean when refitting the MPPI mean.")
     horizon: int = param(5, "Planning and model-learning horizon in agent steps.")
     std_schedule_init: float = param(0.1, "Lower bound of the MPPI std at step 0 (-> min_std).")
-    std_schedule_steps: int = param(12_500, "Steps over which the std bound anneals to min_std.")
-    horizon_schedule_steps: int = param(25_000, "Steps over which the planning horizon grows 1 -> horizon.")
+    std_schedule_steps: int = param(12_500, "Agent steps over which the std bound anneals to min_std "
+                                            "(evaluated at the step of the latest update, as the reference).")
+    horizon_schedule_steps: int = param(25_000, "Agent steps over which the planning horizon grows 1 -> "
+                                                "horizon (evaluated at each episode's first step).")
     # --- learning -----------------------------------------------------------------------------
     batch_size: int = param(256, "Snippets per gradient step.")
     lr: float = param(3e-4, "Adam learning rate (model, policy and BC).")
@@ -76,7 +87,7 @@ class ModemConfig:
     per_beta: float = param(0.4, "Prioritized replay importance-sampling exponent.")
     kappa_init: float = param(0.75, "Demo share of each batch at the start of interaction.")
     kappa_final: float = param(0.25, "Demo share of each batch after the annealing steps.")
-    kappa_steps: int = param(50_000, "Steps over which the demo share anneals linearly.")
+    kappa_steps: int = param(50_000, "Agent steps over which the demo share anneals linearly.")
     # --- architecture -------------------------------------------------------------------------
     num_channels: int = param(32, "Channels of every conv layer of the image encoder.")
     enc_dim: int = param(256, "Hidden width of the state encoder and the fusion MLP.")
@@ -126,6 +137,10 @@ class ModemConfig:
         for name in ["kappa_init", "kappa_final", "mixture_coef", "rho", "tau"]:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"config key '{name}' must be in [0, 1], got {getattr(self, name)}")
+        if self.demos < 0:
+            raise ConfigError(f"config key 'demos' must be >= 0, got {self.demos}")
+        if self.seeding not in ("bc", "uniform"):
+            raise ConfigError(f"config key 'seeding' must be bc or uniform, got {self.seeding!r}")
         if self.img_size < 43:
             raise ConfigError(f"config key 'img_size' must be >= 43 for the conv encoder, got {self.img_size}")
         return self

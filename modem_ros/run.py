@@ -65,9 +65,12 @@ def build_trainer(cfg: ModemConfig, run_dir: Path | None = None, log_stream=None
     eval_env = make_env(cfg, seed=cfg.seed + 1)
     logger = MetricsLogger(run_dir, total_steps=cfg.train_steps, **({} if log_stream is None else
                                                                     {"stream": log_stream}))
-    if not cfg.demo_dir and env is None:
+    if cfg.demos and not cfg.demo_dir and env is None:
         raise DemoError("a trainer without its own env needs demo_dir (see ensure_demos)")
-    demos = load_demos(cfg, logger) if cfg.demo_dir else scripted_demos(env, cfg.demos, seed=cfg.seed * 1000)
+    if cfg.demos == 0:
+        demos = []
+    else:
+        demos = load_demos(cfg, logger) if cfg.demo_dir else scripted_demos(env, cfg.demos, seed=cfg.seed * 1000)
     demo_buffer = EpisodeBuffer(cfg, sum(len(d) for d in demos), agent.device, name="demo")
     for demo in demos:
         demo_buffer.add(demo)
@@ -75,8 +78,9 @@ def build_trainer(cfg: ModemConfig, run_dir: Path | None = None, log_stream=None
     if run_dir is not None:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
-    logger.log("demos", 0, {"episodes": len(demos), "success_rate": float(np.mean([d.succeeded for d in demos])),
-                            "mean_return": float(np.mean([d.total_reward for d in demos]))})
+    if demos:
+        logger.log("demos", 0, {"episodes": len(demos), "success_rate": float(np.mean([d.succeeded for d in demos])),
+                                "mean_return": float(np.mean([d.total_reward for d in demos]))})
     return Trainer(cfg, env, agent, demo_buffer, replay, logger, eval_env=eval_env, run_dir=run_dir)
 
 

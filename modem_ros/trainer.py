@@ -1,10 +1,13 @@
 """MoDem's three phases as a loop over injected parts: env, agent, demo and replay buffers, logger.
 
 1. policy pretraining: bc_iterations BC steps on demo snippets;
-2. seeding: episodes by the noisy BC policy until seed_steps, then seed_steps model updates on demos +
-   seed data (world model, reward and critic pretraining);
+2. seeding: episodes that start before seed_steps are collected by the noisy BC policy; the first
+   episode that starts at or after it is planned, then seed_steps model updates on demos + seed data
+   (world model, reward and critic pretraining) - the reference's order;
 3. interactive learning: MPPI collects episodes; after each, one update per step collected.
-Every update oversamples demos at kappa(step). Weights carry across phases (one agent throughout).
+Update i after the episode that began at agent step s runs at step s + i (kappa, target EMA, std
+bound), and an episode acts with the step it began at (seeding, horizon), as the reference does.
+Weights carry across phases (one agent throughout). Evaluation and checkpoint cadences count env steps.
 """
 
 from __future__ import annotations
@@ -79,37 +82,47 @@ class Trainer:
             self.phases.append((phase, self.step))
             self.logger.log("phase", self.step, {"phase": phase})
 
+    @property
+    def env_step(self) -> int:
+        """Environment (simulator) steps so far: agent steps x action_repeat."""
+        return self.step * self.cfg.action_repeat
+
     def pretrain_policy(self) -> float:
-        """Phase 1: behaviour cloning on demo snippets."""
+        """Phase 1: behaviour cloning on demo snippets (none without demos)."""
+        if len(self.demo_buffer) == 0:
+            return float("nan")
         self._enter("pretrain")
         loss = None
         for i in range(self.cfg.bc_iterations):
             batch, _ = self.demo_buffer.sample(self.cfg.batch_size)
-            loss = self.agent.bc_update(batch)
+            out = self.agent.bc_update(batch)
+            loss = out["bc_loss"]
             if (i + 1) % max(1, self.cfg.bc_iterations // 5) == 0:
-                self.logger.log("bc", i + 1, {"bc_loss": float(loss)})
-        self.agent.sync_target()  # the target starts from the pretrained encoder
+                self.logger.log("bc", i + 1, {k: float(v) for k, v in out.items()})
+        if self.cfg.bc_sync_target:  # option; the reference's target keeps its random init
+            self.agent.sync_target()
         return float(loss) if loss is not None else float("nan")
 
-    def update(self, num_updates: int) -> dict[str, float]:
+    def update(self, num_updates: int, start: int) -> dict[str, float]:
+        """`num_updates` updates at agent steps start, start + 1, ... (the reference's step + i)."""
         metrics: dict[str, Any] = {}
         report_every = num_updates // 10 if num_updates >= 200 else 0  # long bursts show progress
         for i in range(num_updates):
-            kappa = schedules.kappa(self.cfg, self.step + i)
+            kappa = schedules.kappa(self.cfg, start + i)
             batch, sources = sample_mixed(self.demo_buffer, self.replay_buffer, kappa, self.cfg.batch_size)
-            metrics = self.agent.update(batch, self.step + i)
+            metrics = self.agent.update(batch, start + i)
             write_back_priorities(sources, metrics.pop("priorities"))
             if report_every and (i + 1) % report_every == 0 and i + 1 < num_updates:
                 self.logger.log("update", self.step, {"updates": f"{i + 1}/{num_updates}",
                                                       "total_loss": float(metrics["total_loss"])})
         out = {k: float(v) for k, v in metrics.items()}  # one host sync per call, not per update
-        out["kappa"] = schedules.kappa(self.cfg, self.step)
+        out["kappa"] = schedules.kappa(self.cfg, start)
         return out
 
     def collect_episode(self) -> Episode:
         seed = train_episode_seed(self.cfg.seed, self.episodes)
-        step0 = self.step
-        return run_episode(self.env, lambda obs, t: self.agent.act(obs, step0 + t, t0=t == 0), seed=seed)
+        step0 = self.step  # the reference acts with the episode's first step throughout the episode
+        return run_episode(self.env, lambda obs, t: self.agent.act(obs, step0, t0=t == 0), seed=seed)
 
     def evaluate(self, episodes: int | None = None) -> dict[str, float]:
         env = self.eval_env or self.env
@@ -117,8 +130,8 @@ class Trainer:
                                seed=eval_episode_seed(i)) for i in range(episodes or self.cfg.eval_episodes)]
         out = {"episode_return": float(np.mean([e.total_reward for e in results])),
                "success_rate": float(np.mean([e.succeeded for e in results]))}
-        self.evaluations.append({"step": self.step, **out})
-        self.logger.log("eval", self.step, out)
+        self.evaluations.append({"step": self.step, "env_step": self.env_step, **out})
+        self.logger.log("eval", self.step, {"env_step": self.env_step, **out})
         self._write_eval_video(results[0])
         if self.run_dir is not None and getattr(self.logger, "path", None) is not None:
             learning_curve(self.logger.path, self.run_dir / "learning_curve.png", title=self.cfg.task)
@@ -140,7 +153,8 @@ class Trainer:
         if self.run_dir is None:
             return None
         return self.agent.save(self.run_dir / "checkpoints" / name,
-                               extra={"step": self.step, "episodes": self.episodes})
+                               extra={"step": self.step, "episodes": self.episodes,
+                                      "model_pretrained": self._model_pretrained})
 
     def resume(self, checkpoint: Path, load_episodes: Callable[[int], list[Episode]]) -> None:
         """Continue from a checkpoint of this run; `load_episodes(n)` returns the n episodes collected
@@ -149,9 +163,11 @@ class Trainer:
         self.step, self.episodes = int(state["step"]), int(state["episodes"])
         for episode in load_episodes(self.episodes):
             self.replay_buffer.add(episode)
-        self._model_pretrained = self.step >= self.cfg.seed_steps
-        self._next_eval = (self.step // self.cfg.eval_freq + 1) * self.cfg.eval_freq
-        self._next_save = (self.step // self.cfg.save_freq + 1) * self.cfg.save_freq
+        last_start = self.step - self.cfg.episode_length  # checkpoints without the key: fixed-length episodes
+        pretrained = self.episodes > 0 and last_start >= self.cfg.seed_steps
+        self._model_pretrained = bool(state.get("model_pretrained", pretrained))
+        self._next_eval = (self.env_step // self.cfg.eval_freq + 1) * self.cfg.eval_freq
+        self._next_save = (self.env_step // self.cfg.save_freq + 1) * self.cfg.save_freq
         self.logger.log("resume", self.step, {"checkpoint": str(checkpoint), "episodes": self.episodes})
 
     @property
@@ -168,28 +184,29 @@ class Trainer:
         """Take one collected episode: store it, update at the reference ratio, evaluate, checkpoint.
         The same code whether the episode came from collect_episode() or from the ROS graph."""
         cfg = self.cfg
-        self._enter("seed" if self.step < cfg.seed_steps else "interactive")
+        began = self.step  # the agent step this episode started at
+        self._enter("seed" if began < cfg.seed_steps else "interactive" if self._model_pretrained
+                    else "seed_pretrain")  # the first planned episode, then the seed update burst
         start = time.perf_counter()
         self.replay_buffer.add(episode)
         self.step += len(episode)
         self.episodes += 1
-        metrics: dict[str, Any] = {"phase": self.phases[-1][0], "episode_return": episode.total_reward,
-                                   "success": episode.succeeded}
-        if self.step >= cfg.seed_steps:
-            if not self._model_pretrained:  # end of seeding: pretrain model, reward and critic
-                self._enter("seed_pretrain")
-                metrics.update(self.update(cfg.seed_steps))
+        metrics: dict[str, Any] = {"phase": self.phases[-1][0], "env_step": self.env_step,
+                                   "episode_return": episode.total_reward, "success": episode.succeeded}
+        if began >= cfg.seed_steps:
+            if not self._model_pretrained:  # after the first planned episode: pretrain model, reward, critic
+                metrics.update(self.update(cfg.seed_steps, began))
                 self._model_pretrained = True
             else:
-                metrics.update(self.update(len(episode)))
+                metrics.update(self.update(len(episode), began))
         metrics["seconds"] = seconds + time.perf_counter() - start
         self.logger.log("train", self.step, metrics)
-        if self.step >= self._next_eval:
+        if self.env_step >= self._next_eval:
             self.evaluate()
-            self._next_eval += cfg.eval_freq
-        if self.step >= self._next_save:
+            self._next_eval = (self.env_step // cfg.eval_freq + 1) * cfg.eval_freq
+        if self.env_step >= self._next_save:
             self.save(f"step_{self.step:08d}.pt")
-            self._next_save += cfg.save_freq
+            self._next_save = (self.env_step // cfg.save_freq + 1) * cfg.save_freq
         return metrics
 
     def finish(self) -> list[dict[str, float]]:

@@ -21,8 +21,8 @@ keep_freed_memory()
 # Small widths and budgets so the whole suite runs on a 2-core CPU; the math is the reference's.
 SMALL = {"img_size": 48, "mlp_dim": 64, "enc_dim": 32, "latent_dim": 16, "num_channels": 8,
          "batch_size": 16, "num_samples": 64, "num_elites": 8, "iterations": 3, "episode_length": 20,
-         "seed_steps": 40, "train_steps": 80, "bc_iters": 20, "eval_episodes": 2, "eval_freq": 40,
-         "save_freq": 40, "demos": 3, "device": "cpu"}
+         "seed_steps": 40, "train_steps": 80, "bc_iters": 20, "eval_episodes": 2, "eval_freq": 80,
+         "save_freq": 80, "demos": 3, "device": "cpu"}
 
 
 def small_config(**overrides) -> ModemConfig:

@@ -74,13 +74,21 @@ class ModemAgent:
         self.device = device if isinstance(device, torch.device) else resolve_device(device or cfg.device)
         self.model = WorldModel(cfg).to(self.device)
         self.target = copy.deepcopy(self.model).requires_grad_(False)
+        # Each optimizer's parameter list is also what its step clips and logs: the policy's gradients
+        # (left over from its own step) must not enter the world model's clip norm.
         pi_params = set(self.model.pi_net.parameters())
-        self.optim = torch.optim.Adam([p for p in self.model.parameters() if p not in pi_params], lr=cfg.lr)
-        self.pi_optim = torch.optim.Adam(self.model.pi_net.parameters(), lr=cfg.lr)
+        self.model_params = [p for p in self.model.parameters() if p not in pi_params]
+        self.pi_params = list(self.model.pi_net.parameters())
         bc_modules = [self.model.encoder, self.model.state_encoder, self.model.fusion, self.model.pi_net]
-        self.bc_optim = torch.optim.Adam([p for m in bc_modules for p in m.parameters()], lr=cfg.lr)
+        self.bc_params = [p for m in bc_modules for p in m.parameters()]
+        self.optim = torch.optim.Adam(self.model_params, lr=cfg.lr)
+        self.pi_optim = torch.optim.Adam(self.pi_params, lr=cfg.lr)
+        self.bc_optim = torch.optim.Adam(self.bc_params, lr=cfg.lr)
         self.planner = MPPIPlanner(cfg)
         self.num_updates = 0
+        # The reference sets its planning std bound inside update() at the update's step, so acting
+        # uses the schedule at the last update (step 0 before any); saved with the weights.
+        self.last_update_step = 0
         self._losses = self._model_losses
         if cfg.compile:  # fuses elementwise epilogues; the first call compiles (tens of seconds)
             self._losses = torch.compile(self._model_losses)
@@ -106,10 +114,13 @@ class ModemAgent:
 
     @torch.no_grad()
     def act(self, obs: dict[str, Any], step: int = 0, eval_mode: bool = False, t0: bool = False) -> np.ndarray:
-        """One action in [-1, 1]^action_dim. Before seed_steps (training mode) the noisy BC policy acts;
-        afterwards MPPI plans. `t0` marks the first step of an episode (no warm start)."""
+        """One action in [-1, 1]^action_dim. `step` is the agent step at which the episode began (the
+        reference holds it for a whole episode): before seed_steps (training mode) the noisy BC policy
+        acts; afterwards MPPI plans with the horizon of `step` and the std bound of the last update.
+        `t0` marks the first step of an episode (no warm start)."""
         planning = step >= self.cfg.seed_steps or eval_mode
-        horizon, bound = schedules.planning_horizon(self.cfg, step), schedules.std_bound(self.cfg, step)
+        horizon = schedules.planning_horizon(self.cfg, step)
+        bound = schedules.std_bound(self.cfg, self.last_update_step)
         if planning and self._plan_graphs is not None:
             rgb, state = self._obs_tensors(obs)
             mean0 = self.planner.initial_mean(horizon, t0, self.device)
@@ -123,6 +134,9 @@ class ModemAgent:
             with self._autocast():
                 action = self.planner.plan(PlanningHeads(self.model), self.encode_obs(obs), horizon, bound,
                                            t0=t0, eval_mode=eval_mode)
+        elif self.cfg.seeding == "uniform":  # TD-MPC's seeding (validated like any observation)
+            self._obs_tensors(obs)
+            action = torch.rand(self.cfg.action_dim, device=self.device) * 2 - 1
         else:
             action = self.model.pi(self.encode_obs(obs), self.cfg.min_std)[0]
         return action.float().cpu().numpy()
@@ -176,25 +190,28 @@ class ModemAgent:
         return torch.cat([model.encode(r, s) for r, s in zip(rgb.split(chunk), state.split(chunk), strict=True)])
 
     def update(self, batch: Batch, step: int) -> dict[str, torch.Tensor]:
-        """One gradient step of world model, reward, critic and policy. Returns detached tensors
-        (no host sync); `priorities` [B] are the new prioritized-replay priorities of the snippets."""
+        """One gradient step of world model, reward, critic and policy at agent step `step` (the
+        reference's step + i of an update burst: it times the target EMA and the std bound). Returns
+        detached tensors (no host sync); `priorities` [B] are the snippets' new replay priorities."""
         horizon = batch.action.shape[0]
         with self._autocast():
             loss, terms, (zs, priorities) = self._losses(batch)
         self.optim.zero_grad(set_to_none=True)
         (loss / horizon).backward()  # reference: gradient scaled by 1 / horizon
-        terms["grad_norm"] = nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip_norm)
+        terms["grad_norm"] = nn.utils.clip_grad_norm_(self.model_params, self.cfg.grad_clip_norm)
         self.optim.step()
-        terms["pi_loss"] = self._update_pi(zs)
+        terms["pi_loss"], terms["pi_grad_norm"] = self._update_pi(zs)
         self.num_updates += 1
-        if self.num_updates % self.cfg.update_freq == 0:
+        self.last_update_step = step
+        if step % self.cfg.update_freq == 0:
             self.sync_target(self.cfg.tau)
         out = {k: v.detach().float() for k, v in terms.items()}
         out["priorities"] = priorities.detach().float()
         return out
 
-    def _update_pi(self, zs: torch.Tensor) -> torch.Tensor:
-        """Policy loss -sum_t rho^t min(Q1, Q2)(z_t, pi(z_t)) on detached latents; Q is frozen."""
+    def _update_pi(self, zs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Policy loss -sum_t rho^t min(Q1, Q2)(z_t, pi(z_t)) on detached latents; Q is frozen.
+        Returns (loss, the policy's gradient norm before clipping)."""
         cfg = self.cfg
         self.model.set_q_grad(False)
         with self._autocast():
@@ -204,21 +221,22 @@ class ModemAgent:
             pi_loss = -(q.float().mean(1) * rho).sum()
         self.pi_optim.zero_grad(set_to_none=True)
         pi_loss.backward()
-        nn.utils.clip_grad_norm_(self.model.pi_net.parameters(), cfg.grad_clip_norm)
+        grad_norm = nn.utils.clip_grad_norm_(self.pi_params, cfg.grad_clip_norm)
         self.pi_optim.step()
         self.model.set_q_grad(True)
-        return pi_loss.detach()
+        return pi_loss.detach(), grad_norm.detach()
 
-    def bc_update(self, batch: Batch) -> torch.Tensor:
-        """Behaviour cloning: MSE between pi(h(aug(obs), state)) and the demo action (phase 1)."""
+    def bc_update(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Behaviour cloning: MSE between pi(h(aug(obs), state)) and the demo action (phase 1).
+        Returns detached {"bc_loss", "bc_grad_norm"} (the norm of what bc_optim steps, before clipping)."""
         with self._autocast():
             z = self.model.encode(random_shift(batch.rgb[0], self.cfg.pad), batch.state[0])
             loss = (self.model.pi(z).float() - batch.action[0]).pow(2).mean()
         self.bc_optim.zero_grad(set_to_none=True)
         loss.backward()
-        nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip_norm)
+        grad_norm = nn.utils.clip_grad_norm_(self.bc_params, self.cfg.grad_clip_norm)
         self.bc_optim.step()
-        return loss.detach()
+        return {"bc_loss": loss.detach(), "bc_grad_norm": grad_norm.detach()}
 
     @torch.no_grad()
     def sync_target(self, tau: float = 1.0) -> None:
@@ -228,6 +246,7 @@ class ModemAgent:
     # ----------------------------------------------------------- checkpoints
     def state_dict(self) -> dict[str, Any]:
         return {"config": self.cfg.to_dict(), "num_updates": self.num_updates,
+                "last_update_step": self.last_update_step,
                 "model": self.model.state_dict(), "target": self.target.state_dict(),
                 "optim": self.optim.state_dict(), "pi_optim": self.pi_optim.state_dict(),
                 "bc_optim": self.bc_optim.state_dict()}
@@ -245,6 +264,7 @@ class ModemAgent:
             if name in state:
                 getattr(self, name).load_state_dict(state[name])
         self.num_updates = int(state.get("num_updates", 0))
+        self.last_update_step = int(state.get("last_update_step", 0))
 
     def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
         """Write atomically (temp file + rename) so a reader never sees a partial checkpoint."""

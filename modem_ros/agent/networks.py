@@ -36,7 +36,7 @@ def conv_specs(img_size: int) -> list[tuple[int, int]]:
 
 
 class ImageEncoder(nn.Module):
-    """uint8 frames [B, 3*stack, H, W] -> feature [B, latent]; normalizes to x/255 - 0.5 inside."""
+    """uint8 frames [B, 3*stack, H, W] -> feature [B, latent]; normalizes to x/255 inside (reference)."""
 
     def __init__(self, in_channels: int, img_size: int, channels: int, latent_dim: int):
         super().__init__()
@@ -52,9 +52,19 @@ class ImageEncoder(nn.Module):
 
     def forward(self, rgb: torch.Tensor) -> torch.Tensor:
         # channels_last: oneDNN/cuDNN convolutions run 1.5-2x faster on NHWC than on NCHW here.
-        x = rgb.contiguous(memory_format=torch.channels_last).float().mul_(1 / 255).sub_(0.5)
+        x = rgb.contiguous(memory_format=torch.channels_last).float().mul_(1 / 255)
         # flatten in NCHW order so the Linear sees the reference's feature layout
         return self.out(self.convs(x).contiguous().flatten(1))
+
+
+ACTION_EPS = 1e-6  # the reference's truncated normal clamps into [-1 + eps, 1 - eps]
+
+
+def clamp_straight_through(x: torch.Tensor) -> torch.Tensor:
+    """x clamped into (-1, 1) in value, with the gradient of x itself (as if unclamped): at the bound
+    a plain clamp would zero the policy's gradient, the reference's TruncatedNormal keeps it."""
+    clamped = x.detach().clamp(-1.0 + ACTION_EPS, 1.0 - ACTION_EPS)
+    return x + (clamped - x.detach())
 
 
 def orthogonal_init(module: nn.Module) -> None:
@@ -99,12 +109,12 @@ class WorldModel(nn.Module):
         return self.dynamics(za), self.reward(za)
 
     def pi(self, z: torch.Tensor, std: float = 0.0) -> torch.Tensor:
-        """Policy mean tanh(pi(z)); with std > 0, truncated-normal noise clipped at 0.3 (reference)."""
+        """Policy mean tanh(pi(z)); with std > 0, the reference's truncated normal: noise clipped at
+        0.3, the sum clamped into the action box with a straight-through gradient."""
         mu = torch.tanh(self.pi_net(z))
         if std <= 0:
             return mu
-        eps = (torch.randn_like(mu) * std).clamp_(-0.3, 0.3)
-        return (mu + eps).clamp_(-1.0, 1.0)
+        return clamp_straight_through(mu + (torch.randn_like(mu) * std).clamp_(-0.3, 0.3))
 
     def q(self, z: torch.Tensor, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         za = torch.cat([z, a], dim=-1)
@@ -183,4 +193,5 @@ class PlanningHeads:
         mu = torch.tanh_(self._mlp(z, self.model.pi_net))
         if std <= 0:
             return mu
-        return (mu + (torch.randn_like(mu) * std).clamp_(-0.3, 0.3)).clamp_(-1.0, 1.0)
+        noisy = mu + (torch.randn_like(mu) * std).clamp_(-0.3, 0.3)
+        return noisy.clamp_(-1.0 + ACTION_EPS, 1.0 - ACTION_EPS)  # no gradient here: same values

@@ -105,6 +105,8 @@ def sample_mixed(demo: EpisodeBuffer, replay: EpisodeBuffer | None, kappa: float
     be written back to the buffer they came from.
     """
     n_demo = batch_size if replay is None or len(replay) == 0 else int(kappa * batch_size)
+    if len(demo) == 0:  # no demonstrations (TD-MPC): interaction data only
+        n_demo = 0
     parts, sources = [], {}
     for buffer, n, rows in ((demo, n_demo, slice(0, n_demo)), (replay, batch_size - n_demo,
                                                                slice(n_demo, batch_size))):

@@ -49,7 +49,8 @@ class Planner(ModemNode):
         self.stack = FrameStack(self.cfg.frame_stack)
         self.t = 0             # observation index within the current episode
         self.episode = 0       # episode index (set from the first checkpoint when training)
-        self.step = 0          # env steps so far (drives the seeding phase and the schedules)
+        self.step = 0          # agent steps so far
+        self.episode_step = 0  # agent step the current episode began at (seeding, horizon: reference)
         self.version = -1      # weights version loaded; -1 = none yet
         self.latencies: list[tuple[float, float]] = []  # (observation -> action, act() alone), seconds
         qos = self.stream_qos(reliable)
@@ -120,7 +121,9 @@ class Planner(ModemNode):
                 self.t, self.episode = 0, self.episode + 1
                 continue
             start = time.perf_counter()
-            action = self.agent.act({"rgb": rgb, "state": state}, self.step, eval_mode=self.eval_mode,
+            if self.t == 0:
+                self.episode_step = self.step
+            action = self.agent.act({"rgb": rgb, "state": state}, self.episode_step, eval_mode=self.eval_mode,
                                     t0=self.t == 0)
             if not np.all(np.isfinite(action)):
                 self.get_logger().error(f"agent produced a non-finite action {action.tolist()} at step "

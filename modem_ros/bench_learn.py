@@ -1,0 +1,223 @@
+"""`modem-ros bench learn`: learning curves of MoDem and its baselines, per seed, resumable.
+
+Methods, all on the same task, preset, seeds, demos and evaluation episodes:
+- modem: the reference MoDem (BC -> BC seeding -> seed updates -> interactive, kappa oversampling);
+- bc: the phase-1 policy alone (its mean, no planning), evaluated once: it uses no interaction;
+- tdmpc: TD-MPC without demos (MoDem's own ablation): no BC, uniform random seeding, no demo batches.
+
+Each (method, seed) trains in its own run directory, storing every episode and `latest.pt` after each
+one, so a run stopped at any point resumes where it was; finished runs are kept in the result JSON and
+not run again. The JSON (`{"task", "preset", "runs": [{"method", "seed", "env_steps", "success",
+"return", ...}]}`) is rewritten atomically after each run, with a PNG of mean and spread per method.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from modem_ros.config import ModemConfig, load_config
+from modem_ros.data.demos import episode_dirs, read_episode, write_episode
+from modem_ros.data.episode import eval_episode_seed
+from modem_ros.run import build_trainer, ensure_demos
+from modem_ros.trainer import Trainer, run_episode
+
+# The config of each method relative to the task's (reference MoDem = no change).
+METHODS: dict[str, dict[str, str]] = {
+    "modem": {},
+    "bc": {},
+    "tdmpc": {"demos": "0", "seeding": "uniform", "kappa_init": "0", "kappa_final": "0"},
+}
+
+
+def method_config(task: str, preset: str | None, method: str, seed: int, overrides: dict[str, str]) -> ModemConfig:
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
+    return load_config(task, {**overrides, **METHODS[method], "seed": str(seed)}, preset=preset)
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).resolve().parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _machine() -> dict[str, Any]:
+    import torch
+
+    return {"host_cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+            "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+            "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"}
+
+
+def _evaluations(run_dir: Path) -> list[dict[str, Any]]:
+    """Eval records of a run's metrics.jsonl, the last one per step (a resume may repeat one)."""
+    path = run_dir / "metrics.jsonl"
+    by_step: dict[int, dict[str, Any]] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:  # a line cut by a kill
+                continue
+            if record.get("kind") == "eval":
+                by_step[int(record["step"])] = record
+    return [by_step[s] for s in sorted(by_step)]
+
+
+def train_resumable(cfg: ModemConfig, run_dir: Path, log_stream=None) -> Trainer:
+    """Train with every episode stored and latest.pt written after each one; resume from them."""
+    trainer = build_trainer(cfg, run_dir, log_stream=log_stream)
+    episodes_dir, latest = run_dir / "episodes", run_dir / "checkpoints" / "latest.pt"
+    if latest.exists():
+        def stored(n: int):
+            paths = episode_dirs(episodes_dir) if episodes_dir.is_dir() else []
+            for extra in paths[n:]:  # collected after the checkpoint: not trained on, collected again
+                shutil.rmtree(extra)
+            return [read_episode(p, cfg.frame_stack).episode for p in paths[:n]]
+        trainer.resume(latest, stored)
+    else:
+        trainer.begin()
+    while not trainer.done:
+        start = time.perf_counter()
+        episode = trainer.collect_episode()
+        write_episode(episode, episodes_dir / f"episode_{trainer.episodes:06d}",
+                      {"task": cfg.task, "source": "bench-learn", "episode": trainer.episodes})
+        trainer.after_episode(episode, time.perf_counter() - start)
+        trainer.save("latest.pt")
+    trainer.finish()
+    return trainer
+
+
+def evaluate_bc(cfg: ModemConfig, run_dir: Path, log_stream=None) -> list[dict[str, Any]]:
+    """Phase 1 only, then the policy mean on the evaluation episodes (env step 0: no interaction)."""
+    trainer = build_trainer(cfg, run_dir, log_stream=log_stream)
+    trainer.pretrain_policy()
+    env = trainer.eval_env
+    episodes = [run_episode(env, lambda obs, t: trainer.agent.policy_action(obs), seed=eval_episode_seed(i))
+                for i in range(cfg.eval_episodes)]
+    record = {"kind": "eval", "step": 0, "env_step": 0,
+              "episode_return": float(np.mean([e.total_reward for e in episodes])),
+              "success_rate": float(np.mean([e.succeeded for e in episodes]))}
+    trainer.logger.log("eval", 0, {k: v for k, v in record.items() if k not in ("kind", "step")})
+    return [record]
+
+
+def run_one(cfg: ModemConfig, method: str, run_dir: Path, log_stream=None) -> dict[str, Any]:
+    start = time.time()
+    if method == "bc":
+        evaluations = evaluate_bc(cfg, run_dir, log_stream)
+    else:
+        train_resumable(cfg, run_dir, log_stream)
+        evaluations = _evaluations(run_dir)
+    return {"method": method, "seed": cfg.seed,
+            "agent_steps": [int(e["step"]) for e in evaluations],
+            "env_steps": [int(e["step"]) * cfg.action_repeat for e in evaluations],
+            "success": [float(e["success_rate"]) for e in evaluations],
+            "return": [float(e["episode_return"]) for e in evaluations],
+            "train_seconds": round(_train_seconds(run_dir), 1),
+            "wall_s_last_session": round(time.time() - start, 1), "run_dir": str(run_dir), "complete": True}
+
+
+def _train_seconds(run_dir: Path) -> float:
+    """Collection + update time summed over a run's train records (survives resumes; evals excluded)."""
+    path = run_dir / "metrics.jsonl"
+    total = 0.0
+    for line in path.read_text().splitlines() if path.exists() else []:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if record.get("kind") == "train":
+            total += float(record.get("seconds", 0.0))
+    return total
+
+
+def write_json_atomic(data: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def run_learning_bench(task: str, preset: str | None, seeds: list[int], methods: list[str],
+                       overrides: dict[str, str], out: Path, runs_root: Path,
+                       log: Callable[[str], None] = print, log_stream=None) -> dict[str, Any]:
+    """Run every (method, seed) not yet complete in `out`; rewrite `out` and its PNG after each."""
+    result: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {}
+    result.update({"task": task, "preset": preset or "reference", "overrides": overrides,
+                   "machine": _machine(), "methods": {m: METHODS[m] for m in methods}})
+    result.setdefault("runs", [])
+    result.setdefault("config", {})
+    for seed in seeds:
+        for method in methods:
+            if any(r["method"] == method and r["seed"] == seed and r.get("complete") for r in result["runs"]):
+                log(f"bench learn: {method} seed {seed} already complete in {out}")
+                continue
+            cfg = method_config(task, preset, method, seed, overrides)
+            if cfg.demos:  # the same demos for every method and seed that uses them
+                cfg = replace(cfg, demo_dir=str(ensure_demos(replace(cfg, seed=1), log=log)))
+            result["config"][method] = cfg.to_dict()
+            run_dir = runs_root / f"{task}_{result['preset']}" / method / f"seed{seed}"
+            log(f"bench learn: {method} seed {seed} in {run_dir}")
+            run = run_one(cfg, method, run_dir, log_stream)
+            run["commit"] = _commit()
+            result["runs"] = [r for r in result["runs"] if not (r["method"] == method and r["seed"] == seed)]
+            result["runs"].append(run)
+            write_json_atomic(result, out)
+            plot_learning(result, out.with_suffix(".png"))
+            log(f"bench learn: {method} seed {seed}: success {run['success']} at env steps {run['env_steps']}")
+    return result
+
+
+def summary_table(result: dict[str, Any]) -> str:
+    """Task x method: mean (min-max) success at each evaluated env step, over seeds."""
+    lines = [f"{result['task']} ({result['preset']}): eval success, mean over seeds [min-max]"]
+    for method in sorted({r["method"] for r in result["runs"]}):
+        runs = [r for r in result["runs"] if r["method"] == method]
+        steps = sorted({s for r in runs for s in r["env_steps"]})
+        cells = []
+        for step in steps:
+            vals = [r["success"][r["env_steps"].index(step)] for r in runs if step in r["env_steps"]]
+            cells.append(f"{step}: {np.mean(vals):.2f} [{min(vals):.2f}-{max(vals):.2f}] (n={len(vals)})")
+        lines.append(f"  {method:<6} " + "; ".join(cells))
+    return "\n".join(lines)
+
+
+def plot_learning(result: dict[str, Any], path: Path) -> None:
+    """Mean +- min/max band of success per method against env steps; BC as a flat line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    last_step = max((s for r in result["runs"] for s in r["env_steps"]), default=1)
+    for method in sorted({r["method"] for r in result["runs"]}):
+        runs = [r for r in result["runs"] if r["method"] == method]
+        steps = sorted(set.intersection(*[set(r["env_steps"]) for r in runs]))
+        vals = np.array([[r["success"][r["env_steps"].index(s)] for s in steps] for r in runs])
+        if method == "bc" and steps == [0]:  # no interaction: the same policy at every budget
+            steps, vals = [0, last_step], np.repeat(vals, 2, axis=1)
+        ax.plot(steps, vals.mean(0), label=f"{method} (n={len(runs)})")
+        ax.fill_between(steps, vals.min(0), vals.max(0), alpha=0.2)
+    ax.set_xlabel("environment steps (agent steps x action_repeat)")
+    ax.set_ylabel("eval success rate")
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_title(f"{result['task']} ({result['preset']})")
+    ax.legend(loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

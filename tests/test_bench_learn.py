@@ -1,0 +1,71 @@
+"""`modem-ros bench learn`: methods on one budget, the JSON other tools read, resume after a stop."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from modem_ros import bench_learn
+from modem_ros.bench_learn import method_config, run_learning_bench, train_resumable
+from modem_ros.trainer import Trainer
+from tests.conftest import SMALL
+
+TINY = {k: str(v) for k, v in {**SMALL, "train_steps": 80, "seed_steps": 40, "eval_freq": 80,
+                                "eval_episodes": 1, "bc_iters": 5}.items()}
+
+
+def test_methods_differ_only_where_named():
+    modem, tdmpc = (method_config("toy-reach", None, m, 2, TINY) for m in ("modem", "tdmpc"))
+    diff = {k for k, v in modem.to_dict().items() if tdmpc.to_dict()[k] != v}
+    assert diff == {"demos", "seeding", "kappa_init", "kappa_final"}
+    assert tdmpc.demos == 0 and tdmpc.seeding == "uniform" and modem.seed == tdmpc.seed == 2
+
+
+def test_a_stopped_run_resumes_where_it_was(tmp_path, monkeypatch):
+    cfg = method_config("toy-reach", None, "modem", 1, TINY)
+    original = Trainer.after_episode
+    calls = {"n": 0}
+
+    def stop_after_three(self, episode, seconds=0.0):
+        calls["n"] += 1
+        if calls["n"] == 3:  # a kill after the third episode was stored, before its checkpoint
+            raise KeyboardInterrupt
+        return original(self, episode, seconds)
+
+    monkeypatch.setattr(Trainer, "after_episode", stop_after_three)
+    with pytest.raises(KeyboardInterrupt):
+        train_resumable(cfg, tmp_path / "run", io.StringIO())
+    assert len(list((tmp_path / "run" / "episodes").iterdir())) == 3
+    monkeypatch.setattr(Trainer, "after_episode", original)
+    trainer = train_resumable(cfg, tmp_path / "run", io.StringIO())
+    assert trainer.step == 80 and trainer.episodes == 4
+    assert len(trainer.replay_buffer) == 80  # two from disk, two collected after the resume
+    kinds = [json.loads(x)["kind"] for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert kinds.count("resume") == 1 and kinds.count("bc") >= 1
+
+
+def test_bench_writes_the_shared_keys_and_skips_complete_runs(tmp_path, monkeypatch):
+    out = tmp_path / "learning" / "toy.json"
+    result = run_learning_bench("toy-reach", None, [1], ["modem", "bc", "tdmpc"], TINY, out, tmp_path / "runs",
+                                log=lambda s: None, log_stream=io.StringIO())
+    data = json.loads(out.read_text())
+    assert data["task"] == "toy-reach" and data["preset"] == "reference"
+    assert {r["method"] for r in data["runs"]} == {"modem", "bc", "tdmpc"}
+    for run in data["runs"]:
+        assert {"method", "seed", "env_steps", "success", "return", "commit"} <= set(run)
+        assert len(run["env_steps"]) == len(run["success"]) == len(run["return"])
+        assert all(0.0 <= s <= 1.0 for s in run["success"])
+    modem = next(r for r in data["runs"] if r["method"] == "modem")
+    assert modem["env_steps"] == [0, 80, 160]  # eval_freq 80 env steps = 40 agent steps
+    assert next(r for r in data["runs"] if r["method"] == "bc")["env_steps"] == [0]
+    assert out.with_suffix(".png").stat().st_size > 0
+    assert result["config"]["tdmpc"]["demos"] == 0
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a complete run was run again")
+
+    monkeypatch.setattr(bench_learn, "run_one", refuse)
+    run_learning_bench("toy-reach", None, [1], ["modem", "bc", "tdmpc"], TINY, out, tmp_path / "runs",
+                       log=lambda s: None)
