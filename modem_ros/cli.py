@@ -274,11 +274,19 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("demos: give the dataset directory (--out DIR for generate, DIR otherwise)")
         if writes and not args.video:
             parser.error(f"demos {args.action}: say where to write with --out")
+    from modem_ros.agent.modem import CheckpointWriteError
+    from modem_ros.data.demos import DemoError
+    from modem_ros.run import RunDirInUse
+    from modem_ros.trainer import ResumeError
+
     try:
         return args.func(args)
     except ConfigError as exc:
         print(f"modem-ros: config error: {exc}", file=sys.stderr)
         return 2
+    except (DemoError, RunDirInUse, ResumeError, CheckpointWriteError, FileNotFoundError, FileExistsError) as exc:
+        print(f"modem-ros {args.command}: {exc}", file=sys.stderr)  # one line, no traceback
+        return 1
 
 
 if __name__ == "__main__":

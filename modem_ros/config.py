@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,25 @@ class ModemConfig:
         for name in ["kappa_init", "kappa_final", "mixture_coef", "rho", "tau"]:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"config key '{name}' must be in [0, 1], got {getattr(self, name)}")
+        for name in ["eval_freq", "save_freq", "eval_episodes"]:
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"config key '{name}' must be > 0, got {getattr(self, name)}")
+        for name in ["train_steps", "seed_steps", "bc_iters", "std_schedule_steps", "horizon_schedule_steps",
+                     "kappa_steps", "encoder_chunk"]:
+            if getattr(self, name) < 0:
+                raise ConfigError(f"config key '{name}' must be >= 0, got {getattr(self, name)}")
+        for name in ["lr", "temperature", "grad_clip_norm", "max_std"]:
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"config key '{name}' must be > 0, got {getattr(self, name)}")
+        if not 0.0 < self.discount <= 1.0:
+            raise ConfigError(f"config key 'discount' must be in (0, 1], got {self.discount}")
+        if not 0.0 <= self.min_std <= self.max_std:
+            raise ConfigError(f"config keys min_std ({self.min_std}) and max_std ({self.max_std}) must satisfy "
+                              "0 <= min_std <= max_std")
+        if not 0.0 <= self.std_schedule_init <= self.max_std:
+            raise ConfigError(f"config key 'std_schedule_init' must be in [0, max_std], got {self.std_schedule_init}")
+        if self.device != "auto" and not re.fullmatch(r"cpu|cuda(:\d+)?", self.device):
+            raise ConfigError(f"config key 'device' must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         if self.demos < 0:
             raise ConfigError(f"config key 'demos' must be >= 0, got {self.demos}")
         if self.seeding not in ("bc", "uniform"):

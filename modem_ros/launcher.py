@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import os
 import signal
 import subprocess
@@ -22,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from modem_ros.announce import run_id_of
 from modem_ros.config import ConfigError, load_node_config
 from modem_ros.graph import (
     MODE_ARGUMENT,
@@ -69,9 +71,15 @@ def _typed(name: str, arg: Argument, text: str) -> Any:
     raise ConfigError(f"launch argument {name}:={text!r} must be {arg.kind.__name__}")
 
 
-def node_parameters(spec: LaunchSpec, values: dict[str, str]) -> dict[str, dict]:
+def given_arguments(items: list[str]) -> set[str]:
+    """The launch arguments named on the command line (not their defaults)."""
+    return {item.partition(":=")[0] for item in items}
+
+
+def node_parameters(spec: LaunchSpec, values: dict[str, str], given: set[str] | None = None) -> dict[str, dict]:
     """Every node's parameters: the launch's YAML (wildcard section expanded), then what the graph fixes
-    for the node in this mode, then the arguments."""
+    for the node in this mode, then the arguments. An argument's default fills only what the YAML
+    leaves unset; an argument `given` on the command line overrides it (None: every argument does)."""
     path = Path(values.get(PARAMS_FILE_ARGUMENT) or config_dir() / spec.params_file)
     try:
         data = yaml.safe_load(path.read_text()) or {}
@@ -93,7 +101,8 @@ def node_parameters(spec: LaunchSpec, values: dict[str, str]) -> dict[str, dict]
     for arg_name, arg in spec.arguments.items():
         for target in arg.targets:
             node, _, param = target.partition(".")
-            params[node][param] = _typed(arg_name, arg, values[arg_name])
+            if given is None or arg_name in given or param not in params[node]:
+                params[node][param] = _typed(arg_name, arg, values[arg_name])
     return params
 
 
@@ -174,6 +183,30 @@ class Supervisor:
             child.thread.join(timeout=1.0)
 
 
+DISCOVERY_WAIT = 3.0  # seconds to look for a graph already on the domain (first discovery ~2.5 s here)
+
+
+def nodes_already_running(names: list[str], env: dict[str, str], wait: float = DISCOVERY_WAIT) -> list[str]:
+    """Those of `names` that some process already runs on this ROS domain (empty without rclpy)."""
+    probe = subprocess.run([sys.executable, "-m", "modem_ros.domain_probe", str(wait), *names], env=env,
+                           capture_output=True, text=True, timeout=wait + 60)
+    if probe.returncode != 0:
+        return []
+    return json.loads(probe.stdout.strip().splitlines()[-1])
+
+
+def refuse_shared_domain(names: list[str], env: dict[str, str]) -> None:
+    """Two graphs of ours on one domain silently mix their streams and weights: refuse to start a node
+    whose name is taken. Nodes split across launches (trainer here, robot side there) keep working."""
+    taken = nodes_already_running(names, env)
+    if taken:
+        domain = env.get("ROS_DOMAIN_ID", "0")
+        other = (int(domain) + 1) % 102 if domain.isdigit() else 1
+        raise ConfigError(f"another graph already runs {', '.join(taken)} on ROS_DOMAIN_ID={domain}; its "
+                          f"streams and weights would mix with this one. Stop it, or start this graph on "
+                          f"another domain, e.g. ROS_DOMAIN_ID={other} modem-ros launch ...")
+
+
 def node_command(module: str, name: str, params_file: Path, remaps=()) -> list[str]:
     command = [sys.executable, "-m", module, "--ros-args", "-r", f"__node:={name}", "--params-file", str(params_file)]
     for src, dst in remaps:
@@ -187,7 +220,7 @@ def prepare(name: str, items: list[str]) -> tuple[LaunchSpec, list[NodeSpec], di
     order), node parameters and launch dir."""
     spec = launch_spec(name)
     values = parse_arguments(spec, items)
-    params = node_parameters(spec, values)
+    params = node_parameters(spec, values, given_arguments(items))
     mode_nodes = spec.mode_nodes(values.get(MODE_ARGUMENT, ""))
     in_mode = [n.name for n in mode_nodes]
     wanted = [n for n in values[NODES_ARGUMENT].split(",") if n] or in_mode
@@ -216,11 +249,16 @@ def prepare(name: str, items: list[str]) -> tuple[LaunchSpec, list[NodeSpec], di
 def launch(name: str, items: list[str], out=sys.stdout) -> int:
     spec, nodes, params, launch_dir = prepare(name, items)
     wanted = [node.name for node in nodes]
+    if "trainer" in wanted:  # one identity for the run: the planner loads only its trainer's weights
+        params["trainer"]["run_id"] = run_id_of(Path(params["trainer"]["run_dir"]))
+        if "planner" in wanted:
+            params["planner"]["run_id"] = params["trainer"]["run_id"]
     launch_dir.mkdir(parents=True, exist_ok=True)
     params_file = launch_dir / f"{name}.params.yaml"  # the exact parameters of this run, a snapshot
     params_file.write_text(yaml.safe_dump({n: {"ros__parameters": p} for n, p in params.items() if n in wanted},
                                           sort_keys=False))
     env = ros_environment()
+    refuse_shared_domain(wanted, env)
     if sys.stdin.isatty():  # nodes run in their own sessions: tell the teleop node which terminal is ours
         env.setdefault("MODEM_ROS_TTY", os.ttyname(sys.stdin.fileno()))
     supervisor = Supervisor(log_dir=launch_dir, out=out)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import socket
+import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from modem_ros.agent.modem import ModemAgent
+from modem_ros.announce import run_id_of
 from modem_ros.config import ModemConfig
 from modem_ros.data.demos import DemoError, episode_dirs, generate, load_demo_dir
 from modem_ros.data.episode import Episode
@@ -18,6 +22,60 @@ from modem_ros.envs import make_env
 from modem_ros.logger import MetricsLogger
 from modem_ros.paths import default_run_dir
 from modem_ros.trainer import Trainer, scripted_demos
+
+
+class RunDirInUse(RuntimeError):
+    """Another live trainer holds the run directory (the message names its pid and host)."""
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def lock_run_dir(run_dir: Path) -> None:
+    """Take run_dir/lock for this process (released at exit). A second trainer on the same directory
+    would interleave config.json, metrics and checkpoints: it is refused, naming the holder. A lock
+    whose process is gone (killed) is taken over; one from another host cannot be checked and is kept."""
+    lock = run_dir / "lock"
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                holder = json.loads(lock.read_text())
+                pid, host = int(holder["pid"]), str(holder["host"])
+            except (OSError, ValueError, KeyError, TypeError):
+                holder, pid, host = {}, -1, ""
+            if pid == me["pid"] and host == me["host"]:
+                return  # this process already holds it
+            if host == me["host"] and not _pid_alive(pid):
+                lock.unlink(missing_ok=True)  # its trainer was killed: stale
+                continue
+            if not holder:
+                lock.unlink(missing_ok=True)  # unreadable (cut by a kill while written)
+                continue
+            raise RunDirInUse(f"{run_dir} is in use by a trainer (pid {pid} on {host}, since "
+                              f"{holder.get('since', '?')}); use another run_dir, or delete {lock} if that "
+                              "process is gone") from None
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(me) + "\n")
+        atexit.register(lambda: lock.unlink(missing_ok=True) if _holder_pid(lock) == me["pid"] else None)
+        return
+    raise RunDirInUse(f"{lock}: could not take the lock")
+
+
+def _holder_pid(lock: Path) -> int | None:
+    try:
+        return int(json.loads(lock.read_text())["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def load_demos(cfg: ModemConfig, logger: MetricsLogger) -> list[Episode]:
@@ -58,6 +116,9 @@ def ensure_demos(cfg: ModemConfig, log=print) -> Path:
 def build_trainer(cfg: ModemConfig, run_dir: Path | None = None, log_stream=None, collect: bool = True) -> Trainer:
     """The trainer with its own env (`collect`, the plain loop) or without (the ROS graph, where the
     sim bridge owns the env and episodes arrive as messages); evaluation always has its own env."""
+    if run_dir is not None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        lock_run_dir(run_dir)
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     agent = ModemAgent(cfg)
@@ -81,7 +142,8 @@ def build_trainer(cfg: ModemConfig, run_dir: Path | None = None, log_stream=None
     if demos:
         logger.log("demos", 0, {"episodes": len(demos), "success_rate": float(np.mean([d.succeeded for d in demos])),
                                 "mean_return": float(np.mean([d.total_reward for d in demos]))})
-    return Trainer(cfg, env, agent, demo_buffer, replay, logger, eval_env=eval_env, run_dir=run_dir)
+    return Trainer(cfg, env, agent, demo_buffer, replay, logger, eval_env=eval_env, run_dir=run_dir,
+                   run_id=run_id_of(run_dir) if run_dir is not None else "")
 
 
 def train(cfg: ModemConfig, run_dir: Path | None = None) -> list[dict[str, float]]:

@@ -25,7 +25,7 @@ TELEOP_ENGAGED = "modem/teleop/engaged"    # std_msgs/msg/Bool, latched: a human
 REWARD = "modem/reward"                    # std_msgs/msg/Float32, one per step (not for the reset observation)
 SUCCESS = "modem/success"                  # std_msgs/msg/Bool, one per step
 EPISODE = "modem/episode"                  # std_msgs/msg/String, JSON event {"event": "start"|"end", ...}
-CHECKPOINT = "modem/checkpoint"            # std_msgs/msg/String, JSON {"path", "version", "step", "episodes"}
+CHECKPOINT = "modem/checkpoint"            # std_msgs/msg/String, JSON {"path", "version", "step", "episodes", "run_id"}
 PLANNER_STATS = "modem/planner/latency"    # std_msgs/msg/String, JSON latency statistics
 CLOCK = "/clock"                           # rosgraph_msgs/msg/Clock, sim time from the sim bridge
 # arm state, from the Franka bridge and from the sim bridge's Franka cell alike (franka_ros2 joint names)

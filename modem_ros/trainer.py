@@ -12,7 +12,9 @@ Weights carry across phases (one agent throughout). Evaluation and checkpoint ca
 
 from __future__ import annotations
 
+import pickle
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,12 +23,16 @@ from typing import Any, Protocol
 import numpy as np
 
 from modem_ros.agent import schedules
-from modem_ros.agent.modem import ModemAgent
+from modem_ros.agent.modem import CheckpointWriteError, ModemAgent
 from modem_ros.config import ModemConfig
 from modem_ros.data.episode import Episode, eval_episode_seed, train_episode_seed
 from modem_ros.data.replay import EpisodeBuffer, sample_mixed, write_back_priorities
 from modem_ros.envs.base import EnvAdapter
 from modem_ros.plots import learning_curve
+
+
+class ResumeError(RuntimeError):
+    """No checkpoint of the run can be loaded (the message lists each one and why)."""
 
 
 class Logger(Protocol):
@@ -70,6 +76,7 @@ class Trainer:
     phases: list[tuple[str, int]] = field(default_factory=list)
     evaluations: list[dict[str, float]] = field(default_factory=list)
     episodes: int = 0
+    run_id: str = ""  # the run's identity, saved in every checkpoint (announce.py checks it)
     _model_pretrained: bool = False
     _next_eval: int = 0
     _next_save: int = 0
@@ -150,16 +157,23 @@ class Trainer:
             self.logger.log("note", self.step, {"eval_video": f"skipped, {err.name} not installed (sim extra)"})
 
     def save(self, name: str) -> Path | None:
+        """The checkpoint's path, or None when it could not be written (logged; training goes on and the
+        previous checkpoint stays whole)."""
         if self.run_dir is None:
             return None
-        return self.agent.save(self.run_dir / "checkpoints" / name,
-                               extra={"step": self.step, "episodes": self.episodes,
-                                      "model_pretrained": self._model_pretrained})
+        try:
+            return self.agent.save(self.run_dir / "checkpoints" / name,
+                                   extra={"step": self.step, "episodes": self.episodes, "run_id": self.run_id,
+                                          "model_pretrained": self._model_pretrained})
+        except CheckpointWriteError as err:
+            self.logger.log("error", self.step, {"checkpoint": str(err)})
+            return None
 
     def resume(self, checkpoint: Path, load_episodes: Callable[[int], list[Episode]]) -> None:
         """Continue from a checkpoint of this run; `load_episodes(n)` returns the n episodes collected
-        up to it (the checkpoint says how many)."""
-        state = self.agent.load(checkpoint)
+        up to it (the checkpoint says how many). A checkpoint that does not load (corrupt, truncated)
+        falls back to the newest step_*.pt beside it that does, saying so."""
+        state, checkpoint = self._load_for_resume(Path(checkpoint))
         self.step, self.episodes = int(state["step"]), int(state["episodes"])
         for episode in load_episodes(self.episodes):
             self.replay_buffer.add(episode)
@@ -169,6 +183,23 @@ class Trainer:
         self._next_eval = (self.env_step // self.cfg.eval_freq + 1) * self.cfg.eval_freq
         self._next_save = (self.env_step // self.cfg.save_freq + 1) * self.cfg.save_freq
         self.logger.log("resume", self.step, {"checkpoint": str(checkpoint), "episodes": self.episodes})
+
+    def _load_for_resume(self, checkpoint: Path) -> tuple[dict[str, Any], Path]:
+        candidates = [checkpoint] + sorted(checkpoint.parent.glob("step_*.pt"), reverse=True)
+        errors = []
+        for path in candidates:
+            try:
+                state = self.agent.load(path)
+                int(state["step"]), int(state["episodes"])
+            except (OSError, RuntimeError, ValueError, KeyError, TypeError, EOFError, pickle.UnpicklingError,
+                    zipfile.BadZipFile) as err:
+                errors.append(f"{path.name}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
+                continue
+            if path != checkpoint:
+                self.logger.log("resume_fallback", int(state["step"]), {
+                    "unreadable": str(checkpoint), "error": errors[0], "resumed_from": str(path)})
+            return state, path
+        raise ResumeError(f"no checkpoint in {checkpoint.parent} loads: " + "; ".join(errors))
 
     @property
     def done(self) -> bool:

@@ -8,7 +8,9 @@ passes, augmentation stays uint8, and nothing is copied to the host inside an up
 from __future__ import annotations
 
 import copy
+import errno
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,10 @@ from modem_ros.agent.cuda_graph import GraphedPlan
 from modem_ros.agent.networks import PlanningHeads, WorldModel
 from modem_ros.agent.planner import MPPIPlanner
 from modem_ros.config import ModemConfig
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (the message names the path and why); nothing partial is left."""
 
 
 class ObservationError(ValueError):
@@ -267,12 +273,21 @@ class ModemAgent:
         self.last_update_step = int(state.get("last_update_step", 0))
 
     def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
-        """Write atomically (temp file + rename) so a reader never sees a partial checkpoint."""
+        """Write atomically (temp file + rename) so a reader never sees a partial checkpoint. A failed
+        write (a full disk) removes its temp file, keeps the previous checkpoint and raises
+        CheckpointWriteError saying where."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        torch.save({**self.state_dict(), **(extra or {})}, tmp)
-        os.replace(tmp, path)
+        try:
+            torch.save({**self.state_dict(), **(extra or {})}, tmp)
+            os.replace(tmp, path)
+        except (OSError, RuntimeError) as err:  # torch reports ENOSPC as RuntimeError('basic_ios::clear')
+            tmp.unlink(missing_ok=True)
+            free = shutil.disk_usage(path.parent).free
+            full = getattr(err, "errno", None) == errno.ENOSPC or free < 256 * 2**20
+            reason = f"no space left on {path.parent} ({free // 2**20} MiB free)" if full else str(err)
+            raise CheckpointWriteError(f"checkpoint {path} not written: {reason}; the previous one is kept") from err
         return path
 
     def load(self, path: str | Path) -> dict[str, Any]:

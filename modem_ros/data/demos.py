@@ -166,13 +166,25 @@ def read_episode(path: str | Path, frame_stack: int) -> DemoBag:
             raise DemoError(f"{path}: image {i} is {msg.encoding} with {len(msg.data)} bytes for "
                             f"{msg.width}x{msg.height}; expected rgb8")
         frames.append(np.asarray(msg.data, np.uint8).reshape(msg.height, msg.width, 3).transpose(2, 0, 1))
+    state_arrays = [np.asarray(m.data, np.float32) for m in states]
+    for t, state in enumerate(state_arrays):
+        if state.shape != state_arrays[0].shape or state.ndim != 1:
+            raise DemoError(f"{path}: state {t} has {state.size} values, state 0 has {state_arrays[0].size}")
+        if not np.all(np.isfinite(state)):
+            bad = np.flatnonzero(~np.isfinite(state)).tolist()
+            raise DemoError(f"{path}: state {t} has non-finite values at {bad}")
+    for t, msg in enumerate(rewards):
+        if not np.isfinite(msg.data):
+            raise DemoError(f"{path}: reward {t} is {msg.data}, not finite")
+    if len({f.shape for f in frames}) > 1:
+        raise DemoError(f"{path}: images change size within the episode ({sorted({f.shape for f in frames})})")
     stack = FrameStack(frame_stack)
-    episode = Episode.start({"rgb": stack.reset(frames[0]), "state": np.asarray(states[0].data, np.float32)})
+    episode = Episode.start({"rgb": stack.reset(frames[0]), "state": state_arrays[0]})
     for t in range(steps):
         action = np.asarray(actions[t].data, np.float32)
         if not np.all(np.isfinite(action)):
             raise DemoError(f"{path}: action {t} has non-finite values")
-        obs = {"rgb": stack.push(frames[t + 1]), "state": np.asarray(states[t + 1].data, np.float32)}
+        obs = {"rgb": stack.push(frames[t + 1]), "state": state_arrays[t + 1]}
         episode.add(action, obs, float(rewards[t].data), bool(successes[t].data))
     return DemoBag(path, episode, meta)
 

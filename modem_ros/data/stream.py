@@ -33,8 +33,12 @@ class EpisodeAssembler:
         self.frames.append(frame_chw)
 
     def add_state(self, state: np.ndarray) -> None:
+        """Refused like the planner refuses it (wrong size, non-finite), so that both skip the same
+        messages and the order-based pairing of every later step stays intact."""
         if state.shape != (self.state_dim,):
             raise StreamError(f"state has {state.shape}, expected ({self.state_dim},)")
+        if not np.all(np.isfinite(state)):
+            raise StreamError(f"state has non-finite values at indices {np.flatnonzero(~np.isfinite(state)).tolist()}")
         self.states.append(state.astype(np.float32))
 
     def add_action(self, action: np.ndarray) -> None:
@@ -43,6 +47,8 @@ class EpisodeAssembler:
         self.actions.append(action.astype(np.float32))
 
     def add_reward(self, reward: float) -> None:
+        if not np.isfinite(reward):
+            raise StreamError(f"reward {reward} is not finite")
         self.rewards.append(float(reward))
 
     def add_success(self, success: bool) -> None:

@@ -293,8 +293,12 @@ class FrankaBridge(ModemNode):
             self.get_logger().warning("waiting for the arm's first state to start the episode")
             self.start_pending = True
             return
+        if not np.all(np.isfinite(self.state.quaternion)):
+            self.fault(f"measured orientation {list(self.state.quaternion)} is not finite")
+            return
         self.safety.home = np.asarray(self.state.quaternion, float)
-        self.safety.reset(self.state.position, self.state.quaternion)
+        if not self.reset_safety():
+            return
         now = time.monotonic()
         self.watchdog.feed("action", now)  # the first observation has not been answered yet: not stale
         self.approaching, self.approach_started = True, time.monotonic()
@@ -353,7 +357,9 @@ class FrankaBridge(ModemNode):
         except ArmError as err:
             response.success, response.message = False, f"arm state unavailable: {err}"
             return response
-        self.safety.reset(self.state.position, self.state.quaternion)  # a fault still there is found again
+        if not self.reset_safety():  # a fault still there is found again
+            response.success, response.message = False, f"not cleared: {self.safety.faulted}"
+            return response
         self.estop_pub.publish(Bool(data=False))
         self.get_logger().warning("e-stop cleared: commands flow again")
         response.success, response.message = True, "e-stop cleared"
@@ -366,11 +372,21 @@ class FrankaBridge(ModemNode):
         except ArmError as err:
             response.success, response.message = False, str(err)
             return response
-        if not self.safety.estopped:
-            self.safety.reset(self.state.position, self.state.quaternion)
+        if not self.safety.estopped and not self.reset_safety():
+            response.success, response.message = False, f"not recovered: {self.safety.faulted}"
+            return response
         self.get_logger().warning("robot errors recovered")
         response.success, response.message = True, "recovered"
         return response
+
+    def reset_safety(self) -> bool:
+        """The safety layer restarts at the measured pose; a non-finite measurement is a fault instead."""
+        try:
+            self.safety.reset(self.state.position, self.state.quaternion)
+            return True
+        except ValueError as err:
+            self.fault(str(err))
+            return False
 
     def fault(self, why: str) -> None:
         """A fault the bridge found (robot error, failed command): latch it in the safety layer and stop."""

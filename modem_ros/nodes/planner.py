@@ -8,7 +8,6 @@ trains exactly like the plain loop. Reports act() latency statistics.
 
 from __future__ import annotations
 
-import json
 import time
 from collections import deque
 from dataclasses import replace
@@ -21,13 +20,23 @@ from std_msgs.msg import Float32MultiArray, String
 
 from modem_ros import topics
 from modem_ros.agent.modem import ModemAgent
+from modem_ros.announce import AnnouncementError, load_announced, parse_announcement
 from modem_ros.envs.base import FrameStack
-from modem_ros.nodes.common import LATCHED, STREAM, ModemNode, array_msg, image_array, json_msg, run_node
+from modem_ros.nodes.common import (
+    LATCHED,
+    STREAM,
+    ModemNode,
+    NodeSetupError,
+    array_msg,
+    image_array,
+    json_msg,
+    run_node,
+)
 
 
 class Planner(ModemNode):
-    def __init__(self):
-        super().__init__("planner")
+    def __init__(self, **node_options):
+        super().__init__("planner", **node_options)
         cfg = self.task_config()
         device = self.param("device", "auto", "Torch device for acting: auto (cuda if available), cpu, cuda[:N].")
         self.checkpoint = self.param("checkpoint", "", "Checkpoint file to act with; empty = wait for the "
@@ -40,6 +49,9 @@ class Planner(ModemNode):
         self.max_age = self.param("max_obs_age", 0.0, "Refuse observations older than this many seconds by "
                                   "their stamp (0 = off; lock-step sim time never ages).")
         self.stats_every = self.param("stats_every", 100, "Actions between latency reports.")
+        self.run_id = self.param("run_id", "", "Run identity of this graph's trainer: only its checkpoint "
+                                 "announcements are loaded (the launcher sets it); empty = the first valid "
+                                 "announcement's run id, then only that one.")
         self.cfg = replace(cfg, device=device)
         torch.manual_seed(self.cfg.seed)
         self.agent = ModemAgent(self.cfg)
@@ -58,33 +70,48 @@ class Planner(ModemNode):
         self.stats_pub = self.create_publisher(String, topics.PLANNER_STATS, 10)
         self.create_subscription(Image, topics.IMAGE, self.on_image, qos)
         self.create_subscription(Float32MultiArray, topics.STATE, self.on_state, qos)
-        if self.checkpoint:
-            self.load(self.checkpoint, version=0, step=0, episodes=0)
+        if self.checkpoint:  # deploy / eval: nothing to act with is a setup error, not a wait
+            if not self.load(self.checkpoint, version=0, step=0, episodes=0):
+                raise NodeSetupError(f"parameter checkpoint: {self.checkpoint} cannot be loaded (see above)")
         else:
             self.create_subscription(String, topics.CHECKPOINT, self.on_checkpoint, LATCHED)
         self.get_logger().info(f"task {self.cfg.task} on {self.agent.device}; "
                                f"{'acting with ' + self.checkpoint if self.checkpoint else 'waiting for a checkpoint'}")
 
     # ------------------------------------------------------------------ weights
-    def load(self, path: str, version: int, step: int, episodes: int) -> None:
+    def load(self, path: str, version: int, step: int, episodes: int, run_id: str = "") -> bool:
+        """Load weights between actions; on any failure log one line and keep acting on what we had."""
         start = time.perf_counter()
         try:
-            state = self.agent.load(path)
-        except (OSError, RuntimeError, ValueError) as err:
-            self.get_logger().error(f"checkpoint {path} not loaded ({err}); on another machine than the "
-                                    "trainer, its run directory must be shared at the same path")
-            return
+            state = load_announced(path, self.agent.device, run_id=run_id, version=version if run_id else None)
+            self.agent.load_state_dict(state)
+        except (AnnouncementError, OSError, ValueError, RuntimeError, KeyError, TypeError) as err:
+            self.get_logger().error(f"checkpoint {path} not loaded ({err}); acting on weights "
+                                    f"v{self.version}" + (" (none yet)" if self.version < 0 else ""))
+            return False
         if self.version < 0:  # a checkpoint file carries its step: the schedules continue from there
             self.step, self.episode = step or int(state.get("step", 0)), episodes
         self.version = version
         self.get_logger().info(f"loaded weights v{version} (step {step}) from {path} in "
                                f"{time.perf_counter() - start:.2f} s")
+        return True
 
     def on_checkpoint(self, msg: String) -> None:
-        info = json.loads(msg.data)
-        if info["version"] > self.version:
-            self.load(info["path"], info["version"], info["step"], info["episodes"])
-            self.try_act()
+        try:
+            info = parse_announcement(msg.data)
+        except AnnouncementError as err:
+            self.get_logger().error(f"{topics.CHECKPOINT}: announcement ignored: {err}")
+            return
+        if self.run_id and info.run_id != self.run_id:
+            self.get_logger().error(f"{topics.CHECKPOINT}: announcement of run {info.run_id!r} ignored; this "
+                                    f"graph's run is {self.run_id!r} (another graph on this ROS_DOMAIN_ID?)")
+            return
+        if info.version <= self.version:
+            return
+        if self.load(info.path, info.version, info.step, info.episodes, info.run_id) and not self.run_id:
+            self.run_id = info.run_id
+            self.get_logger().info(f"following the trainer of run {self.run_id!r}")
+        self.try_act()
 
     # ------------------------------------------------------------------ observations
     def on_image(self, msg: Image) -> None:

@@ -20,13 +20,15 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Bool, Float32, Float32MultiArray, String
 
 from modem_ros import topics
+from modem_ros.announce import announcement, run_id_of
 from modem_ros.data.demos import DemoError, episode_dirs, read_episode, write_episode
 from modem_ros.data.episode import Episode
 from modem_ros.data.stream import EpisodeAssembler, StreamError
-from modem_ros.nodes.common import LATCHED, STREAM, ModemNode, NodeSetupError, image_array, json_msg, run_node
+from modem_ros.nodes.common import LATCHED, STREAM, ModemNode, NodeSetupError, image_array, run_node
 from modem_ros.paths import default_run_dir
-from modem_ros.run import build_trainer, ensure_demos
+from modem_ros.run import RunDirInUse, build_trainer, ensure_demos
 from modem_ros.runtime import keep_freed_memory
+from modem_ros.trainer import ResumeError
 
 
 class TrainerNode(ModemNode):
@@ -40,6 +42,8 @@ class TrainerNode(ModemNode):
                               "by its expert on first use.")
         resume = self.param("resume", True, "Continue from run_dir/checkpoints/latest.pt when it exists.")
         steps = self.param("steps", 0, "Agent steps of interaction to train for; 0 = the config's train_steps.")
+        run_id = self.param("run_id", "", "Run identity put in every checkpoint and announcement (the "
+                            "launcher sets it); empty = the one stored in run_dir/run_id, created on first use.")
         self.run_dir = Path(run_dir) if run_dir else default_run_dir(cfg.task)
         cfg = replace(cfg, device=device, demo_dir=demo_dir or cfg.demo_dir, train_steps=steps or cfg.train_steps)
         try:
@@ -47,6 +51,12 @@ class TrainerNode(ModemNode):
             self.trainer = build_trainer(cfg, self.run_dir, log_stream=sys.stdout, collect=False)
         except DemoError as err:
             raise NodeSetupError(f"demonstrations: {err}") from err
+        except RunDirInUse as err:
+            raise NodeSetupError(f"parameter run_dir: {err}") from err
+        stored_id = run_id_of(self.run_dir)
+        if run_id and run_id != stored_id:
+            raise NodeSetupError(f"parameter run_id: {run_id!r}, but {self.run_dir}/run_id says {stored_id!r}")
+        self.trainer.run_id = stored_id
         self.cfg = cfg
         self.episode_dir = self.run_dir / "episodes"
         latest = self.run_dir / "checkpoints" / "latest.pt"
@@ -57,7 +67,7 @@ class TrainerNode(ModemNode):
         self.create_subscription(Image, topics.IMAGE, self.on_image, STREAM)
         self.create_subscription(Float32MultiArray, topics.STATE, self.on_state, STREAM)
         self.create_subscription(Float32MultiArray, topics.ACTION, self.on_action, STREAM)
-        self.create_subscription(Float32, topics.REWARD, lambda m: self.assembler.add_reward(m.data), STREAM)
+        self.create_subscription(Float32, topics.REWARD, self.on_reward, STREAM)
         self.create_subscription(Bool, topics.SUCCESS, lambda m: self.assembler.add_success(m.data), STREAM)
         self.get_logger().info(f"run directory {self.run_dir.resolve()}")
 
@@ -72,7 +82,10 @@ class TrainerNode(ModemNode):
         return [read_episode(p, self.cfg.frame_stack).episode for p in paths[:count]]
 
     def resume(self, latest: Path) -> None:
-        self.trainer.resume(latest, self.stored_episodes)
+        try:
+            self.trainer.resume(latest, self.stored_episodes)
+        except ResumeError as err:
+            raise NodeSetupError(f"resume from {latest}: {err} (start a new run_dir or resume:=false)") from err
         self.get_logger().info(f"resumed at step {self.trainer.step} after {self.trainer.episodes} episodes")
 
     # -------------------------------------------------------------- streams
@@ -88,6 +101,12 @@ class TrainerNode(ModemNode):
     def on_action(self, msg: Float32MultiArray) -> None:
         self.add(self.assembler.add_action, msg, topics.ACTION)
 
+    def on_reward(self, msg: Float32) -> None:
+        try:
+            self.assembler.add_reward(msg.data)
+        except StreamError as err:
+            self.get_logger().error(f"{topics.REWARD}: not stored: {err}")
+
     def add(self, adder, msg: Float32MultiArray, topic: str) -> None:
         try:
             adder(np.asarray(msg.data, np.float32))
@@ -97,8 +116,12 @@ class TrainerNode(ModemNode):
     # -------------------------------------------------------------- training
     def announce(self) -> None:
         path = self.trainer.save("latest.pt")
-        self.ckpt_pub.publish(json_msg({"path": str(path.resolve()), "version": self.trainer.episodes,
-                                        "step": self.trainer.step, "episodes": self.trainer.episodes}))
+        if path is None:  # not written (disk full): logged; the planner keeps the weights it has
+            self.get_logger().error(f"weights v{self.trainer.episodes} not announced: the checkpoint could not "
+                                    "be written (see the error above)")
+            return
+        self.ckpt_pub.publish(String(data=announcement(path.resolve(), self.trainer.episodes, self.trainer.step,
+                                                       self.trainer.episodes, self.trainer.run_id)))
 
     def run(self) -> None:
         self.trainer.begin()

@@ -131,8 +131,14 @@ class SafetyLayer:
 
     # --- state ---------------------------------------------------------------------------------------
     def reset(self, measured_position, measured_quaternion) -> None:
-        """Start from where the arm is (after homing, or after an e-stop / fault is cleared)."""
-        self.target = np.clip(np.asarray(measured_position, float), self.low, self.high)
+        """Start from where the arm is (after homing, or after an e-stop / fault is cleared). A non-finite
+        measurement cannot be a start: it raises ValueError and leaves the layer as it was."""
+        position, quat = np.asarray(measured_position, float), np.asarray(measured_quaternion, float)
+        if position.shape != (3,) or not np.all(np.isfinite(position)):
+            raise ValueError(f"cannot reset the safety layer at measured TCP {position.tolist()} (not 3 finite values)")
+        if quat.shape != (4,) or not np.all(np.isfinite(quat)) or np.linalg.norm(quat) < 1e-6:
+            raise ValueError(f"cannot reset the safety layer at measured orientation {quat.tolist()}")
+        self.target = np.clip(position, self.low, self.high)
         self.velocity = np.zeros(3)
         self.orientation = _normalize(measured_quaternion)
         self.estopped, self.faulted = False, ""
@@ -156,8 +162,13 @@ class SafetyLayer:
         if measured_position is not None and not self.faulted:
             self._check_measured(np.asarray(measured_position, float))
         if measured_quaternion is not None and not self.faulted:
-            tilt = quat_angle(_normalize(measured_quaternion), self.home)
-            if tilt > self.limits.max_tilt:
+            quat = np.asarray(measured_quaternion, dtype=np.float64)
+            norm = float(np.linalg.norm(quat)) if quat.shape == (4,) else float("nan")
+            # NaN > max_tilt is False: a NaN or degenerate orientation must fault explicitly
+            tilt = quat_angle(quat / norm, self.home) if np.isfinite(norm) and norm > 1e-6 else float("nan")
+            if not np.isfinite(tilt):
+                self.faulted = f"measured orientation {quat.tolist()} is not a rotation (NaN or zero quaternion)"
+            elif tilt > self.limits.max_tilt:
                 self.faulted = (f"tool tilted {np.degrees(tilt):.1f} deg from home "
                                 f"(max {np.degrees(self.limits.max_tilt):.1f})")
         if self.faulted:
