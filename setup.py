@@ -58,7 +58,8 @@ setup(
         "hw": HARDWARE,
         "teleop": TELEOP,
         "lerobot": LEROBOT,
-        "test": ["pytest>=8", "pytest-timeout", "hypothesis", "ruff", *TELEOP, *LEROBOT, *HARDWARE],
+        # mcap: Foxglove's reference MCAP reader, which the bag interop tests open our bags with
+        "test": ["pytest>=8", "pytest-timeout", "hypothesis", "ruff", "mcap", *TELEOP, *LEROBOT, *HARDWARE],
     },
     zip_safe=True,
     maintainer="modem_ros maintainers",

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from modem_ros import topics
 from modem_ros.config import ConfigError, ModemConfig, field_docs, load_config, parse_overrides
 from modem_ros.graph import LAUNCHES
 from modem_ros.runtime import keep_freed_memory
@@ -121,7 +122,7 @@ def cmd_demos(args: argparse.Namespace) -> int:
         from modem_ros.data.lerobot import export_lerobot
 
         try:
-            summary = export_lerobot(args.out, args.video, fps=args.fps)
+            summary = export_lerobot(args.out, args.video, fps=args.fps or topics.AGENT_HZ)
         except (demos.DemoError, FileExistsError) as err:
             print(f"export failed: {err}", file=sys.stderr)
             return 1
@@ -237,7 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     demos.add_argument("--out", dest="out_opt", default=None,
                        help="generate: dataset directory; view: the MP4 file to write; export: the new dataset")
     demos.add_argument("--format", default="lerobot", choices=["lerobot"], help="export: LeRobotDataset v3.0")
-    demos.add_argument("--fps", type=int, default=10, help="export: frames per second (the control rate)")
+    demos.add_argument("--fps", type=int, default=None, help="export: frames per second; default the agent rate "
+                       "(topics.AGENT_HZ, 10 Hz), which the bags are stamped at")
     demos.add_argument("-n", type=int, default=5, help="generate: number of episodes")
     demos.add_argument("--keep-failures", action="store_true", help="generate: also keep failed episodes")
     demos.set_defaults(func=cmd_demos)

@@ -76,5 +76,14 @@ RECOVER = "modem/robot/recover"            # clear the arm's reflex errors (fran
 # What an episode bag holds: exactly what the trainer consumes.
 BAG_TOPICS = (IMAGE, STATE, ACTION, REWARD, SUCCESS)
 
+# The QoS of the lock-step streams (nodes.common.STREAM is built from it, and episode bags record it as
+# each topic's offered profile, so `ros2 bag play` publishes what our transient-local readers accept).
+STREAM_QOS = {"reliability": "reliable", "durability": "transient_local", "history": "keep_last", "depth": 1024}
+
+# One clock per episode: an agent step is 0.1 s (10 Hz) everywhere - the Franka bridge's rate (2 x 50 ms
+# control periods), the sim bridge's /clock increment, episode bag time and the LeRobot export's fps.
+AGENT_PERIOD = 0.1
+AGENT_HZ = round(1 / AGENT_PERIOD)
+
 CAMERA_FRAME = "camera_color_optical_frame"  # REP-103 optical frame, as realsense-ros names it
 BASE_FRAME = "fr3_link0"                   # the arm's base frame (franka_ros2's name), x forward z up

@@ -34,7 +34,7 @@ def test_bag_is_a_real_rosbag2_directory_with_the_graph_topics(tmp_path, episode
     path = write_episode(episodes[0], tmp_path / "ep", {})
     info = yaml.safe_load((path / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
     assert info["storage_identifier"] == "mcap" and (path / info["relative_file_paths"][0]).exists()
-    found = {t["topic_metadata"]["name"]: (t["topic_metadata"]["type"], t["message_count"])
+    found = {t["topic_metadata"]["name"].lstrip("/"): (t["topic_metadata"]["type"], t["message_count"])
              for t in info["topics_with_message_count"]}
     assert found[topics.IMAGE] == ("sensor_msgs/msg/Image", 13)
     assert found[topics.ACTION] == ("std_msgs/msg/Float32MultiArray", 12)

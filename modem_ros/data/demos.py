@@ -1,9 +1,13 @@
 """Demonstration episodes as rosbag2 directories (metadata.yaml + MCAP), written with `rosbags`.
 
 One bag per episode, with the topics and message types of the ROS graph (modem_ros.topics), so
-`ros2 bag info/play` and Foxglove open them. Step t publishes the observation at t * dt (image +
-state), then the action taken; reward and success arrive with the next observation. Images hold single
-frames; the loader rebuilds frame stacks exactly as the env adapters do (first frame repeated at reset).
+`ros2 bag info/play` and Foxglove open them: topic names absolute (/modem/image), each topic's offered
+QoS the graph's (so `ros2 bag play` reaches our transient-local readers), bag time the wall clock at
+recording, ros_distro the distro the writer ran under, and a CRC on every MCAP chunk. One clock per
+episode: step t is at t * topics.AGENT_PERIOD (10 Hz) in bag time from the recording's start and in the
+headers' stamps from the episode's start. Step t publishes the observation (image + state), then the
+action taken; reward and success arrive with the next observation. Images hold single frames; the
+loader rebuilds frame stacks exactly as the env adapters do (first frame repeated at reset).
 
 A bag becomes visible under its final name only once complete (written to a hidden temp directory,
 then renamed), so an interrupted writer never leaves a half episode that looks whole.
@@ -12,14 +16,19 @@ then renamed), so an interrupted writer never leaves a half episode that looks w
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import os
 import shutil
+import struct
+import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
+from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
@@ -28,7 +37,18 @@ from modem_ros.data.episode import Episode
 from modem_ros.envs.base import FrameStack
 
 TYPESTORE = get_typestore(Stores.ROS2_KILTED)
-STEP_NS = 50_000_000  # 20 Hz agent steps in bag time; only the order matters to the loader
+STEP_NS = round(topics.AGENT_PERIOD * 1e9)  # one agent step in bag and header time
+_ZERO = QosTime(0, 0)
+STREAM_QOS = Qos(history=QosHistory[topics.STREAM_QOS["history"].upper()], depth=topics.STREAM_QOS["depth"],
+                 reliability=QosReliability[topics.STREAM_QOS["reliability"].upper()],
+                 durability=QosDurability[topics.STREAM_QOS["durability"].upper()], deadline=_ZERO,
+                 lifespan=_ZERO, liveliness=QosLiveliness.AUTOMATIC, liveliness_lease_duration=_ZERO,
+                 avoid_ros_namespace_conventions=False)
+
+
+def bag_topic(name: str) -> str:
+    """The graph's (relative) topic name as a ROS 2 bag names it: absolute."""
+    return "/" + name.lstrip("/")
 T = TYPESTORE.types
 
 
@@ -73,11 +93,13 @@ def write_episode(episode: Episode, path: str | Path, meta: dict[str, Any]) -> P
     writer = Writer(tmp, version=9, storage_plugin=StoragePlugin.MCAP)
     writer.open()
     try:
-        conn = {name: writer.add_connection(name, topics.TYPES[name], typestore=TYPESTORE)
+        conn = {name: writer.add_connection(bag_topic(name), topics.TYPES[name], typestore=TYPESTORE,
+                                            offered_qos_profiles=[STREAM_QOS])
                 for name in topics.BAG_TOPICS}
+        start_ns = time.time_ns()  # bag time: the wall clock at recording (headers keep episode time)
 
         def put(topic, msg, ns):
-            writer.write(conn[topic], ns, TYPESTORE.serialize_cdr(msg, topics.TYPES[topic]))
+            writer.write(conn[topic], start_ns + ns, TYPESTORE.serialize_cdr(msg, topics.TYPES[topic]))
 
         for t in range(len(episode) + 1):
             ns = t * STEP_NS
@@ -97,14 +119,56 @@ def write_episode(episode: Episode, path: str | Path, meta: dict[str, Any]) -> P
         shutil.rmtree(staging, ignore_errors=True)
         raise
     writer.close()
+    for mcap in tmp.glob("*.mcap"):
+        add_chunk_crcs(mcap)
     _record_checksums(tmp)
     os.replace(tmp, path)
     staging.rmdir()
     return path
 
 
+MCAP_MAGIC = b"\x89MCAP0\r\n"
+
+
+def add_chunk_crcs(path: Path) -> int:
+    """Fill each uncompressed MCAP chunk's uncompressed_crc (rosbags writes 0, "not checked") with the
+    CRC-32 of its records, so any MCAP reader detects a corrupt chunk. Returns the chunks patched."""
+    data = bytearray(path.read_bytes())
+    if data[:8] != MCAP_MAGIC:
+        raise DemoError(f"{path}: not an MCAP file")
+    pos, patched = 8, 0
+    while pos + 9 <= len(data) - 8:
+        opcode, length = data[pos], struct.unpack_from("<Q", data, pos + 1)[0]
+        body = pos + 9
+        if opcode == 0x06:  # Chunk: start u64, end u64, uncompressed size u64, crc u32, compression, records
+            (comp_len,) = struct.unpack_from("<I", data, body + 28)
+            compression = bytes(data[body + 32:body + 32 + comp_len])
+            (records_len,) = struct.unpack_from("<Q", data, body + 32 + comp_len)
+            records = data[body + 40 + comp_len:body + 40 + comp_len + records_len]
+            if compression == b"":
+                struct.pack_into("<I", data, body + 24, zlib.crc32(records))
+                patched += 1
+        elif opcode == 0x02:  # Footer
+            break
+        pos = body + length
+    path.write_bytes(bytes(data))
+    return patched
+
+
 def _file_digests(path: Path) -> dict[str, str]:
     return {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(path.glob("*.mcap"))}
+
+
+def ros_distro() -> str:
+    """The distro the graph runs on: a sourced distro's ROS_DISTRO, else Kilted when its pip wheels are
+    installed, else empty (written without ROS)."""
+    if os.environ.get("ROS_DISTRO"):
+        return os.environ["ROS_DISTRO"]
+    try:
+        importlib.metadata.version("ros-kilted-rclpy")
+        return "kilted"
+    except importlib.metadata.PackageNotFoundError:
+        return ""
 
 
 def _record_checksums(path: Path) -> None:
@@ -112,6 +176,7 @@ def _record_checksums(path: Path) -> None:
     keep a SHA-256 of each data file in metadata.yaml's custom_data and verify it on every read."""
     meta_file = path / "metadata.yaml"
     meta = yaml.safe_load(meta_file.read_text())
+    meta["rosbag2_bagfile_information"]["ros_distro"] = ros_distro()
     custom = meta["rosbag2_bagfile_information"].setdefault("custom_data", {}) or {}
     custom.update({f"modem_ros.sha256.{name}": digest for name, digest in _file_digests(path).items()})
     meta["rosbag2_bagfile_information"]["custom_data"] = custom
@@ -139,8 +204,9 @@ def read_streams(path: Path) -> dict[str, list[Any]]:
     try:
         with Reader(path) as reader:
             for connection, _, raw in reader.messages():
-                if connection.topic in streams:
-                    streams[connection.topic].append(TYPESTORE.deserialize_cdr(raw, connection.msgtype))
+                name = connection.topic.lstrip("/")  # our older bags named topics without the slash
+                if name in streams:
+                    streams[name].append(TYPESTORE.deserialize_cdr(raw, connection.msgtype))
     except Exception as err:  # rosbags/mcap raise many types for truncated or corrupt files
         files = ", ".join(sorted(p.name for p in path.glob("*.mcap"))) or "no .mcap file"
         raise DemoError(f"{path} ({files}): cannot read bag: {type(err).__name__}: {err}") from err

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from modem_ros import topics
 from modem_ros.data.demos import DemoError, load_demo_dir
 
 CODEBASE_VERSION = "v3.0"
@@ -33,7 +34,7 @@ def _stats(values: np.ndarray) -> dict:
             "std": values.std(0).tolist(), "count": [int(values.shape[0])]}
 
 
-def export_lerobot(dataset: str | Path, out: str | Path, fps: int = 10, robot_type: str = "") -> dict:
+def export_lerobot(dataset: str | Path, out: str | Path, fps: int = topics.AGENT_HZ, robot_type: str = "") -> dict:
     """Export every readable episode; refuses if any is unreadable (say which) or `out` exists."""
     import imageio.v2 as imageio
     import pandas as pd

@@ -29,8 +29,9 @@ from modem_ros.robots.safety import ArmCommand
 # Lock-step streams (sim, and everything the trainer learns from): nothing may be lost or reordered,
 # a whole episode may queue while the trainer updates (1024 > the longest episode + 1), and a node that
 # joins late (the trainer imports torch for seconds) still gets the episode from its first message.
-STREAM = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=1024,
-                    durability=DurabilityPolicy.TRANSIENT_LOCAL)
+STREAM = QoSProfile(reliability=ReliabilityPolicy[topics.STREAM_QOS["reliability"].upper()],
+                    history=HistoryPolicy[topics.STREAM_QOS["history"].upper()], depth=topics.STREAM_QOS["depth"],
+                    durability=DurabilityPolicy[topics.STREAM_QOS["durability"].upper()])
 # A consumer of a stream published either way (STREAM in sim, plain reliable on hardware, e.g. the planner
 # with reliable:=false): reliable + volatile matches both; it only forgoes a late joiner's history.
 FOLLOW = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=1024,

@@ -63,7 +63,8 @@ class SimBridge(ModemNode):
                                         "with the plain trainer's seed of its episode i.")
         self.eval_seeds = self.param("eval_seeds", False, "Reset episode i with the seed of the trainer's "
                                      "evaluation episode i.")
-        self.period = self.param("control_period", 0.05, "Sim seconds per agent step (the /clock increment).")
+        self.period = self.param("control_period", topics.AGENT_PERIOD, "Sim seconds per agent step (the /clock "
+                                 "increment); topics.AGENT_PERIOD keeps one clock from /clock to bags and exports.")
         self.stall_warning = self.param("stall_warning", 30.0, "Seconds without an action before warning.")
         self.results_file = self.param("results_file", "", "Write episode results and the observation -> action "
                                        "round-trip latencies here as JSON when max_episodes are done.")
