@@ -119,10 +119,13 @@ def _die_with_parent() -> None:
 
 
 def ros_environment(base: dict[str, str] | None = None) -> dict[str, str]:
-    """Discovery on this host only unless the user chose otherwise; our Fast DDS profile for large images."""
+    """Discovery on this host only unless the user chose otherwise; our Fast DDS profile for large images
+    (sockets on loopback only, or on every interface when discovery is opened to the subnet)."""
     env = dict(os.environ if base is None else base)
     env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    env.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(config_dir() / "fastdds.xml"))
+    # loopback-only sockets unless the user opened discovery to other hosts
+    profile = "fastdds.xml" if env["ROS_AUTOMATIC_DISCOVERY_RANGE"] in ("LOCALHOST", "OFF") else "fastdds_multihost.xml"
+    env.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(config_dir() / profile))
     env["PYTHONUNBUFFERED"] = "1"
     return env
 

@@ -302,3 +302,32 @@ def test_launcher_refuses_a_node_name_already_on_the_domain(monkeypatch, tmp_pat
     finally:
         squatter.destroy_node()
         rclpy.shutdown(context=context)
+
+
+def _rtps_sockets(env: dict[str, str]) -> list[str]:
+    """Local addresses of the UDP sockets a node opens in its domain's RTPS port range (7400 + 250 x domain)."""
+    probe = subprocess.Popen([sys.executable, "-m", "modem_ros.domain_probe", "4", "nobody"], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        base = 7400 + 250 * int(env["ROS_DOMAIN_ID"])
+        deadline, found = time.monotonic() + 15, []
+        while time.monotonic() < deadline and not found:
+            time.sleep(0.5)
+            lines = subprocess.run(["ss", "-uanp"], capture_output=True, text=True).stdout.splitlines()
+            addresses = [line.split()[3] for line in lines if f"pid={probe.pid}," in line]
+            found = [a for a in addresses if base <= int(a.rsplit(":", 1)[1]) < base + 250]
+        return found
+    finally:
+        probe.kill()
+        probe.wait()
+
+
+@pytest.mark.skipif(shutil.which("ss") is None, reason="needs ss (iproute2) to list sockets")
+def test_nodes_listen_on_loopback_only_unless_discovery_is_opened(monkeypatch, tmp_path):
+    _ros_env(monkeypatch, tmp_path, 11)
+    monkeypatch.delenv("FASTDDS_DEFAULT_PROFILES_FILE", raising=False)
+    local = _rtps_sockets(ros_environment())
+    assert local and all(a.startswith(("127.0.0.1:", "239.")) for a in local), local
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "SUBNET")
+    opened = _rtps_sockets(ros_environment())
+    assert any(a.startswith(("0.0.0.0:", "*:")) for a in opened), opened  # reachable from the subnet
