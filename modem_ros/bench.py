@@ -101,6 +101,7 @@ def _bench_call(what: str, agent: ModemAgent, cfg: ModemConfig, device: torch.de
     if what == "plan":
         obs = random_obs(cfg, np.random.default_rng(0))
         step = max(cfg.train_steps, cfg.horizon_schedule_steps, cfg.seed_steps)  # full horizon, final std
+        agent.last_update_step = max(agent.last_update_step, step)  # the std bound follows the last update
         return lambda: agent.act(obs, step=step, eval_mode=True, t0=False)
     if what == "update":
         batch = random_batch(cfg, device)

@@ -157,6 +157,9 @@ class ModemConfig:
             raise ConfigError(f"config key 'std_schedule_init' must be in [0, max_std], got {self.std_schedule_init}")
         if self.device != "auto" and not re.fullmatch(r"cpu|cuda(:\d+)?", self.device):
             raise ConfigError(f"config key 'device' must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        if 0 < self.train_steps <= self.seed_steps:
+            raise ConfigError(f"config keys train_steps ({self.train_steps}) <= seed_steps ({self.seed_steps}): "
+                              "training would end before the first planned episode (train_steps=0 = BC only)")
         if self.demos < 0:
             raise ConfigError(f"config key 'demos' must be >= 0, got {self.demos}")
         if self.seeding not in ("bc", "uniform"):

@@ -110,8 +110,10 @@ class Trainer:
             self.agent.sync_target()
         return float(loss) if loss is not None else float("nan")
 
-    def update(self, num_updates: int, start: int) -> dict[str, float]:
-        """`num_updates` updates at agent steps start, start + 1, ... (the reference's step + i)."""
+    def update(self, num_updates: int, start: int, checkpoint_every: int = 0) -> dict[str, float]:
+        """`num_updates` updates at agent steps start, start + 1, ... (the reference's step + i). With
+        `checkpoint_every`, latest.pt is written that often with the updates still pending, so a long
+        burst that is interrupted resumes where it was instead of from its start."""
         metrics: dict[str, Any] = {}
         report_every = num_updates // 10 if num_updates >= 200 else 0  # long bursts show progress
         for i in range(num_updates):
@@ -120,8 +122,10 @@ class Trainer:
             metrics = self.agent.update(batch, start + i)
             write_back_priorities(sources, metrics.pop("priorities"))
             if report_every and (i + 1) % report_every == 0 and i + 1 < num_updates:
-                self.logger.log("update", self.step, {"updates": f"{i + 1}/{num_updates}",
+                self.logger.log("update", self.step, {"updates_done": i + 1, "updates_total": num_updates,
                                                       "total_loss": float(metrics["total_loss"])})
+            if checkpoint_every and (i + 1) % checkpoint_every == 0 and i + 1 < num_updates:
+                self.save("latest.pt", pending=(start + i + 1, num_updates - i - 1))
         out = {k: float(v) for k, v in metrics.items()}  # one host sync per call, not per update
         out["kappa"] = schedules.kappa(self.cfg, start)
         return out
@@ -156,15 +160,17 @@ class Trainer:
         except ImportError as err:
             self.logger.log("note", self.step, {"eval_video": f"skipped, {err.name} not installed (sim extra)"})
 
-    def save(self, name: str) -> Path | None:
+    def save(self, name: str, pending: tuple[int, int] | None = None) -> Path | None:
         """The checkpoint's path, or None when it could not be written (logged; training goes on and the
-        previous checkpoint stays whole)."""
+        previous checkpoint stays whole). `pending`: (next update's step, updates left) of a burst."""
         if self.run_dir is None:
             return None
+        extra = {"step": self.step, "episodes": self.episodes, "run_id": self.run_id,
+                 "model_pretrained": self._model_pretrained}
+        if pending is not None:
+            extra["pending_updates"] = list(pending)
         try:
-            return self.agent.save(self.run_dir / "checkpoints" / name,
-                                   extra={"step": self.step, "episodes": self.episodes, "run_id": self.run_id,
-                                          "model_pretrained": self._model_pretrained})
+            return self.agent.save(self.run_dir / "checkpoints" / name, extra=extra)
         except CheckpointWriteError as err:
             self.logger.log("error", self.step, {"checkpoint": str(err)})
             return None
@@ -183,6 +189,15 @@ class Trainer:
         self._next_eval = (self.env_step // self.cfg.eval_freq + 1) * self.cfg.eval_freq
         self._next_save = (self.env_step // self.cfg.save_freq + 1) * self.cfg.save_freq
         self.logger.log("resume", self.step, {"checkpoint": str(checkpoint), "episodes": self.episodes})
+        if state.get("pending_updates"):  # interrupted inside the seed update burst: finish it first
+            next_step, left = (int(v) for v in state["pending_updates"])
+            self.logger.log("phase", self.step, {"phase": "seed_pretrain", "resumed_updates_left": left})
+            self.update(left, next_step, checkpoint_every=self._burst_checkpoint_every())
+            self._model_pretrained = True
+            self.save("latest.pt")
+
+    def _burst_checkpoint_every(self) -> int:
+        return max(50, self.cfg.seed_steps // 10)
 
     def _load_for_resume(self, checkpoint: Path) -> tuple[dict[str, Any], Path]:
         candidates = [checkpoint] + sorted(checkpoint.parent.glob("step_*.pt"), reverse=True)
@@ -226,7 +241,7 @@ class Trainer:
                                    "episode_return": episode.total_reward, "success": episode.succeeded}
         if began >= cfg.seed_steps:
             if not self._model_pretrained:  # after the first planned episode: pretrain model, reward, critic
-                metrics.update(self.update(cfg.seed_steps, began))
+                metrics.update(self.update(cfg.seed_steps, began, checkpoint_every=self._burst_checkpoint_every()))
                 self._model_pretrained = True
             else:
                 metrics.update(self.update(len(episode), began))
@@ -241,7 +256,16 @@ class Trainer:
         return metrics
 
     def finish(self) -> list[dict[str, float]]:
-        self.save("final.pt")
+        """final.pt, and one summary line: the last evaluation and where the run's files are."""
+        final = self.save("final.pt")
+        last = self.evaluations[-1] if self.evaluations else {}
+        summary: dict[str, Any] = {"env_step": self.env_step, "episodes": self.episodes,
+                                   "final_success_rate": last.get("success_rate"),
+                                   "final_return": last.get("episode_return")}
+        if self.run_dir is not None:
+            summary.update({"checkpoint": str(final), "curve": str(self.run_dir / "learning_curve.png"),
+                            "videos": str(self.run_dir / "videos"), "metrics": str(self.run_dir / "metrics.jsonl")})
+        self.logger.log("summary", self.step, summary)
         return self.evaluations
 
     def run(self) -> list[dict[str, float]]:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 
+import pytest
 import torch
 from torch import nn
 
 from modem_ros.agent.modem import ModemAgent
 from modem_ros.agent.networks import ACTION_EPS, clamp_straight_through
 from modem_ros.bench import random_batch
+from modem_ros.config import ConfigError
 from modem_ros.run import build_trainer
 from tests.conftest import small_config
 
@@ -128,3 +130,45 @@ def test_bc_sync_target_is_an_option():
     trainer.pretrain_policy()
     assert all(torch.equal(a, b) for a, b in zip(trainer.agent.model.parameters(),
                                                   trainer.agent.target.parameters(), strict=True))
+
+
+def test_an_interrupted_seed_burst_resumes_with_the_updates_it_had_left(tmp_path):
+    cfg = small_config(train_steps=200, seed_steps=100, eval_freq=10_000, save_freq=10_000)
+    trainer = build_trainer(cfg, tmp_path / "run", log_stream=io.StringIO())
+    episodes = []
+    for _ in range(5):  # BC-seeded episodes starting at 0..80
+        episodes.append(trainer.collect_episode())
+        trainer.after_episode(episodes[-1])
+        trainer.save("latest.pt")
+    calls = {"n": 0}
+    update = trainer.agent.update
+
+    def killed_at_70(batch, step):
+        calls["n"] += 1
+        if calls["n"] == 70:
+            raise KeyboardInterrupt
+        return update(batch, step)
+
+    trainer.agent.update = killed_at_70
+    episodes.append(trainer.collect_episode())  # the first planned episode, then the 100-update burst
+    with pytest.raises(KeyboardInterrupt):
+        trainer.after_episode(episodes[-1])
+    again = build_trainer(cfg, tmp_path / "run", log_stream=io.StringIO())
+    spy = _Spy(again.agent)
+    again.resume(tmp_path / "run" / "checkpoints" / "latest.pt", lambda n: episodes[:n])
+    assert spy.updates == list(range(150, 200))  # checkpointed after 50; the other 50 run on resume
+    assert again._model_pretrained and again.step == 120 and again.episodes == 6
+
+
+def test_a_budget_that_ends_before_planning_is_refused():
+    with pytest.raises(ConfigError, match=r"train_steps \(40\) <= seed_steps \(40\)"):
+        small_config(train_steps=40, seed_steps=40)
+
+
+def test_the_end_of_a_run_says_how_it_went_and_where_its_files_are(tmp_path):
+    cfg = small_config(eval_episodes=1)
+    trainer = build_trainer(cfg, tmp_path / "run", log_stream=io.StringIO())
+    trainer.run()
+    summary = next(r for r in trainer.logger.records if r["kind"] == "summary")
+    assert summary["final_success_rate"] == trainer.evaluations[-1]["success_rate"]
+    assert summary["checkpoint"].endswith("final.pt") and summary["env_step"] == 160

@@ -89,6 +89,7 @@ class SimBridge(ModemNode):
         self.episode_return, self.episode_success = 0.0, False
         self.results: list[dict] = []
         self.last_activity, self.warned = time.monotonic(), False
+        self.actions_seen = 0
         self.sent_at = self.episode_start = time.perf_counter()
         self.round_trips: list[float] = []  # seconds from publishing an observation to its action arriving
         self.finished = False
@@ -139,6 +140,7 @@ class SimBridge(ModemNode):
             self.get_logger().error(f"episode {self.episode} step {self.t}: action refused: {err}")
             return
         obs, reward, done, info = self.env.step(action)
+        self.actions_seen += 1
         self.ticks += 1
         self.t += 1
         success = bool(info.get("success", False))
@@ -195,11 +197,14 @@ class SimBridge(ModemNode):
 
     def check_stall(self) -> None:
         idle = time.monotonic() - self.last_activity
-        if self.running and idle >= self.stall_warning and not self.warned:
-            self.warned = True  # once per stall; a long seed-pretraining burst is not worth six lines
-            self.get_logger().warning(f"no action for {idle:.0f} s at episode {self.episode} step {self.t}: is a "
-                                      "planner running with weights? (In training it waits for the trainer's "
-                                      "updates after each episode.)")
+        # Between episodes of a training run the planner waits for the trainer's updates (minutes in the
+        # seed burst): expected once actions have flowed. Warn when none ever came, or mid-episode.
+        waiting_for_updates = self.t == 0 and self.actions_seen > 0
+        if self.running and idle >= self.stall_warning and not self.warned and not waiting_for_updates:
+            self.warned = True  # once per stall
+            why = ("no planner with weights has answered yet" if self.actions_seen == 0
+                   else "the planner stopped answering mid-episode")
+            self.get_logger().warning(f"no action for {idle:.0f} s at episode {self.episode} step {self.t}: {why}")
 
     def run(self) -> None:
         import rclpy

@@ -124,6 +124,14 @@ class TrainerNode(ModemNode):
                                                        self.trainer.episodes, self.trainer.run_id)))
 
     def run(self) -> None:
+        try:
+            self._train()
+        except KeyboardInterrupt:  # everything up to the last checkpoint is kept: say how to go on
+            print(f"[trainer] interrupted at step {self.trainer.step}; resume with: modem-ros launch train_sim "
+                  f"run_dir:={self.run_dir.resolve()} (and the same task/preset arguments)", flush=True)
+            raise
+
+    def _train(self) -> None:
         self.trainer.begin()
         self.announce()
         waiting_since = time.perf_counter()
