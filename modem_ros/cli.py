@@ -118,6 +118,14 @@ def cmd_demos(args: argparse.Namespace) -> int:
         return 0 if len(written) == args.n else 1
     if args.action == "validate":
         return validate_command(args.out)
+    if args.action == "import":
+        from modem_ros.data.lerobot_import import import_lerobot
+
+        summary = import_lerobot(args.out, args.video, _config(args), camera=args.camera)
+        print(f"imported {summary['episodes']} episodes from {args.out} (camera {summary['camera']}, "
+              f"{summary['fps']:g} fps, every {summary['every']} frame(s) at {topics.AGENT_HZ} Hz) "
+              f"into {summary['path']}")
+        return 0
     if args.action == "export":
         from modem_ros.data.lerobot import export_lerobot
 
@@ -232,12 +240,16 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(func=cmd_bench)
 
     demos = sub.add_parser("demos", help="generate or inspect demonstration bags (rosbag2 + MCAP)")
-    demos.add_argument("action", choices=["generate", "info", "view", "validate", "export"])
-    demos.add_argument("out", nargs="?", default=None, help="info / view / validate / export: the dataset directory")
+    demos.add_argument("action", choices=["generate", "info", "view", "validate", "export", "import"])
+    demos.add_argument("out", nargs="?", default=None,
+                       help="info / view / validate / export: the dataset directory; import: the LeRobot dataset")
     common(demos)
     demos.add_argument("--out", dest="out_opt", default=None,
-                       help="generate: dataset directory; view: the MP4 file to write; export: the new dataset")
-    demos.add_argument("--format", default="lerobot", choices=["lerobot"], help="export: LeRobotDataset v3.0")
+                       help="generate: dataset directory; view: the MP4 file to write; "
+                            "export / import: the new dataset")
+    demos.add_argument("--format", default="lerobot", choices=["lerobot"],
+                       help="export / import: LeRobotDataset v3.0")
+    demos.add_argument("--camera", default=None, help="import: the video feature to use when there are several")
     demos.add_argument("--fps", type=int, default=None, help="export: frames per second; default the agent rate "
                        "(topics.AGENT_HZ, 10 Hz), which the bags are stamped at")
     demos.add_argument("-n", type=int, default=5, help="generate: number of episodes")
@@ -269,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     args.overrides = list(getattr(args, "overrides", [])) + extra
     if args.command == "demos":
         # generate: --out is the dataset; view / export: the positional is the dataset and --out the result
-        writes = args.action in ("view", "export")
+        writes = args.action in ("view", "export", "import")
         args.video = args.out_opt if writes else None
         args.out = args.out if writes else (args.out_opt or args.out)
         if not args.out:

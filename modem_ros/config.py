@@ -102,7 +102,11 @@ class ModemConfig:
     compile: bool = param(False, "torch.compile the update's loss computation (GPU speed option).")
     cuda_graph: bool = param(True, "On CUDA, replay planning (encoder + MPPI) as CUDA graphs, one per "
                                    "horizon and mode, captured on first use; ignored on CPU.")
-    demo_dir: str = param("", "Directory of demonstration episodes; empty means generate them.")
+    demo_dir: str = param("", "Directory (or comma-separated directories) of demonstration episodes, "
+                              "oversampled by kappa; empty means generate them.")
+    offline_dirs: str = param("", "Comma-separated directories of rewarded episodes of any quality (robot "
+                                  "logs, imported datasets), loaded into the replay buffer and sampled like "
+                                  "interaction data; they count in no step budget.")
 
     @property
     def pad(self) -> int:

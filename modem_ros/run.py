@@ -80,16 +80,31 @@ def _holder_pid(lock: Path) -> int | None:
 
 def load_demos(cfg: ModemConfig, logger: MetricsLogger) -> list[Episode]:
     """The first cfg.demos readable episodes of cfg.demo_dir; unreadable ones are logged and skipped."""
-    good, bad = load_demo_dir(cfg.demo_dir, cfg.frame_stack)
-    for err in bad:
-        logger.log("demo_error", 0, {"error": str(err)})
+    good = _load_dirs(cfg.demo_dir, cfg, logger)
     if not good:
-        raise DemoError(f"{cfg.demo_dir}: no readable demo episodes ({len(bad)} unreadable)")
+        raise DemoError(f"{cfg.demo_dir}: no readable demo episodes")
+    return [bag.episode for bag in good[:cfg.demos]]
+
+
+def _load_dirs(dirs: str, cfg: ModemConfig, logger: MetricsLogger) -> list:
+    """Readable episodes of comma-separated dataset directories, in order; unreadable ones logged and
+    skipped; images of another size refused, naming the bag."""
+    good = []
+    for directory in [d.strip() for d in dirs.split(",") if d.strip()]:
+        ok, bad = load_demo_dir(directory, cfg.frame_stack)
+        for err in bad:
+            logger.log("demo_error", 0, {"error": str(err)})
+        good += ok
     for bag in good:
         shape = bag.episode.rgb[0].shape
         if shape != cfg.rgb_shape:
             raise DemoError(f"{bag.path}: images are {shape}, the config expects {cfg.rgb_shape} (img_size)")
-    return [bag.episode for bag in good[:cfg.demos]]
+    return good
+
+
+def load_offline(cfg: ModemConfig, logger: MetricsLogger) -> list[Episode]:
+    """Every readable episode of cfg.offline_dirs (the `offline` role: sampled like replay)."""
+    return [bag.episode for bag in _load_dirs(cfg.offline_dirs, cfg, logger)] if cfg.offline_dirs else []
 
 
 def demo_cache_dir(cfg: ModemConfig) -> Path:
@@ -135,7 +150,14 @@ def build_trainer(cfg: ModemConfig, run_dir: Path | None = None, log_stream=None
     demo_buffer = EpisodeBuffer(cfg, sum(len(d) for d in demos), agent.device, name="demo")
     for demo in demos:
         demo_buffer.add(demo)
-    replay = EpisodeBuffer(cfg, cfg.train_steps + cfg.episode_length, agent.device, name="replay")
+    offline = load_offline(cfg, logger)
+    replay = EpisodeBuffer(cfg, cfg.train_steps + cfg.episode_length + sum(len(e) for e in offline), agent.device,
+                           name="replay")
+    for episode in offline:
+        replay.add(episode)
+    if offline:
+        logger.log("offline", 0, {"episodes": len(offline), "steps": sum(len(e) for e in offline),
+                                  "success_rate": float(np.mean([e.succeeded for e in offline]))})
     if run_dir is not None:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")

@@ -14,21 +14,8 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Float32MultiArray
 
 from modem_ros import topics
+from modem_ros.images import square_resize
 from modem_ros.nodes.common import STREAM, ModemNode, image_array, image_msg, run_node
-
-
-def square_resize(frame: np.ndarray, size: int) -> tuple[np.ndarray, float, int, int]:
-    """Centre-crop to square and resize; returns the frame, the scale and the crop offsets (x, y)."""
-    h, w = frame.shape[:2]
-    side = min(h, w)
-    x0, y0 = (w - side) // 2, (h - side) // 2
-    crop = frame[y0:y0 + side, x0:x0 + side]
-    if side == size:
-        return crop, 1.0, x0, y0
-    import cv2
-
-    interp = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
-    return cv2.resize(crop, (size, size), interpolation=interp), size / side, x0, y0
 
 
 def scaled_info(info: CameraInfo, scale: float, x0: int, y0: int, size: int) -> CameraInfo:
