@@ -151,6 +151,41 @@ LAUNCHES: dict[str, LaunchSpec] = {
         main_node="recorder",
         modes=("sim", "hardware"),
     ),
+    "train_robot": LaunchSpec(
+        name="train_robot",
+        description="Train MoDem on a Franka + RealSense: train_sim's planner, trainer and camera with the robot "
+                    "bridges in place of the sim bridge; every command passes the safety layer, the teleop gate "
+                    "lets an operator take over, and the trainer learns from what the bridge executed.",
+        params_file="train_robot.yaml",
+        nodes=(REALSENSE, replace(CAMERA, params=tuple(_CAMERA_PARAMS["hardware"].items())),
+               replace(PLANNER, remaps=(("modem/action", "modem/planner/action"),),
+                       params=(("use_sim_time", False), ("reliable", False), ("sync_weights", False))),
+               # key n (the recorder's "start") starts the next episode at the bridge instead
+               replace(TELEOP, remaps=(("modem/recorder/start", "modem/reset"),),
+                       params=(("use_sim_time", False),)),
+               FRANKA_BRIDGE, replace(TRAINER, params=(("use_sim_time", False),))),
+        arguments={
+            **{k: replace(a, targets=tuple(t.replace("sim_bridge.", "franka_bridge.") for t in a.targets)
+                          + (("teleop." + k,) if k in ("task", "preset") else ()))
+               for k, a in _TASK_ARGUMENTS.items() if k != "use_sim_time"},
+            "task": Argument("franka-reach", "Franka task (config/suites/franka.yaml).",
+                             _everywhere("task", ("camera", "planner", "teleop", "franka_bridge", "trainer"))),
+            **_HARDWARE_ARGUMENTS,
+            "run_dir": Argument("", "Run directory; empty = runs/<task>-<time>. An existing one resumes.",
+                                ("trainer.run_dir",)),
+            "steps": Argument("0", "Agent steps to train; 0 = the preset's train_steps.", ("trainer.steps",), int),
+            "demo_dir": Argument("", "Demonstrations (record them with record_demos mode:=hardware).",
+                                 ("trainer.demo_dir",)),
+            "wait_for_operator": Argument("false", "Before each episode wait for the operator (key n, or a "
+                                          "modem/reset call) so the scene can be reset; false: home and go on.",
+                                          ("franka_bridge.wait_for_operator",), bool),
+            "reward_source": Argument("operator", "operator (key y marks success) or goal (franka-reach: the TCP "
+                                      "at `goal`).", ("franka_bridge.reward_source",)),
+            "teleop_device": Argument("keyboard", "Intervention device: keyboard (this terminal), gamepad, spacemouse.",
+                                      ("teleop.device",)),
+        },
+        main_node="trainer",
+    ),
     "deploy": LaunchSpec(
         name="deploy",
         description="Run a trained policy on a Franka: RealSense + camera + planner (checkpoint) + teleop gate "

@@ -241,6 +241,13 @@ def prepare(name: str, items: list[str]) -> tuple[LaunchSpec, list[NodeSpec], di
         launch_dir = Path(params["trainer"]["run_dir"]) / "launch"
     else:
         launch_dir = Path("runs") / "launch" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    if name == "train_robot" and "trainer" in wanted and not params["trainer"].get("demo_dir"):
+        robot_demos = default_dataset_dir(configs["trainer"].task, robot=True)
+        if not Path(robot_demos).is_dir():
+            raise ConfigError(f"train_robot needs demonstrations recorded on the robot: record them with "
+                              f"`modem-ros launch record_demos mode:=hardware task:={configs['trainer'].task}` "
+                              f"(into {robot_demos}) or pass demo_dir:=")
+        params["trainer"]["demo_dir"] = str(robot_demos)
     if "recorder" in wanted and not params["recorder"].get("dataset_dir"):
         params["recorder"]["dataset_dir"] = str(default_dataset_dir(configs["recorder"].task,
                                                                     robot="franka_bridge" in in_mode))

@@ -44,9 +44,10 @@ class Camera(ModemNode):
         self.max_frame_age = self.param("max_frame_age", 0.2, "sample_on_state: a frame older than this (s) is "
                                         "stale and not published.")
         qos = self.stream_qos(reliable)
-        # hardware: plain reliable (volatile) out, 1 s of frames deep at 10 Hz: the recorder must lose none,
-        # a best-effort planner takes the newest
-        out_qos = STREAM if reliable else 10
+        # Out: the lock-step stream QoS in both modes - nothing lost, and a trainer or recorder that joins
+        # late (torch imports for seconds while the robot's first episode runs) still gets every frame;
+        # a best-effort planner takes the newest.
+        out_qos = STREAM
         self.image_pub = self.create_publisher(Image, topics.IMAGE, out_qos)
         self.info_pub = self.create_publisher(CameraInfo, topics.CAMERA_INFO, out_qos)
         self.create_subscription(Image, topics.RAW_IMAGE, self.on_image, qos)

@@ -58,6 +58,9 @@ class FrankaBridge(ModemNode):
         self.max_episodes = self.param("max_episodes", 0, "Episodes to run before exiting (0 = until shut down).")
         self.auto_reset = self.param("auto_reset", False, "Home and start the next episode as soon as one ends. "
                                      f"False: wait for a call to {topics.RESET}.")
+        if self.param("wait_for_operator", False, f"Start each episode only on a call to {topics.RESET} (the "
+                      "teleop key n in train_robot), so a person can reset the scene; overrides auto_reset."):
+            self.auto_reset = False
         self.results_file = self.param("results_file", "", "Rewrite this JSON after every episode: its steps, how "
                                        "many a policy action answered, safety counts and the observation -> action "
                                        "round-trip latencies.")

@@ -66,7 +66,9 @@ class TrainerNode(ModemNode):
         self.ckpt_pub = self.create_publisher(String, topics.CHECKPOINT, LATCHED)
         self.create_subscription(Image, topics.IMAGE, self.on_image, STREAM)
         self.create_subscription(Float32MultiArray, topics.STATE, self.on_state, STREAM)
-        self.create_subscription(Float32MultiArray, topics.ACTION, self.on_action, STREAM)
+        # what the bridge executed (after the safety layer's clipping, an operator's takeover; zeros for a
+        # hold), one per step in both graphs: not what the planner asked for
+        self.create_subscription(Float32MultiArray, topics.APPLIED_ACTION, self.on_action, STREAM)
         self.create_subscription(Float32, topics.REWARD, self.on_reward, STREAM)
         self.create_subscription(Bool, topics.SUCCESS, lambda m: self.assembler.add_success(m.data), STREAM)
         self.get_logger().info(f"run directory {self.run_dir.resolve()}")
@@ -99,7 +101,7 @@ class TrainerNode(ModemNode):
         self.add(self.assembler.add_state, msg, topics.STATE)
 
     def on_action(self, msg: Float32MultiArray) -> None:
-        self.add(self.assembler.add_action, msg, topics.ACTION)
+        self.add(self.assembler.add_action, msg, topics.APPLIED_ACTION)
 
     def on_reward(self, msg: Float32) -> None:
         try:

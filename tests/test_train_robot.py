@@ -1,0 +1,73 @@
+"""Learning on the robot (issue 18): `modem-ros launch train_robot` on the hardware path's stand-ins -
+realsense_camera (a looped software-device .db3) -> camera, franka_bridge -> franky-sim (the Franka FCI
+protocol on loopback) - with train_sim's planner and trainer. The trainer runs all three phases on what
+the bridge executed: every stored action is one the bridge reported on modem/applied_action, in order,
+after its safety layer; the planner acts on the trainer's weights without waiting for them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+
+from tests.test_graph import PRESET, Launch, graph_env, graph_home, records  # noqa: F401 - fixture reuse
+from tests.test_recording import Keys, stop_if_running
+
+pytest.importorskip("rclpy", reason="the ROS graph needs the ros extra: scripts/install.sh ros")
+pytest.importorskip("pyrealsense2", reason="needs the hw extra: scripts/install.sh hw")
+
+from modem_ros.config import load_config  # noqa: E402
+from modem_ros.data.demos import episode_dirs, generate, read_episode  # noqa: E402
+from modem_ros.paths import config_dir  # noqa: E402
+from tests.software_camera import FPS, H, W, record_db3  # noqa: E402
+from tests.test_deploy import Probe  # noqa: E402
+
+STEPS = 80  # PRESET: 20-step episodes, seed_steps 40: two BC-seeded episodes, then planning
+
+
+@pytest.fixture(scope="module")
+def trained(graph_home, franky_sim):  # noqa: F811
+    home = graph_home
+    env = graph_env(home)
+    (home / "robot.yaml").write_text(yaml.safe_dump(PRESET))
+    record_db3(home / "cam.db3", 60)
+    params = yaml.safe_load((config_dir() / "train_robot.yaml").read_text())  # shipped, camera size aside
+    params["realsense_camera"]["ros__parameters"].update(width=W, height=H, fps=FPS, loop_playback=True)
+    params["planner"]["ros__parameters"]["device"] = params["trainer"]["ros__parameters"]["device"] = "cpu"
+    (home / "robot-params.yaml").write_text(yaml.safe_dump(params))
+    demos = home / "robot-demos"  # stand-ins for recorded robot demos: the cell's expert at this preset
+    generate(load_config("franka-reach", {k: str(v) for k, v in PRESET.items()}), 3, demos, only_success=False)
+    keys = Keys()  # the operator's terminal (untouched here: the planner drives)
+    env["MODEM_ROS_TTY"] = keys.slave_path
+    probe = Probe(env)
+    run_dir = home / "robot-run"
+    launch = Launch(home, ["train_robot", "task:=franka-reach", f"robot_ip:={franky_sim}", "realtime:=false",
+                           "preset:=robot.yaml", "playback_file:=cam.db3", "params_file:=robot-params.yaml",
+                           f"demo_dir:={demos}", f"run_dir:={run_dir}", "teleop_device:=keyboard"], env)
+    try:
+        code = launch.finish(timeout=400)  # the trainer, main node, ends after STEPS
+        yield run_dir, probe, launch, code
+    finally:
+        keys.alive = False
+        stop_if_running(launch)
+        probe.close()
+
+
+def test_the_robot_graph_trains_through_every_phase(trained):
+    run_dir, _, launch, code = trained
+    assert code == 0, launch.text[-4000:]
+    assert [r["phase"] for r in records(run_dir, "phase")] == ["pretrain", "seed", "seed_pretrain", "interactive"]
+    assert [r["step"] for r in records(run_dir, "train")] == [20, 40, 60, 80]
+    assert len(episode_dirs(run_dir / "episodes")) == 4
+    assert "loaded weights v3" in launch.text  # the planner acted on the trainer's updates
+    assert not [line for line in launch.output if "[ERROR]" in line], launch.text[-3000:]
+
+
+def test_the_trainer_stores_exactly_what_the_bridge_executed(trained):
+    run_dir, probe, *_ = trained
+    stored = np.concatenate([read_episode(p, 2).episode.arrays()["action"]
+                             for p in episode_dirs(run_dir / "episodes")])
+    applied = np.asarray(probe.applied[:len(stored)], np.float32)
+    assert len(probe.applied) >= STEPS and stored.shape == (STEPS, 4)
+    np.testing.assert_array_equal(stored, applied)
+    assert np.all(np.abs(stored) <= 1.0)
