@@ -74,6 +74,14 @@ class ModemConfig:
                                             "(evaluated at the step of the latest update, as the reference).")
     horizon_schedule_steps: int = param(25_000, "Agent steps over which the planning horizon grows 1 -> "
                                                 "horizon (evaluated at each episode's first step).")
+    # --- safe exploration (MoDem-V2 options; the defaults are reference MoDem) ------------------
+    agency_transfer_steps: int = param(0, "Agent steps after seed_steps over which the executed action passes "
+                                          "from the BC policy to MPC: each training step executes the frozen BC "
+                                          "policy with probability linear(1 -> 0); 0 = off (reference).")
+    plan_max_action: float = param(1.0, "Bound on |a| of every action the planner samples, returns or explores "
+                                        "with; 1 = the action box (reference).")
+    plan_max_delta: float = param(0.0, "Bound on the change between consecutive actions of every planned "
+                                       "sequence; 0 = off (reference).")
     # --- learning -----------------------------------------------------------------------------
     batch_size: int = param(256, "Snippets per gradient step.")
     lr: float = param(3e-4, "Adam learning rate (model, policy and BC).")
@@ -161,6 +169,11 @@ class ModemConfig:
             raise ConfigError(f"config key 'std_schedule_init' must be in [0, max_std], got {self.std_schedule_init}")
         if self.device != "auto" and not re.fullmatch(r"cpu|cuda(:\d+)?", self.device):
             raise ConfigError(f"config key 'device' must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        if not 0.0 < self.plan_max_action <= 1.0:
+            raise ConfigError(f"config key 'plan_max_action' must be in (0, 1], got {self.plan_max_action}")
+        for name in ["agency_transfer_steps", "plan_max_delta"]:
+            if getattr(self, name) < 0:
+                raise ConfigError(f"config key '{name}' must be >= 0, got {getattr(self, name)}")
         if 0 < self.train_steps <= self.seed_steps:
             raise ConfigError(f"config keys train_steps ({self.train_steps}) <= seed_steps ({self.seed_steps}): "
                               "training would end before the first planned episode (train_steps=0 = BC only)")

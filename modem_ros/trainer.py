@@ -108,6 +108,8 @@ class Trainer:
                 self.logger.log("bc", i + 1, {k: float(v) for k, v in out.items()})
         if self.cfg.bc_sync_target:  # option; the reference's target keeps its random init
             self.agent.sync_target()
+        if self.cfg.agency_transfer_steps:  # MoDem-V2 option: the BC policy keeps acting for a while
+            self.agent.freeze_bc_policy()
         return float(loss) if loss is not None else float("nan")
 
     def update(self, num_updates: int, start: int, checkpoint_every: int = 0) -> dict[str, float]:

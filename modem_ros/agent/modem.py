@@ -95,6 +95,7 @@ class ModemAgent:
         # The reference sets its planning std bound inside update() at the update's step, so acting
         # uses the schedule at the last update (step 0 before any); saved with the weights.
         self.last_update_step = 0
+        self.bc_pi_net: nn.Module | None = None  # the frozen phase-1 policy (agency transfer only)
         self._losses = self._model_losses
         if cfg.compile:  # fuses elementwise epilogues; the first call compiles (tens of seconds)
             self._losses = torch.compile(self._model_losses)
@@ -125,6 +126,9 @@ class ModemAgent:
         acts; afterwards MPPI plans with the horizon of `step` and the std bound of the last update.
         `t0` marks the first step of an episode (no warm start)."""
         planning = step >= self.cfg.seed_steps or eval_mode
+        if planning and not eval_mode and self._bc_acts(step):  # agency transfer (MoDem-V2 option)
+            with torch.no_grad():
+                return self.bc_pi(self.encode_obs(obs), self.cfg.min_std)[0].float().cpu().numpy()
         horizon = schedules.planning_horizon(self.cfg, step)
         bound = schedules.std_bound(self.cfg, self.last_update_step)
         if planning and self._plan_graphs is not None:
@@ -146,6 +150,27 @@ class ModemAgent:
         else:
             action = self.model.pi(self.encode_obs(obs), self.cfg.min_std)[0]
         return action.float().cpu().numpy()
+
+    def _bc_acts(self, step: int) -> bool:
+        """Agency transfer: whether the frozen BC policy executes this training step, with probability
+        linear(1 -> 0) over agency_transfer_steps after seed_steps (never when the option is off)."""
+        steps = self.cfg.agency_transfer_steps
+        if steps <= 0 or self.bc_pi_net is None:
+            return False
+        share = schedules.linear(1.0, 0.0, steps, step - self.cfg.seed_steps)
+        return bool(torch.rand(()) < share)
+
+    def freeze_bc_policy(self) -> None:
+        """Keep the phase-1 policy (after behaviour cloning) for agency transfer; saved with the weights."""
+        self.bc_pi_net = copy.deepcopy(self.model.pi_net).requires_grad_(False)
+
+    def bc_pi(self, z: torch.Tensor, std: float) -> torch.Tensor:
+        """The frozen BC policy, with the same truncated noise as the learned policy."""
+        saved, self.model.pi_net = self.model.pi_net, self.bc_pi_net
+        try:
+            return self.model.pi(z, std)
+        finally:
+            self.model.pi_net = saved
 
     def _encode_and_plan(self, rgb: torch.Tensor, state: torch.Tensor, mean0: torch.Tensor,
                          bound: torch.Tensor, eval_mode: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -253,6 +278,7 @@ class ModemAgent:
     def state_dict(self) -> dict[str, Any]:
         return {"config": self.cfg.to_dict(), "num_updates": self.num_updates,
                 "last_update_step": self.last_update_step,
+                **({"bc_pi": self.bc_pi_net.state_dict()} if self.bc_pi_net is not None else {}),
                 "model": self.model.state_dict(), "target": self.target.state_dict(),
                 "optim": self.optim.state_dict(), "pi_optim": self.pi_optim.state_dict(),
                 "bc_optim": self.bc_optim.state_dict()}
@@ -271,6 +297,9 @@ class ModemAgent:
                 getattr(self, name).load_state_dict(state[name])
         self.num_updates = int(state.get("num_updates", 0))
         self.last_update_step = int(state.get("last_update_step", 0))
+        if "bc_pi" in state:
+            self.freeze_bc_policy()
+            self.bc_pi_net.load_state_dict(state["bc_pi"])
 
     def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
         """Write atomically (temp file + rename) so a reader never sees a partial checkpoint. A failed

@@ -19,6 +19,18 @@ class LatentModel(Protocol):
     def q_min(self, za: torch.Tensor) -> torch.Tensor: ...
 
 
+def bound_sequences(actions: torch.Tensor, max_action: float, max_delta: float) -> torch.Tensor:
+    """Action sequences [H, N, A] with every |a| <= max_action and, when max_delta > 0, every change
+    between consecutive actions within max_delta (applied step by step, so the bound holds exactly)."""
+    out = actions.clamp(-max_action, max_action)
+    if max_delta > 0:
+        steps = [out[0]]
+        for t in range(1, out.shape[0]):
+            steps.append(steps[-1] + (out[t] - steps[-1]).clamp(-max_delta, max_delta))
+        out = torch.stack(steps)
+    return out
+
+
 class MPPIPlanner:
     """Plans one action from a latent state; keeps the previous mean for warm starts."""
 
@@ -79,9 +91,13 @@ class MPPIPlanner:
         std = torch.full((horizon, adim), cfg.max_std, device=dev)
         actions = torch.empty(horizon, n + n_pi, adim, device=dev)
         actions[:, n:] = pi_actions
+        if cfg.plan_max_action < 1.0 or cfg.plan_max_delta > 0:
+            actions[:, n:] = bound_sequences(pi_actions, cfg.plan_max_action, cfg.plan_max_delta)
         for _ in range(cfg.iterations):
             torch.randn(horizon, n, adim, device=dev, out=actions[:, :n])
             actions[:, :n].mul_(std.unsqueeze(1)).add_(mean.unsqueeze(1)).clamp_(-1, 1)
+            if cfg.plan_max_action < 1.0 or cfg.plan_max_delta > 0:  # safe exploration (MoDem-V2 option)
+                actions[:, :n] = bound_sequences(actions[:, :n], cfg.plan_max_action, cfg.plan_max_delta)
             value = self.estimate_value(heads, z, actions).nan_to_num_(0.0)
             elite_value, elite_idx = torch.topk(value, cfg.num_elites)
             elite_actions = actions[:, elite_idx]                                   # [H, E, A]
@@ -93,4 +109,4 @@ class MPPIPlanner:
         action = elite_actions[0, torch.multinomial(score, 1)].squeeze(0)  # sampled by score
         if not eval_mode:
             action = action + std[0] * torch.randn(adim, device=dev)
-        return action.clamp(-1, 1), mean
+        return action.clamp(-cfg.plan_max_action, cfg.plan_max_action), mean
