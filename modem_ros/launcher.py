@@ -113,7 +113,7 @@ class Child:
     thread: threading.Thread
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     with contextlib.suppress(OSError, AttributeError):  # not Linux: the process-group stop still applies
         ctypes.CDLL("libc.so.6").prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
@@ -139,7 +139,7 @@ class Supervisor:
 
     def start(self, name: str, command: list[str], env: dict[str, str]) -> None:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
-                                   start_new_session=True, preexec_fn=_die_with_parent)
+                                   start_new_session=True, preexec_fn=die_with_parent)
         thread = threading.Thread(target=self._pump, args=(name, process), daemon=True)
         thread.start()
         self.children.append(Child(name, process, thread))

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from modem_ros.config import ModemConfig, load_config
+from modem_ros.launcher import die_with_parent
 from modem_ros.runtime import keep_freed_memory
 
 keep_freed_memory()
@@ -58,9 +59,10 @@ def franky_sim(tmp_path_factory):
     assert binary.exists(), f"{binary} missing: scripts/install.sh test installs franky-sim into .venv-franky-sim"
     log = tmp_path_factory.mktemp("franky_sim") / "server.log"
     with open(log, "w") as out:
+        # dies with the test process, however that ends (a crash, a kill): no orphan server left running
         proc = subprocess.Popen([str(binary), "-s", "mujoco", "--hostname", "127.0.0.1"], stdout=out,
                                 stderr=subprocess.STDOUT, env={**os.environ, "MUJOCO_GL": "egl"},
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=die_with_parent)
     deadline = time.monotonic() + 120
     while "Connect to the server" not in log.read_text():
         assert proc.poll() is None and time.monotonic() < deadline, f"franky-sim did not start:\n{log.read_text()}"

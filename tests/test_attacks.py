@@ -21,7 +21,7 @@ from modem_ros import cli
 from modem_ros.agent.modem import CheckpointWriteError, ModemAgent
 from modem_ros.announce import AnnouncementError, announcement, load_announced, parse_announcement
 from modem_ros.config import ConfigError
-from modem_ros.data.demos import load_demo_dir, write_episode
+from modem_ros.data.demos import DemoError, load_demo_dir, write_episode
 from modem_ros.data.stream import EpisodeAssembler, StreamError
 from modem_ros.envs.point_reach import PointReachEnv
 from modem_ros.graph import LAUNCHES
@@ -331,3 +331,40 @@ def test_nodes_listen_on_loopback_only_unless_discovery_is_opened(monkeypatch, t
     monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "SUBNET")
     opened = _rtps_sockets(ros_environment())
     assert any(a.startswith(("0.0.0.0:", "*:")) for a in opened), opened  # reachable from the subnet
+
+
+def test_generate_continues_a_dataset_with_new_resets_and_refuses_another_image_size(tmp_path):
+    from modem_ros.data.demos import episode_dirs as dirs
+    from modem_ros.data.demos import generate, read_meta
+
+    cfg = small_config(episode_length=10)
+    generate(cfg, 2, tmp_path / "d")
+    generate(cfg, 2, tmp_path / "d")
+    seeds = [read_meta(p)["seed"] for p in dirs(tmp_path / "d")]
+    assert len(set(seeds)) == 4, seeds  # continued, never the same reset twice
+    with pytest.raises(DemoError, match="holds img_size 48 .* generating img_size 64"):
+        generate(small_config(episode_length=10, img_size=64), 1, tmp_path / "d")
+
+
+def test_a_server_a_test_starts_dies_with_the_test_process_even_on_sigkill():
+    parent = subprocess.Popen([sys.executable, "-c", (
+        "import subprocess, sys, time\n"
+        "from modem_ros.launcher import die_with_parent\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'], preexec_fn=die_with_parent)\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(60)\n")], stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    parent.kill()  # SIGKILL: no cleanup code of the parent runs
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return
+        with open(f"/proc/{child}/stat") as f:
+            if f.read().split()[2] == "Z":
+                return  # dead, not yet reaped
+        time.sleep(0.1)
+    os.kill(child, 9)
+    raise AssertionError("the child outlived its SIGKILLed parent")

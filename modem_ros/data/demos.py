@@ -281,6 +281,24 @@ def next_episode_path(directory: str | Path) -> Path:
     return directory / f"episode_{max(taken, default=-1) + 1:06d}"
 
 
+def _check_appendable(cfg, directory: Path) -> set[int]:
+    """The reset seeds already in `directory`; DemoError if its episodes are of another task or image size
+    (appending would mix them)."""
+    seeds: set[int] = set()
+    for path in episode_dirs(directory) if Path(directory).is_dir() else []:
+        try:
+            meta = read_meta(path)
+        except DemoError:
+            continue  # unreadable episodes are validate's business
+        for key, want in (("task", cfg.task), ("img_size", str(cfg.img_size))):
+            if key in meta and str(meta[key]) != want:
+                raise DemoError(f"{directory} holds {key} {meta[key]} ({path.name}); generating {key} {want} into "
+                                "it would mix them: use another directory")
+        if str(meta.get("seed", "")).lstrip("-").isdigit():
+            seeds.add(int(meta["seed"]))
+    return seeds
+
+
 def generate(cfg, n: int, directory: Path, only_success: bool = True,
              max_attempts_factor: int = 3) -> tuple[list[Path], list[bool], bool]:
     """Roll out the task's expert and write `n` episodes (successful ones unless only_success is
@@ -289,6 +307,7 @@ def generate(cfg, n: int, directory: Path, only_success: bool = True,
     from modem_ros.envs import make_env
     from modem_ros.trainer import expert_episode
 
+    used_seeds = _check_appendable(cfg, directory)
     env = make_env(cfg, seed=cfg.seed)
     has_success = getattr(env, "has_success", True)
     only_success = only_success and has_success
@@ -298,6 +317,8 @@ def generate(cfg, n: int, directory: Path, only_success: bool = True,
     seed = cfg.seed * 1000
     try:
         while len(written) < n and len(attempts) < max_attempts_factor * n:
+            while seed in used_seeds:  # a dataset being continued: never the same reset twice
+                seed += 1
             episode = expert_episode(env, seed)
             attempts.append(episode.succeeded)
             if episode.succeeded or not only_success:
