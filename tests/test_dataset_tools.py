@@ -90,3 +90,28 @@ def test_view_writes_every_frame_with_traces(dataset, tmp_path):
     assert len(frames) == 3 * 13 and frames[0].shape == (SIZE + STRIP + TRACE, SIZE, 3)
     plot = frames[-1][SIZE + STRIP:].astype(int)
     assert plot[:, -4:, 0].mean() > plot[:, -4:, 1].mean() + 40  # the red cursor sits at the last step
+
+
+def test_lerobot_export_carries_quantiles_per_episode_stats_and_names(dataset, tmp_path):
+    pq = pytest.importorskip("pyarrow.parquet")
+    from modem_ros.data.lerobot import QUANTILES, export_lerobot, feature_names
+
+    out = tmp_path / "lerobot"
+    export_lerobot(dataset, out, fps=10)
+    stats = json.loads((out / "meta" / "stats.json").read_text())
+    keys = {"min", "max", "mean", "std", "count", *QUANTILES}
+    for feature in ("observation.state", "action", "next.reward", "next.success", "next.done",
+                    "observation.images.camera"):
+        assert set(stats[feature]) == keys, feature  # pi0.5 normalises by q01 / q99
+    state = np.concatenate([read_episode(p, frame_stack=1).episode.arrays()["state"][:-1]
+                            for p in sorted(dataset.iterdir())])
+    np.testing.assert_allclose(stats["observation.state"]["q99"], np.quantile(state, 0.99, axis=0), rtol=1e-6)
+    assert np.asarray(stats["observation.images.camera"]["q50"]).shape == (3, 1, 1)
+    assert stats["next.success"]["count"] == [36]
+    episodes = pq.read_table(out / "meta" / "episodes" / "chunk-000" / "file-000.parquet").to_pylist()
+    assert [e["stats/action/count"] for e in episodes] == [[12], [12], [12]]
+    assert all(len(e["stats/observation.state/q01"]) == state.shape[1] for e in episodes)
+    info = json.loads((out / "meta" / "info.json").read_text())
+    assert info["features"]["action"]["names"] == ["action_0", "action_1"]
+    assert feature_names("franka-push", 11, 4)[0][:4] == ["tcp_x", "tcp_y", "tcp_z", "gripper_width"]
+    assert feature_names("franka-push", 11, 4)[1] == ["tcp_dx", "tcp_dy", "tcp_dz", "gripper"]

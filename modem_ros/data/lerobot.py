@@ -28,10 +28,38 @@ DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
 
 
+QUANTILES = {"q01": 0.01, "q10": 0.10, "q50": 0.50, "q90": 0.90, "q99": 0.99}  # LeRobot's (pi0.5 normalises by them)
+
+
 def _stats(values: np.ndarray) -> dict:
+    """LeRobot's per-feature statistics over the first axis, quantiles included."""
     values = np.asarray(values, np.float64)
-    return {"min": values.min(0).tolist(), "max": values.max(0).tolist(), "mean": values.mean(0).tolist(),
-            "std": values.std(0).tolist(), "count": [int(values.shape[0])]}
+    if values.ndim == 1:
+        values = values[:, None]
+    out = {"min": values.min(0).tolist(), "max": values.max(0).tolist(), "mean": values.mean(0).tolist(),
+           "std": values.std(0).tolist(), "count": [int(values.shape[0])]}
+    out.update({name: np.quantile(values, q, axis=0).tolist() for name, q in QUANTILES.items()})
+    return out
+
+
+def _image_stats(frames: list[np.ndarray]) -> dict:
+    """Per-channel statistics of uint8 HWC frames in [0, 1], shaped [3, 1, 1] as LeRobot keeps them."""
+    pixels = np.stack(frames).reshape(-1, 3) / 255.0
+    return {k: ([[[v]] for v in values] if k != "count" else [len(frames)]) for k, values in _stats(pixels).items()}
+
+
+def feature_names(task: str, state_dim: int, action_dim: int) -> tuple[list[str], list[str]]:
+    """Names of the state and action dimensions: the Franka tasks' (robots/franka_spec.py), else indexed."""
+    if task.startswith("franka-"):
+        from modem_ros.robots import franka_spec
+
+        if (state_dim, action_dim) == (franka_spec.STATE_DIM, franka_spec.ACTION_DIM):
+            return list(franka_spec.STATE_FIELDS), list(franka_spec.ACTION_FIELDS)
+    return [f"state_{i}" for i in range(state_dim)], [f"action_{i}" for i in range(action_dim)]
+
+
+NUMERIC = ("observation.state", "action", "next.reward", "next.success", "next.done", "timestamp", "frame_index",
+           "episode_index", "index", "task_index")
 
 
 def export_lerobot(dataset: str | Path, out: str | Path, fps: int = topics.AGENT_HZ, robot_type: str = "") -> dict:
@@ -64,8 +92,11 @@ def export_lerobot(dataset: str | Path, out: str | Path, fps: int = topics.AGENT
                              "next.reward": np.float32(arr["reward"][t]), "next.success": bool(arr["success"][t]),
                              "next.done": t == steps - 1, "timestamp": np.float32(t / fps), "frame_index": t,
                              "episode_index": e, "index": index + t, "task_index": task_index})
-            frames_all += [arr["rgb"][t].transpose(1, 2, 0) for t in range(steps)]
+            frames = [arr["rgb"][t].transpose(1, 2, 0) for t in range(steps)]
+            frames_all += frames
             start = index / fps
+            episode_stats = {key: _stats([row[key] for row in rows[index:index + steps]]) for key in NUMERIC}
+            episode_stats[CAMERA] = _image_stats(frames)
             episodes.append({"episode_index": e, "tasks": [tasks[task_index]], "length": steps,
                              "data/chunk_index": 0, "data/file_index": 0,
                              "dataset_from_index": index, "dataset_to_index": index + steps,
@@ -73,10 +104,13 @@ def export_lerobot(dataset: str | Path, out: str | Path, fps: int = topics.AGENT
                              f"videos/{CAMERA}/from_timestamp": start,
                              f"videos/{CAMERA}/to_timestamp": start + steps / fps,
                              "meta/episodes/chunk_index": 0, "meta/episodes/file_index": 0,
-                             "source_bag": bag.path.name})
+                             "source_bag": bag.path.name,
+                             **{f"stats/{key}/{name}": value for key, st in episode_stats.items()
+                                for name, value in st.items()}})
             index += steps
         height, width = frames_all[0].shape[:2]
         state_dim, action_dim = len(rows[0]["observation.state"]), len(rows[0]["action"])
+        state_names, action_names = feature_names(tasks[0], state_dim, action_dim)
 
         data = tmp / DATA_PATH.format(chunk_index=0, file_index=0)
         data.parent.mkdir(parents=True)
@@ -96,12 +130,8 @@ def export_lerobot(dataset: str | Path, out: str | Path, fps: int = topics.AGENT
         pq.write_table(pa.Table.from_pylist(episodes), meta / "episodes" / "chunk-000" / "file-000.parquet")
         pd.DataFrame({"task_index": range(len(tasks))}, index=pd.Index(tasks, name="task")).to_parquet(
             meta / "tasks.parquet")
-        pixels = np.stack(frames_all).reshape(-1, 3) / 255.0
-        image_stats = {k: [[[v]] for v in values] for k, values in _stats(pixels).items() if k != "count"}
-        stats = {"observation.state": _stats(np.stack(columns["observation.state"])),
-                 "action": _stats(np.stack(columns["action"])),
-                 "next.reward": _stats(np.asarray(columns["next.reward"])[:, None]),
-                 CAMERA: {**image_stats, "count": [len(frames_all)]}}
+        stats = {key: _stats(np.stack([np.asarray(v, np.float64) for v in columns[key]])) for key in NUMERIC}
+        stats[CAMERA] = _image_stats(frames_all)
         (meta / "stats.json").write_text(json.dumps(stats, indent=1))
         scalar = {"shape": [1], "names": None}
         info = {
@@ -114,8 +144,8 @@ def export_lerobot(dataset: str | Path, out: str | Path, fps: int = topics.AGENT
                          "info": {"video.height": height, "video.width": width, "video.codec": "h264",
                                   "video.pix_fmt": "yuv420p", "video.is_depth_map": False, "video.fps": fps,
                                   "video.channels": 3, "has_audio": False}},
-                "observation.state": {"dtype": "float32", "shape": [state_dim], "names": None},
-                "action": {"dtype": "float32", "shape": [action_dim], "names": None},
+                "observation.state": {"dtype": "float32", "shape": [state_dim], "names": state_names},
+                "action": {"dtype": "float32", "shape": [action_dim], "names": action_names},
                 "next.reward": {"dtype": "float32", **scalar}, "next.success": {"dtype": "bool", **scalar},
                 "next.done": {"dtype": "bool", **scalar}, "timestamp": {"dtype": "float32", **scalar},
                 **{k: {"dtype": "int64", **scalar} for k in ("frame_index", "episode_index", "index", "task_index")},

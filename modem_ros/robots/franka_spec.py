@@ -16,6 +16,7 @@ import numpy as np
 ACTION_DIM = 4
 STATE_DIM = 11
 STATE_FIELDS = ("tcp_x", "tcp_y", "tcp_z", "gripper_width", *(f"joint{i}" for i in range(1, 8)))
+ACTION_FIELDS = ("tcp_dx", "tcp_dy", "tcp_dz", "gripper")
 
 CONTROL_PERIOD = 0.05
 """Seconds per suite step (20 Hz); with action_repeat 2 the policy acts at 10 Hz."""
