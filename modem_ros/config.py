@@ -74,6 +74,12 @@ class ModemConfig:
                                             "(evaluated at the step of the latest update, as the reference).")
     horizon_schedule_steps: int = param(25_000, "Agent steps over which the planning horizon grows 1 -> "
                                                 "horizon (evaluated at each episode's first step).")
+    # --- offline data (paper 002; the defaults are reference MoDem) -----------------------------
+    offline_steps: int = param(0, "Updates of world model, reward, critic and policy on the offline + demo data "
+                                  "after BC, before seeding (an offline pre-training phase); 0 = none (reference).")
+    offline_aug_ratio: float = param(0.0, "Model-based augmentation in the offline phase's second half: this share "
+                                          "of TD-target next latents is the world model's one-step prediction "
+                                          "(paper 002 uses 0.5); 0 = off.")
     # --- safe exploration (MoDem-V2 options; the defaults are reference MoDem) ------------------
     agency_transfer_steps: int = param(0, "Agent steps after seed_steps over which the executed action passes "
                                           "from the BC policy to MPC: each training step executes the frozen BC "
@@ -169,6 +175,9 @@ class ModemConfig:
             raise ConfigError(f"config key 'std_schedule_init' must be in [0, max_std], got {self.std_schedule_init}")
         if self.device != "auto" and not re.fullmatch(r"cpu|cuda(:\d+)?", self.device):
             raise ConfigError(f"config key 'device' must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        if self.offline_steps < 0 or not 0.0 <= self.offline_aug_ratio <= 1.0:
+            raise ConfigError(f"config keys offline_steps ({self.offline_steps}) must be >= 0 and offline_aug_ratio "
+                              f"({self.offline_aug_ratio}) in [0, 1]")
         if not 0.0 < self.plan_max_action <= 1.0:
             raise ConfigError(f"config key 'plan_max_action' must be in (0, 1], got {self.plan_max_action}")
         for name in ["agency_transfer_steps", "plan_max_delta"]:

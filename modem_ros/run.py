@@ -151,12 +151,14 @@ def build_trainer(cfg: ModemConfig, run_dir: Path | None = None, log_stream=None
     for demo in demos:
         demo_buffer.add(demo)
     offline = load_offline(cfg, logger)
+    heldout = offline[-max(1, len(offline) // 10):] if cfg.offline_steps and len(offline) >= 2 else []
+    offline = offline[:len(offline) - len(heldout)]  # a tenth kept out: the critic's overfitting is measured on it
     replay = EpisodeBuffer(cfg, cfg.train_steps + cfg.episode_length + sum(len(e) for e in offline), agent.device,
                            name="replay")
     for episode in offline:
         replay.add(episode)
     if offline:
-        logger.log("offline", 0, {"episodes": len(offline), "steps": sum(len(e) for e in offline),
+        logger.log("offline_data", 0, {"episodes": len(offline), "steps": sum(len(e) for e in offline),
                                   "success_rate": float(np.mean([e.succeeded for e in offline]))})
     if run_dir is not None:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -165,7 +167,7 @@ def build_trainer(cfg: ModemConfig, run_dir: Path | None = None, log_stream=None
         logger.log("demos", 0, {"episodes": len(demos), "success_rate": float(np.mean([d.succeeded for d in demos])),
                                 "mean_return": float(np.mean([d.total_reward for d in demos]))})
     return Trainer(cfg, env, agent, demo_buffer, replay, logger, eval_env=eval_env, run_dir=run_dir,
-                   run_id=run_id_of(run_dir) if run_dir is not None else "")
+                   run_id=run_id_of(run_dir) if run_dir is not None else "", heldout=heldout)
 
 
 def train(cfg: ModemConfig, run_dir: Path | None = None) -> list[dict[str, float]]:

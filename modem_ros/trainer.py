@@ -24,6 +24,7 @@ import numpy as np
 
 from modem_ros.agent import schedules
 from modem_ros.agent.modem import CheckpointWriteError, ModemAgent
+from modem_ros.agent.offline import q_vs_return
 from modem_ros.config import ModemConfig
 from modem_ros.data.episode import Episode, eval_episode_seed, train_episode_seed
 from modem_ros.data.replay import EpisodeBuffer, sample_mixed, write_back_priorities
@@ -77,7 +78,10 @@ class Trainer:
     evaluations: list[dict[str, float]] = field(default_factory=list)
     episodes: int = 0
     run_id: str = ""  # the run's identity, saved in every checkpoint (announce.py checks it)
+    heldout: list[Episode] = field(default_factory=list)  # offline episodes kept out, to measure the critic
     _model_pretrained: bool = False
+    _bc_done: bool = False
+    _offline_next: int = 0  # offline-phase updates done
     _next_eval: int = 0
     _next_save: int = 0
 
@@ -110,7 +114,34 @@ class Trainer:
             self.agent.sync_target()
         if self.cfg.agency_transfer_steps:  # MoDem-V2 option: the BC policy keeps acting for a while
             self.agent.freeze_bc_policy()
+        self._bc_done = True
         return float(loss) if loss is not None else float("nan")
+
+    def pretrain_offline(self) -> dict[str, float]:
+        """The offline phase (offline_steps > 0): updates on demos + offline episodes before any
+        interaction, at the start's demo share; model-based augmentation (paper 002) in its second half,
+        once the world model has learnt the data. Checkpointed every tenth, resumed where it stopped."""
+        cfg, n = self.cfg, self.cfg.offline_steps
+        self._enter("offline")
+        every = max(1, n // 10)
+        metrics: dict[str, Any] = {}
+        for i in range(self._offline_next, n):
+            batch, sources = sample_mixed(self.demo_buffer, self.replay_buffer, schedules.kappa(cfg, 0),
+                                          cfg.batch_size)
+            metrics = self.agent.update(batch, i, aug_ratio=cfg.offline_aug_ratio if i >= n // 2 else 0.0)
+            write_back_priorities(sources, metrics.pop("priorities"))
+            self._offline_next = i + 1
+            if (i + 1) % every == 0 and i + 1 < n:
+                self.logger.log("offline", 0, {"updates_done": i + 1, "updates_total": n,
+                                               "total_loss": float(metrics["total_loss"])})
+                self.save("latest.pt")
+        self.agent.last_update_step = 0  # the std schedule counts interaction, which has not begun
+        out = {k: float(v) for k, v in metrics.items()}
+        if self.heldout:
+            out.update(q_vs_return(self.agent, self.heldout, cfg.discount))
+        self.logger.log("offline", 0, {"updates_done": n, "updates_total": n, **out})
+        self.save("latest.pt")
+        return out
 
     def update(self, num_updates: int, start: int, checkpoint_every: int = 0) -> dict[str, float]:
         """`num_updates` updates at agent steps start, start + 1, ... (the reference's step + i). With
@@ -168,7 +199,8 @@ class Trainer:
         if self.run_dir is None:
             return None
         extra = {"step": self.step, "episodes": self.episodes, "run_id": self.run_id,
-                 "model_pretrained": self._model_pretrained}
+                 "model_pretrained": self._model_pretrained, "bc_done": self._bc_done,
+                 "offline_next": self._offline_next}
         if pending is not None:
             extra["pending_updates"] = list(pending)
         try:
@@ -190,7 +222,12 @@ class Trainer:
         self._model_pretrained = bool(state.get("model_pretrained", pretrained))
         self._next_eval = (self.env_step // self.cfg.eval_freq + 1) * self.cfg.eval_freq
         self._next_save = (self.env_step // self.cfg.save_freq + 1) * self.cfg.save_freq
+        self._bc_done = bool(state.get("bc_done", self.episodes > 0))
+        self._offline_next = int(state.get("offline_next", self.cfg.offline_steps if self.episodes else 0))
         self.logger.log("resume", self.step, {"checkpoint": str(checkpoint), "episodes": self.episodes})
+        if self._bc_done and self._offline_next < self.cfg.offline_steps:  # stopped inside the offline phase
+            self.pretrain_offline()
+            self.evaluate()
         if state.get("pending_updates"):  # interrupted inside the seed update burst: finish it first
             next_step, left = (int(v) for v in state["pending_updates"])
             self.logger.log("phase", self.step, {"phase": "seed_pretrain", "resumed_updates_left": left})
@@ -223,9 +260,12 @@ class Trainer:
         return self.step >= self.cfg.train_steps
 
     def begin(self) -> None:
-        """Phase 1 (behaviour cloning) and the first evaluation; a resumed run has both behind it."""
-        if self.episodes == 0:
+        """Phase 1 (behaviour cloning), the offline phase if configured, and the first evaluation; a
+        resumed run has them behind it."""
+        if self.episodes == 0 and not self._bc_done:
             self.pretrain_policy()
+            if self.cfg.offline_steps:
+                self.pretrain_offline()
             self.evaluate()
 
     def after_episode(self, episode: Episode, seconds: float = 0.0) -> dict[str, Any]:

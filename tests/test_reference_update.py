@@ -97,7 +97,7 @@ class _Spy:
         act, update = agent.act, agent.update
         agent.act = lambda obs, step=0, **kw: (self.acts.append((step, kw.get("eval_mode", False))),
                                                act(obs, step, **kw))[1]
-        agent.update = lambda batch, step: (self.updates.append(step), update(batch, step))[1]
+        agent.update = lambda batch, step, **kw: (self.updates.append(step), update(batch, step, **kw))[1]
 
 
 def test_seeding_order_schedules_and_eval_cadence_are_the_reference(tmp_path):

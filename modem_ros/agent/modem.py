@@ -23,6 +23,7 @@ from modem_ros.agent import schedules
 from modem_ros.agent.augment import random_shift
 from modem_ros.agent.cuda_graph import GraphedPlan
 from modem_ros.agent.networks import PlanningHeads, WorldModel
+from modem_ros.agent.offline import augment_next_latents
 from modem_ros.agent.planner import MPPIPlanner
 from modem_ros.config import ModemConfig
 
@@ -185,9 +186,11 @@ class ModemAgent:
         return self.model.pi(self.encode_obs(obs))[0].float().cpu().numpy()
 
     # ---------------------------------------------------------------- learning
-    def _model_losses(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor],
-                                                   tuple[torch.Tensor, torch.Tensor]]:
-        """Weighted model loss, its terms, and (detached latents [H+1, B, latent], priorities [B])."""
+    def _model_losses(self, batch: Batch, aug_ratio: float = 0.0) -> tuple[
+            torch.Tensor, dict[str, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+        """Weighted model loss, its terms, and (detached latents [H+1, B, latent], priorities [B]).
+        `aug_ratio` > 0: model-based augmentation (offline.py) replaces that share of the TD targets'
+        next latents by the world model's one-step prediction from the real latent."""
         cfg, model = self.cfg, self.model
         horizon, bsz = batch.action.shape[:2]
         rgb = random_shift(batch.rgb.flatten(0, 1), cfg.pad).view(batch.rgb.shape)
@@ -196,6 +199,9 @@ class ModemAgent:
             next_rgb, next_state = rgb[1:].flatten(0, 1), batch.state[1:].flatten(0, 1)
             next_z = self._encode_no_grad(model, next_rgb, next_state)
             next_z_target = self._encode_no_grad(self.target, next_rgb, next_state).view(horizon, bsz, -1)
+            if aug_ratio > 0:
+                next_z = augment_next_latents(model, z.detach(), next_z.view(horizon, bsz, -1), batch.action,
+                                              aug_ratio).flatten(0, 1)
             q_next = torch.min(*self.target.q(next_z, model.pi(next_z, cfg.min_std)))
             td_target = batch.reward + cfg.discount * q_next.view(horizon, bsz, 1)
         zs = [z.detach()]
@@ -220,13 +226,13 @@ class ModemAgent:
         chunk = self.cfg.encoder_chunk or (self.cfg.batch_size if self.device.type == "cpu" else len(rgb))
         return torch.cat([model.encode(r, s) for r, s in zip(rgb.split(chunk), state.split(chunk), strict=True)])
 
-    def update(self, batch: Batch, step: int) -> dict[str, torch.Tensor]:
+    def update(self, batch: Batch, step: int, aug_ratio: float = 0.0) -> dict[str, torch.Tensor]:
         """One gradient step of world model, reward, critic and policy at agent step `step` (the
         reference's step + i of an update burst: it times the target EMA and the std bound). Returns
         detached tensors (no host sync); `priorities` [B] are the snippets' new replay priorities."""
         horizon = batch.action.shape[0]
         with self._autocast():
-            loss, terms, (zs, priorities) = self._losses(batch)
+            loss, terms, (zs, priorities) = self._losses(batch, aug_ratio)
         self.optim.zero_grad(set_to_none=True)
         (loss / horizon).backward()  # reference: gradient scaled by 1 / horizon
         terms["grad_norm"] = nn.utils.clip_grad_norm_(self.model_params, self.cfg.grad_clip_norm)

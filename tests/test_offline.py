@@ -1,0 +1,84 @@
+"""Offline pre-training (issue 20, paper 002): the phase, its model-based augmentation, the measure of
+critic overfitting, and resuming inside the phase."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from modem_ros.agent.modem import ModemAgent
+from modem_ros.agent.offline import augment_next_latents, q_vs_return
+from modem_ros.data.demos import write_episode
+from modem_ros.envs.point_reach import PointReachEnv
+from modem_ros.run import build_trainer
+from modem_ros.trainer import run_episode
+from tests.conftest import small_config
+from tests.test_reference_update import _Spy
+
+
+def test_augmentation_replaces_whole_snippets_by_one_step_predictions():
+    agent = ModemAgent(small_config())
+    h, b, latent = 3, 64, agent.cfg.latent_dim
+    z0, next_z = torch.randn(b, latent), torch.randn(h, b, latent)
+    action = torch.rand(h, b, agent.cfg.action_dim) * 2 - 1
+    assert torch.equal(augment_next_latents(agent.model, z0, next_z, action, 0.0), next_z)
+    real = torch.cat([z0[None], next_z[:-1]])
+    with torch.no_grad():
+        predicted = agent.model.dynamics(torch.cat([real, action], -1))
+    torch.testing.assert_close(augment_next_latents(agent.model, z0, next_z, action, 1.0), predicted)
+    mixed = augment_next_latents(agent.model, z0, next_z, action, 0.5)
+    swapped = (mixed == predicted).all(-1).all(0)
+    kept = (mixed == next_z).all(-1).all(0)
+    assert torch.all(swapped ^ kept) and 10 < int(swapped.sum()) < 54  # per snippet, about half
+
+
+def test_q_vs_return_measures_the_critics_bias_against_the_true_return():
+    cfg = small_config(episode_length=10)
+    agent = ModemAgent(cfg)  # Q heads start at zero: the bias is minus the mean discounted return-to-go
+    episode = run_episode(PointReachEnv(img_size=cfg.img_size, episode_length=10), lambda o, t: np.zeros(2), seed=0)
+    out = q_vs_return(agent, [episode], 0.9)
+    returns = [sum(0.9 ** k * r for k, r in enumerate(episode.reward[t:])) for t in range(10)]
+    assert out["q_bias"] == pytest.approx(-np.mean(returns), rel=1e-5)
+
+
+@pytest.fixture
+def offline_data(tmp_path):
+    env = PointReachEnv(img_size=48, episode_length=20)
+    rng = np.random.default_rng(0)
+    for i in range(10):  # rewarded episodes of mixed quality: random actions
+        episode = run_episode(env, lambda o, t: rng.uniform(-1, 1, 2), seed=100 + i)
+        write_episode(episode, tmp_path / "offline" / f"episode_{i:06d}", {"task": "toy-reach"})
+    return tmp_path / "offline"
+
+
+def test_the_offline_phase_runs_after_bc_and_resumes_where_it_stopped(tmp_path, offline_data):
+    cfg = small_config(offline_dirs=str(offline_data), offline_steps=20, offline_aug_ratio=0.5, eval_episodes=1)
+    trainer = build_trainer(cfg, tmp_path / "run", log_stream=io.StringIO())
+    assert len(trainer.heldout) == 1 and len(trainer.replay_buffer) == 9 * 20
+    calls = {"n": 0}
+    update = trainer.agent.update
+
+    def killed_at_13(batch, step, aug_ratio=0.0):
+        calls["n"] += 1
+        if calls["n"] == 13:
+            raise KeyboardInterrupt
+        return update(batch, step, aug_ratio=aug_ratio)
+
+    trainer.agent.update = killed_at_13
+    with pytest.raises(KeyboardInterrupt):
+        trainer.begin()
+    again = build_trainer(cfg, tmp_path / "run", log_stream=io.StringIO())
+    spy = _Spy(again.agent)
+    again.resume(tmp_path / "run" / "checkpoints" / "latest.pt", lambda n: [])
+    assert spy.updates == list(range(12, 20))  # checkpointed after 12 (every 2): the rest, no BC again
+    assert again.agent.last_update_step == 0 and again.evaluations  # the schedules have not started
+    records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    final = [r for r in records if r["kind"] == "offline" and r["updates_done"] == 20]
+    assert final and np.isfinite(final[-1]["q_bias"])  # measured on the held-out episode
+    assert [r["phase"] for r in records if r["kind"] == "phase"][:2] == ["pretrain", "offline"]
+    again.begin()  # the graph calls begin() after resume: nothing runs twice
+    assert spy.updates == list(range(12, 20))
