@@ -109,10 +109,11 @@ def cmd_demos(args: argparse.Namespace) -> int:
 
     if args.action == "generate":
         cfg = _config(args)
-        written, attempts, has_success = demos.generate(cfg, args.n, Path(args.out),
-                                                        only_success=not args.keep_failures)
+        written, attempts, has_success = demos.generate(
+            cfg, args.n, Path(args.out), only_success=not args.keep_failures and args.policy == "expert"
+            and not args.noise, policy=args.policy, noise=args.noise, checkpoint=args.checkpoint or "")
         rate = sum(1 for a in attempts if a) / len(attempts)
-        outcome = (f"expert success {sum(attempts)}/{len(attempts)} ({100 * rate:.0f}%)" if has_success
+        outcome = (f"{args.policy} success {sum(attempts)}/{len(attempts)} ({100 * rate:.0f}%)" if has_success
                    else "dense reward, no success to report (see `demos info` for returns)")
         print(f"wrote {len(written)} episodes of {cfg.task} to {args.out}; {outcome}")
         return 0 if len(written) == args.n else 1
@@ -250,6 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
     demos.add_argument("--format", default="lerobot", choices=["lerobot"],
                        help="export / import: LeRobotDataset v3.0")
     demos.add_argument("--camera", default=None, help="import: the video feature to use when there are several")
+    demos.add_argument("--policy", default="expert", choices=["expert", "bc", "random"],
+                       help="generate: who acts (bc: a checkpoint's policy, --checkpoint); not the expert alone "
+                            "or with noise: every episode is kept, of whatever quality")
+    demos.add_argument("--noise", type=float, default=0.0, help="generate: std of Gaussian noise on every action")
+    demos.add_argument("--checkpoint", default=None, help="generate --policy bc: the agent checkpoint")
     demos.add_argument("--fps", type=int, default=None, help="export: frames per second; default the agent rate "
                        "(topics.AGENT_HZ, 10 Hz), which the bags are stamped at")
     demos.add_argument("-n", type=int, default=5, help="generate: number of episodes")

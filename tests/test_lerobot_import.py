@@ -87,3 +87,23 @@ def test_offline_directories_fill_the_replay_buffer_and_demo_dirs_combine(lerobo
                                          offline_dirs=str(tmp_path / "imported")), None, log_stream=io.StringIO())
     assert trainer.demo_buffer.num_episodes == 4  # 3 from bags, then the first imported one
     assert len(trainer.replay_buffer) == 3 * 17 and trainer.step == 0  # offline steps count in no budget
+
+
+def test_generate_makes_datasets_of_a_chosen_quality(tmp_path, capsys):
+    from modem_ros.cli import main
+    from modem_ros.data.demos import read_meta
+
+    small = [f"{k}={v}" for k, v in {"img_size": 48, "episode_length": 20, "demos": 3}.items()]
+    assert main(["demos", "generate", "--task", "toy-reach", "-n", "3", "--out", str(tmp_path / "noisy"),
+                 "--noise", "0.8", *small]) == 0
+    assert main(["demos", "generate", "--task", "toy-reach", "-n", "3", "--out", str(tmp_path / "clean"), *small]) == 0
+    assert main(["demos", "generate", "--task", "toy-reach", "-n", "2", "--out", str(tmp_path / "random"),
+                 "--policy", "random", *small]) == 0
+    noisy, _ = load_demo_dir(tmp_path / "noisy", 1)
+    clean, _ = load_demo_dir(tmp_path / "clean", 1)
+    assert read_meta(noisy[0].path)["source"].endswith("N(0, 0.8) noise")
+    assert np.mean([b.episode.total_reward for b in noisy]) < np.mean([b.episode.total_reward for b in clean])
+    assert read_meta(tmp_path / "random" / "episode_000000")["policy"] == "random"
+    assert main(["demos", "generate", "--task", "toy-reach", "-n", "1", "--out", str(tmp_path / "bc"),
+                 "--policy", "bc", *small]) == 1
+    assert "policy bc needs --checkpoint" in capsys.readouterr().err

@@ -299,19 +299,46 @@ def _check_appendable(cfg, directory: Path) -> set[int]:
     return seeds
 
 
+def _policy(cfg, env, policy: str, noise: float, checkpoint: str):
+    """act(obs, t) for `demos generate`: the expert, a trained agent's policy mean (bc, from
+    `checkpoint`) or uniform random actions, each with Gaussian action noise of std `noise` (clipped to
+    [-1, 1]): suboptimal datasets of a chosen quality, reproducible under the seed."""
+    rng = np.random.default_rng(cfg.seed)
+    if policy == "expert":
+        base = lambda obs: env.expert_action()  # noqa: E731
+    elif policy == "random":
+        base = lambda obs: rng.uniform(-1, 1, cfg.action_dim)  # noqa: E731
+    elif policy == "bc":
+        if not checkpoint:
+            raise DemoError("policy bc needs --checkpoint (a trained agent whose policy acts)")
+        from modem_ros.agent.modem import ModemAgent
+
+        agent = ModemAgent(cfg, device="cpu")
+        agent.load(checkpoint)
+        base = agent.policy_action
+    else:
+        raise DemoError(f"unknown policy {policy!r}: expert, bc or random")
+    return lambda obs, t: np.clip(np.asarray(base(obs), np.float64) + noise * rng.standard_normal(cfg.action_dim),
+                                  -1.0, 1.0)
+
+
 def generate(cfg, n: int, directory: Path, only_success: bool = True,
-             max_attempts_factor: int = 3) -> tuple[list[Path], list[bool], bool]:
+             max_attempts_factor: int = 3, policy: str = "expert", noise: float = 0.0,
+             checkpoint: str = "") -> tuple[list[Path], list[bool], bool]:
     """Roll out the task's expert and write `n` episodes (successful ones unless only_success is
     False). Returns the written paths, the success of every attempt, and whether the task has a
     success at all (dense-reward suites such as DMControl do not: all their episodes are kept)."""
     from modem_ros.envs import make_env
-    from modem_ros.trainer import expert_episode
+    from modem_ros.trainer import run_episode
 
     used_seeds = _check_appendable(cfg, directory)
     env = make_env(cfg, seed=cfg.seed)
     has_success = getattr(env, "has_success", True)
     only_success = only_success and has_success
-    source = getattr(env, "expert_source", "scripted expert")
+    act = _policy(cfg, env, policy, noise, checkpoint)
+    source = getattr(env, "expert_source", "scripted expert") if policy == "expert" else policy
+    if noise:
+        source += f" + N(0, {noise:g}) noise"
     written: list[Path] = []
     attempts: list[bool] = []
     seed = cfg.seed * 1000
@@ -319,10 +346,11 @@ def generate(cfg, n: int, directory: Path, only_success: bool = True,
         while len(written) < n and len(attempts) < max_attempts_factor * n:
             while seed in used_seeds:  # a dataset being continued: never the same reset twice
                 seed += 1
-            episode = expert_episode(env, seed)
+            episode = run_episode(env, act, seed=seed)
             attempts.append(episode.succeeded)
             if episode.succeeded or not only_success:
-                meta = {"task": cfg.task, "suite": cfg.suite, "source": source, "seed": seed,
+                meta = {"task": cfg.task, "suite": cfg.suite, "source": source, "seed": seed, "policy": policy,
+                        "noise": noise,
                         "img_size": cfg.img_size, "action_repeat": cfg.action_repeat}
                 written.append(write_episode(episode, next_episode_path(directory), meta))
             seed += 1
