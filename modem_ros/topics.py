@@ -26,6 +26,7 @@ REWARD = "modem/reward"                    # std_msgs/msg/Float32, one per step 
 SUCCESS = "modem/success"                  # std_msgs/msg/Bool, one per step
 EPISODE = "modem/episode"                  # std_msgs/msg/String, JSON event {"event": "start"|"end", ...}
 CHECKPOINT = "modem/checkpoint"            # std_msgs/msg/String, JSON {"path", "version", "step", "episodes", "run_id"}
+WEIGHTS = "modem/weights"                  # std_msgs/msg/UInt8MultiArray chunks, header JSON in layout.dim[0].label
 PLANNER_STATS = "modem/planner/latency"    # std_msgs/msg/String, JSON latency statistics
 CLOCK = "/clock"                           # rosgraph_msgs/msg/Clock, sim time from the sim bridge
 # arm state, from the Franka bridge and from the sim bridge's Franka cell alike (franka_ros2 joint names)
@@ -52,6 +53,7 @@ TYPES = {
     SUCCESS: "std_msgs/msg/Bool",
     EPISODE: "std_msgs/msg/String",
     CHECKPOINT: "std_msgs/msg/String",
+    WEIGHTS: "std_msgs/msg/UInt8MultiArray",
     PLANNER_STATS: "std_msgs/msg/String",
     CLOCK: "rosgraph_msgs/msg/Clock",
     JOINT_STATES: "sensor_msgs/msg/JointState",

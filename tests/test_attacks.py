@@ -246,7 +246,7 @@ def test_planner_survives_hostile_announcements_and_loads_only_its_runs_weights(
     monkeypatch.setattr(Planner, "on_checkpoint", lambda self, msg: (original(self, msg), seen.append(msg.data)))
     context = rclpy.Context()
     rclpy.init(context=context, args=["--ros-args", "-p", "task:=toy-reach", "-p", f"config_overrides:={overrides}",
-                                      "-p", "run_id:=run-a", "-p", "device:=cpu"],
+                                      "-p", "run_id:=run-a", "-p", "device:=cpu", "-p", "weights_from:=path"],
                signal_handler_options=SignalHandlerOptions.NO)
     executor = SingleThreadedExecutor(context=context)
     planner = Planner(context=context)

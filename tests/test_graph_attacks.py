@@ -1,11 +1,13 @@
 """A running train_sim graph under attack (issue 24): while it trains, a node on its domain publishes
 malformed messages on every topic the graph subscribes to - short and mis-encoded images, NaN and
-wrongly sized states and actions, NaN rewards, non-JSON events and announcements, a pinning version
-that points to garbage. Every one is refused with a log line; training completes with every episode
+wrongly sized states and actions, NaN rewards, non-JSON events and announcements, weight chunks with
+no header, of another run, or of this run at a pinning version with bytes that fail their hash.
+Every one is refused with a log line; training completes with every episode
 paired as if nothing had happened."""
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 
@@ -17,13 +19,21 @@ from tests.test_graph import Launch, graph_env, graph_home, records  # noqa: F40
 pytest.importorskip("rclpy", reason="the ROS graph needs the ros extra: scripts/install.sh ros")
 
 from sensor_msgs.msg import Image  # noqa: E402
-from std_msgs.msg import Float32, Float32MultiArray, String  # noqa: E402
+from std_msgs.msg import (  # noqa: E402
+    Float32,
+    Float32MultiArray,
+    MultiArrayDimension,
+    String,
+    UInt8MultiArray,
+)
 
 from modem_ros import topics  # noqa: E402
 from modem_ros.announce import announcement  # noqa: E402
 from modem_ros.data.demos import read_episode  # noqa: E402
-from modem_ros.nodes.common import LATCHED, STREAM  # noqa: E402
+from modem_ros.nodes.common import LATCHED, STREAM, WEIGHTS  # noqa: E402
 from tests.ros_node import InProcessNode  # noqa: E402
+
+RUN_ID = "attacked-run"
 
 
 def _image(encoding: str, size: int, data_len: int) -> Image:
@@ -38,7 +48,16 @@ class Attacker(InProcessNode):
             (topics.ACTION, Float32MultiArray), (topics.APPLIED_ACTION, Float32MultiArray),
             (topics.REWARD, Float32), (topics.EPISODE, String)]}
         checkpoint = self.node.create_publisher(String, topics.CHECKPOINT, LATCHED)
+        weights = self.node.create_publisher(UInt8MultiArray, topics.WEIGHTS, WEIGHTS)
         nan = math.nan
+
+        def chunk(label: str, data: bytes) -> UInt8MultiArray:
+            msg = UInt8MultiArray(data=data)
+            msg.layout.dim = [MultiArrayDimension(label=label, size=len(data), stride=len(data))]
+            return msg
+
+        forged = {"run_id": RUN_ID, "version": 10**6, "step": 0, "episodes": 10**6, "chunk": 0, "chunks": 1,
+                  "size": 5, "sha256": "0" * 64, "sent": 0.0}  # this run's id, a pinning version, bad bytes
         self.volleys = [
             (pub[topics.IMAGE], _image("rgb8", 48, 7)), (pub[topics.IMAGE], _image("bgr8", 48, 48 * 48 * 3)),
             (pub[topics.RAW_IMAGE], _image("rgb8", 64, 100)),
@@ -51,6 +70,9 @@ class Attacker(InProcessNode):
             (pub[topics.REWARD], Float32(data=nan)), (pub[topics.EPISODE], String(data="{not json")),
             (checkpoint, String(data="not json")),
             (checkpoint, String(data=announcement(garbage_file, 10**6, 0, 10**6, "someone-else"))),
+            (weights, UInt8MultiArray(data=b"no header")),
+            (weights, chunk(json.dumps({**forged, "run_id": "someone-else"}), b"12345")),
+            (weights, chunk(json.dumps(forged), b"12345")),
         ]
         self.sent = 0
         self.start()
@@ -69,6 +91,8 @@ def attacked(graph_home):  # noqa: F811
     garbage = graph_home / "garbage.pt"
     garbage.write_bytes(b"\x80\x04 definitely not a checkpoint")
     env = graph_env(graph_home)
+    (graph_home / "attacked").mkdir()
+    (graph_home / "attacked" / "run_id").write_text(RUN_ID + "\n")  # the attacker knows the run's id
     attacker = Attacker(env, garbage)
     try:
         launch = Launch(graph_home, ["train_sim", "preset:=tiny.yaml", "run_dir:=attacked"], env)
@@ -98,8 +122,10 @@ def test_each_kind_of_bad_message_is_named_in_the_log(attacked):
                            ("planner", "modem/image: observation refused"),
                            ("trainer", "modem/state: not stored"), ("planner", "modem/state: observation refused"),
                            ("sim_bridge", "action refused"), ("trainer", "modem/applied_action: not stored"),
-                           ("trainer", "modem/reward: not stored"), ("planner", "announcement ignored"),
-                           ("planner", "announcement of run 'someone-else' ignored")]:
+                           ("trainer", "modem/reward: not stored"),
+                           ("planner", "modem/weights: chunk ignored: chunk header is not JSON"),
+                           ("planner", "weights of run 'someone-else' ignored"),
+                           ("planner", "payload fails its SHA-256")]:
         assert any(line.startswith(f"[{node}]") and fragment in line for line in launch.output), (node, fragment)
     loaded = [line for line in launch.output if "loaded weights v" in line]
     assert loaded and "v1000000" not in "".join(loaded)

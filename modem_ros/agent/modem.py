@@ -297,7 +297,8 @@ class ModemAgent:
         if diff:
             raise ValueError(f"checkpoint does not fit this agent; (checkpoint, agent) differ in {diff}")
         self.model.load_state_dict(state["model"])
-        self.target.load_state_dict(state["target"])
+        if "target" in state:  # weights sent to a planner carry no target network (acting needs none)
+            self.target.load_state_dict(state["target"])
         for name in ("optim", "pi_optim", "bc_optim"):
             if name in state:
                 getattr(self, name).load_state_dict(state[name])

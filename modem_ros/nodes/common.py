@@ -25,6 +25,7 @@ from modem_ros import topics
 from modem_ros.config import NODE_PARAMETERS, ConfigError, ModemConfig, load_node_config
 from modem_ros.robots.arm import FINGER_NAMES, JOINT_NAMES, ArmState
 from modem_ros.robots.safety import ArmCommand
+from modem_ros.weights import MAX_CHUNKS
 
 # Lock-step streams (sim, and everything the trainer learns from): nothing may be lost or reordered,
 # a whole episode may queue while the trainer updates (1024 > the longest episode + 1), and a node that
@@ -38,6 +39,9 @@ FOLLOW = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolic
                     durability=DurabilityPolicy.VOLATILE)
 # Camera frames on hardware: the newest frame matters, a late one is useless (consumer side).
 SENSOR = QoSProfile(reliability=ReliabilityPolicy.BEST_EFFORT, history=HistoryPolicy.KEEP_LAST, depth=1)
+# Weights as chunks (modem_ros/weights.py): reliable, and the newest set kept for a planner that joins late.
+WEIGHTS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
+                     depth=MAX_CHUNKS, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 # Announcements a late joiner must still get (the latest checkpoint).
 LATCHED = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=1,
                      durability=DurabilityPolicy.TRANSIENT_LOCAL)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from rclpy.time import Time as RosTime
 from sensor_msgs.msg import Image
-from std_msgs.msg import Float32MultiArray, String
+from std_msgs.msg import Float32MultiArray, String, UInt8MultiArray
 
 from modem_ros import topics
 from modem_ros.agent.modem import ModemAgent
@@ -25,6 +25,7 @@ from modem_ros.envs.base import FrameStack
 from modem_ros.nodes.common import (
     LATCHED,
     STREAM,
+    WEIGHTS,
     ModemNode,
     NodeSetupError,
     array_msg,
@@ -32,6 +33,7 @@ from modem_ros.nodes.common import (
     json_msg,
     run_node,
 )
+from modem_ros.weights import WeightsAssembler, WeightsError, parse_header
 
 
 class Planner(ModemNode):
@@ -49,6 +51,11 @@ class Planner(ModemNode):
         self.max_age = self.param("max_obs_age", 0.0, "Refuse observations older than this many seconds by "
                                   "their stamp (0 = off; lock-step sim time never ages).")
         self.stats_every = self.param("stats_every", 100, "Actions between latency reports.")
+        self.weights_from = self.param("weights_from", "dds", f"Where the trainer's weights come from: dds (chunks "
+                                       f"on {topics.WEIGHTS}, no shared disk) or path (the file modem/checkpoint "
+                                       "announces; one host or a shared run directory).")
+        if self.weights_from not in ("dds", "path"):
+            raise NodeSetupError(f"parameter weights_from is '{self.weights_from}': expected dds or path")
         self.run_id = self.param("run_id", "", "Run identity of this graph's trainer: only its checkpoint "
                                  "announcements are loaded (the launcher sets it); empty = the first valid "
                                  "announcement's run id, then only that one.")
@@ -73,6 +80,9 @@ class Planner(ModemNode):
         if self.checkpoint:  # deploy / eval: nothing to act with is a setup error, not a wait
             if not self.load(self.checkpoint, version=0, step=0, episodes=0):
                 raise NodeSetupError(f"parameter checkpoint: {self.checkpoint} cannot be loaded (see above)")
+        elif self.weights_from == "dds":
+            self.assembler = WeightsAssembler()
+            self.create_subscription(UInt8MultiArray, topics.WEIGHTS, self.on_weights, WEIGHTS)
         else:
             self.create_subscription(String, topics.CHECKPOINT, self.on_checkpoint, LATCHED)
         self.get_logger().info(f"task {self.cfg.task} on {self.agent.device}; "
@@ -95,6 +105,39 @@ class Planner(ModemNode):
         self.get_logger().info(f"loaded weights v{version} (step {step}) from {path} in "
                                f"{time.perf_counter() - start:.2f} s")
         return True
+
+    def on_weights(self, msg: UInt8MultiArray) -> None:
+        """A chunk of the trainer's weights; a complete, verified set of this run is swapped in between
+        actions (callbacks never interleave with act()); anything else is refused with one line."""
+        try:
+            header = parse_header(msg.layout.dim[0].label if msg.layout.dim else "")
+        except WeightsError as err:
+            self.get_logger().error(f"{topics.WEIGHTS}: chunk ignored: {err}", throttle_duration_sec=5.0)
+            return
+        if self.run_id and header["run_id"] != self.run_id:
+            self.get_logger().error(f"{topics.WEIGHTS}: weights of run {header['run_id']!r} ignored; this graph's "
+                                    f"run is {self.run_id!r}", throttle_duration_sec=5.0)
+            return
+        if header["version"] <= self.version:
+            return
+        try:
+            state = self.assembler.add(header, bytes(msg.data))
+            if state is None:
+                return
+            self.agent.load_state_dict(state)
+        except (WeightsError, ValueError, RuntimeError, KeyError, TypeError) as err:
+            self.get_logger().error(f"{topics.WEIGHTS}: weights v{header['version']} not loaded ({err}); acting on "
+                                    f"v{self.version}")
+            return
+        if self.version < 0:
+            self.step, self.episode = header["step"], header["episodes"]
+        if not self.run_id:
+            self.run_id = header["run_id"]
+            self.get_logger().info(f"following the trainer of run {self.run_id!r}")
+        self.version = header["version"]
+        self.get_logger().info(f"loaded weights v{self.version} (step {header['step']}) over DDS, "
+                               f"{1000 * (time.time() - header['sent']):.0f} ms after the trainer sent them")
+        self.try_act()
 
     def on_checkpoint(self, msg: String) -> None:
         try:

@@ -9,6 +9,7 @@ same run_dir, it resumes from latest.pt and the episodes stored up to it.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from dataclasses import replace
@@ -17,18 +18,19 @@ from pathlib import Path
 import numpy as np
 import rclpy
 from sensor_msgs.msg import Image
-from std_msgs.msg import Bool, Float32, Float32MultiArray, String
+from std_msgs.msg import Bool, Float32, Float32MultiArray, MultiArrayDimension, String, UInt8MultiArray
 
 from modem_ros import topics
 from modem_ros.announce import announcement, run_id_of
 from modem_ros.data.demos import DemoError, episode_dirs, read_episode, write_episode
 from modem_ros.data.episode import Episode
 from modem_ros.data.stream import EpisodeAssembler, StreamError
-from modem_ros.nodes.common import LATCHED, STREAM, ModemNode, NodeSetupError, image_array, run_node
+from modem_ros.nodes.common import LATCHED, STREAM, WEIGHTS, ModemNode, NodeSetupError, image_array, run_node
 from modem_ros.paths import default_run_dir
 from modem_ros.run import RunDirInUse, build_trainer, ensure_demos
 from modem_ros.runtime import keep_freed_memory
 from modem_ros.trainer import ResumeError
+from modem_ros.weights import pack, planner_state
 
 
 class TrainerNode(ModemNode):
@@ -42,6 +44,9 @@ class TrainerNode(ModemNode):
                               "by its expert on first use.")
         resume = self.param("resume", True, "Continue from run_dir/checkpoints/latest.pt when it exists.")
         steps = self.param("steps", 0, "Agent steps of interaction to train for; 0 = the config's train_steps.")
+        self.publish_weights = self.param("publish_weights", True, f"Send the planner's weights as messages on "
+                                          f"{topics.WEIGHTS} after each episode (no shared disk needed); the "
+                                          "path announcement on modem/checkpoint is sent either way.")
         run_id = self.param("run_id", "", "Run identity put in every checkpoint and announcement (the "
                             "launcher sets it); empty = the one stored in run_dir/run_id, created on first use.")
         self.run_dir = Path(run_dir) if run_dir else default_run_dir(cfg.task)
@@ -64,6 +69,7 @@ class TrainerNode(ModemNode):
             self.resume(latest)
         self.assembler = EpisodeAssembler(cfg.frame_stack, cfg.episode_length, cfg.state_dim, cfg.action_dim)
         self.ckpt_pub = self.create_publisher(String, topics.CHECKPOINT, LATCHED)
+        self.weights_pub = self.create_publisher(UInt8MultiArray, topics.WEIGHTS, WEIGHTS)
         self.create_subscription(Image, topics.IMAGE, self.on_image, STREAM)
         self.create_subscription(Float32MultiArray, topics.STATE, self.on_state, STREAM)
         # what the bridge executed (after the safety layer's clipping, an operator's takeover; zeros for a
@@ -124,6 +130,13 @@ class TrainerNode(ModemNode):
             return
         self.ckpt_pub.publish(String(data=announcement(path.resolve(), self.trainer.episodes, self.trainer.step,
                                                        self.trainer.episodes, self.trainer.run_id)))
+        if self.publish_weights:
+            state = planner_state(self.trainer.agent.state_dict())
+            for header, data in pack(state, self.trainer.run_id, self.trainer.episodes, self.trainer.step,
+                                     self.trainer.episodes):
+                msg = UInt8MultiArray(data=data)
+                msg.layout.dim = [MultiArrayDimension(label=json.dumps(header), size=len(data), stride=len(data))]
+                self.weights_pub.publish(msg)
 
     def run(self) -> None:
         try:
