@@ -141,6 +141,7 @@ def build_trainer(cfg: ModemConfig, run_dir: Path | None = None, log_stream=None
     eval_env = make_env(cfg, seed=cfg.seed + 1)
     logger = MetricsLogger(run_dir, total_steps=cfg.train_steps, **({} if log_stream is None else
                                                                     {"stream": log_stream}))
+    logger.hparams = cfg.to_dict()
     if cfg.demos and not cfg.demo_dir and env is None:
         raise DemoError("a trainer without its own env needs demo_dir (see ensure_demos)")
     if cfg.demos == 0:

@@ -172,3 +172,19 @@ def test_the_end_of_a_run_says_how_it_went_and_where_its_files_are(tmp_path):
     summary = next(r for r in trainer.logger.records if r["kind"] == "summary")
     assert summary["final_success_rate"] == trainer.evaluations[-1]["success_rate"]
     assert summary["checkpoint"].endswith("final.pt") and summary["env_step"] == 160
+
+
+def test_tensorboard_plots_each_kind_on_an_axis_that_says_what_it_is(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = small_config(eval_episodes=1)
+    build_trainer(cfg, tmp_path / "run", log_stream=io.StringIO()).run()
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    tags = events.Tags()["scalars"]
+    train = [e.step for e in events.Scalars("train/episode_return (x: env steps)")]
+    assert train == [40, 80, 120, 160]  # 20-step episodes at action_repeat 2: one point per episode
+    assert [e.step for e in events.Scalars("eval/success_rate (x: env steps)")] == [0, 80, 160]
+    assert "bc/bc_loss (x: BC iterations)" in tags and not any("agent steps" in t for t in tags if "train/" in t)
+    assert "_hparams_/session_start_info" in events.PluginTagToContent("hparams")  # the config ...
+    assert "final/final_success_rate" in tags  # ... beside the final metrics
