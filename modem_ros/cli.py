@@ -12,6 +12,11 @@ from modem_ros.config import ConfigError, ModemConfig, field_docs, load_config, 
 from modem_ros.graph import LAUNCHES
 from modem_ros.runtime import keep_freed_memory
 
+# Optional dependencies and the install extra that brings each (setup.py extras_require).
+EXTRA_OF_MODULE = {"pandas": "lerobot", "pyarrow": "lerobot", "mujoco": "sim", "dm_control": "sim",
+                   "metaworld": "sim", "gymnasium_robotics": "sim", "imageio": "sim", "cv2": "sim",
+                   "rclpy": "ros", "pyrealsense2": "hw", "franky": "hw"}
+
 
 def _config(args: argparse.Namespace) -> ModemConfig:
     overrides = parse_overrides(args.overrides)
@@ -306,6 +311,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except (DemoError, RunDirInUse, ResumeError, CheckpointWriteError, FileNotFoundError, FileExistsError) as exc:
         print(f"modem-ros {args.command}: {exc}", file=sys.stderr)  # one line, no traceback
+        return 1
+    except ModuleNotFoundError as exc:
+        extra = EXTRA_OF_MODULE.get((exc.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(f"modem-ros {args.command}: needs {exc.name}, which the '{extra}' extra installs: "
+              f"scripts/install.sh {extra}", file=sys.stderr)
         return 1
 
 

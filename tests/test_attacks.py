@@ -368,3 +368,21 @@ def test_a_server_a_test_starts_dies_with_the_test_process_even_on_sigkill():
         time.sleep(0.1)
     os.kill(child, 9)
     raise AssertionError("the child outlived its SIGKILLed parent")
+
+
+def test_a_missing_optional_dependency_names_the_extra_that_brings_it(tmp_path, capsys, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_pandas(name, *args, **kwargs):
+        if name.split(".")[0] in ("pandas", "pyarrow"):
+            raise ModuleNotFoundError(f"No module named '{name}'", name=name)
+        return real_import(name, *args, **kwargs)
+
+    episode = scripted_demos(PointReachEnv(img_size=48, episode_length=10), 1, seed=0)[0]
+    write_episode(episode, tmp_path / "d" / "episode_000000", {"task": "toy-reach"})
+    monkeypatch.setattr(builtins, "__import__", no_pandas)
+    assert cli.main(["demos", "export", str(tmp_path / "d"), "--out", str(tmp_path / "x")]) == 1
+    err = capsys.readouterr().err
+    assert "the 'lerobot' extra installs: scripts/install.sh lerobot" in err and "Traceback" not in err
