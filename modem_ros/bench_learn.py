@@ -37,6 +37,11 @@ METHODS: dict[str, dict[str, str]] = {
     "modem": {},
     "bc": {},
     "tdmpc": {"demos": "0", "seeding": "uniform", "kappa_init": "0", "kappa_final": "0"},
+    # with offline data (pass offline_dirs=...): the offline phase, + paper 002's augmentation, + MOTO's
+    # behaviour regularisation
+    "modem+offline": {"offline_steps": "1000"},
+    "modem+offline+aug": {"offline_steps": "1000", "offline_aug_ratio": "0.5"},
+    "modem+offline+bcreg": {"offline_steps": "1000", "bc_reg_coef": "1.0"},
 }
 
 

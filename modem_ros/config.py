@@ -80,6 +80,9 @@ class ModemConfig:
     offline_aug_ratio: float = param(0.0, "Model-based augmentation in the offline phase's second half: this share "
                                           "of TD-target next latents is the world model's one-step prediction "
                                           "(paper 002 uses 0.5); 0 = off.")
+    bc_reg_coef: float = param(0.0, "MOTO's behaviour regularisation: weight of |pi(z_t) - a_t|^2 toward the "
+                                    "data's actions in the policy loss; 0 = off (reference).")
+    bc_reg_steps: int = param(10_000, "Agent steps after seed_steps over which bc_reg_coef anneals to 0.")
     # --- safe exploration (MoDem-V2 options; the defaults are reference MoDem) ------------------
     agency_transfer_steps: int = param(0, "Agent steps after seed_steps over which the executed action passes "
                                           "from the BC policy to MPC: each training step executes the frozen BC "
@@ -178,6 +181,9 @@ class ModemConfig:
         if self.offline_steps < 0 or not 0.0 <= self.offline_aug_ratio <= 1.0:
             raise ConfigError(f"config keys offline_steps ({self.offline_steps}) must be >= 0 and offline_aug_ratio "
                               f"({self.offline_aug_ratio}) in [0, 1]")
+        if self.bc_reg_coef < 0 or self.bc_reg_steps < 0:
+            raise ConfigError(f"config keys bc_reg_coef ({self.bc_reg_coef}) and bc_reg_steps ({self.bc_reg_steps}) "
+                              "must be >= 0")
         if not 0.0 < self.plan_max_action <= 1.0:
             raise ConfigError(f"config key 'plan_max_action' must be in (0, 1], got {self.plan_max_action}")
         for name in ["agency_transfer_steps", "plan_max_delta"]:

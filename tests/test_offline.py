@@ -82,3 +82,33 @@ def test_the_offline_phase_runs_after_bc_and_resumes_where_it_stopped(tmp_path, 
     assert [r["phase"] for r in records if r["kind"] == "phase"][:2] == ["pretrain", "offline"]
     again.begin()  # the graph calls begin() after resume: nothing runs twice
     assert spy.updates == list(range(12, 20))
+
+
+def test_behaviour_regularisation_pulls_the_policy_to_the_data_and_anneals_online():
+    from modem_ros.agent.modem import behaviour_regularisation
+    from modem_ros.bench import random_batch
+
+    cfg = small_config(bc_reg_coef=2.0, bc_reg_steps=100, seed_steps=40)
+    assert [behaviour_regularisation(cfg, s) for s in (0, 40, 90, 140, 500)] == [2.0, 2.0, 1.0, 0.0, 0.0]
+    assert behaviour_regularisation(small_config(), 0) == 0.0  # off by default (reference)
+
+    def policy_error(coef: float) -> tuple[float, float]:
+        torch.manual_seed(0)
+        agent = ModemAgent(small_config(bc_reg_coef=coef, seed_steps=40))
+        batch = random_batch(agent.cfg, agent.device)
+        batch.action.uniform_(-0.5, 0.5)
+
+        def error():
+            with torch.no_grad():
+                z = agent.model.encode(batch.rgb[0], batch.state[0])
+                return float((agent.model.pi(z) - batch.action[0]).pow(2).mean())
+
+        before = error()
+        for _ in range(80):
+            agent.update(batch, step=0)
+        return before, error()
+
+    before, after = policy_error(2.0)
+    before_off, after_off = policy_error(0.0)
+    # the critic alone moves the policy far from the data's actions; regularised, it stays at or near them
+    assert after < before and after < 0.3 * after_off, (before, after, before_off, after_off)

@@ -75,6 +75,14 @@ def validate_observation(obs: dict[str, Any], cfg: ModemConfig) -> tuple[np.ndar
     return rgb, state.astype(np.float32, copy=False)
 
 
+def behaviour_regularisation(cfg: ModemConfig, step: int) -> float:
+    """MOTO's policy regularisation toward the data's actions: bc_reg_coef through seeding (and any offline
+    phase), annealed linearly to 0 over bc_reg_steps once online learning starts; 0 when off."""
+    if cfg.bc_reg_coef <= 0:
+        return 0.0
+    return schedules.linear(cfg.bc_reg_coef, 0.0, cfg.bc_reg_steps, step - cfg.seed_steps)
+
+
 class ModemAgent:
     def __init__(self, cfg: ModemConfig, device: str | torch.device | None = None):
         self.cfg = cfg
@@ -237,7 +245,8 @@ class ModemAgent:
         (loss / horizon).backward()  # reference: gradient scaled by 1 / horizon
         terms["grad_norm"] = nn.utils.clip_grad_norm_(self.model_params, self.cfg.grad_clip_norm)
         self.optim.step()
-        terms["pi_loss"], terms["pi_grad_norm"] = self._update_pi(zs)
+        bc_coef = behaviour_regularisation(self.cfg, step)
+        terms["pi_loss"], terms["pi_grad_norm"] = self._update_pi(zs, batch.action if bc_coef else None, bc_coef)
         self.num_updates += 1
         self.last_update_step = step
         if step % self.cfg.update_freq == 0:
@@ -246,16 +255,23 @@ class ModemAgent:
         out["priorities"] = priorities.detach().float()
         return out
 
-    def _update_pi(self, zs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Policy loss -sum_t rho^t min(Q1, Q2)(z_t, pi(z_t)) on detached latents; Q is frozen.
-        Returns (loss, the policy's gradient norm before clipping)."""
+    def _update_pi(self, zs: torch.Tensor, actions: torch.Tensor | None = None,
+                   bc_coef: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Policy loss -sum_t rho^t min(Q1, Q2)(z_t, pi(z_t)) on detached latents; Q is frozen. With
+        `actions` [H, B, A] and bc_coef > 0 (MOTO's option), + bc_coef * sum_t rho^t |pi(z_t) - a_t|^2
+        toward the data's actions. Returns (loss, the policy's gradient norm before clipping)."""
         cfg = self.cfg
         self.model.set_q_grad(False)
         with self._autocast():
             z = zs.flatten(0, 1)
-            q = torch.min(*self.model.q(z, self.model.pi(z, cfg.min_std))).view(zs.shape[0], -1)
+            pi = self.model.pi(z, cfg.min_std)
+            q = torch.min(*self.model.q(z, pi)).view(zs.shape[0], -1)
             rho = cfg.rho ** torch.arange(zs.shape[0], device=zs.device, dtype=torch.float32)
             pi_loss = -(q.float().mean(1) * rho).sum()
+            if actions is not None:
+                horizon = actions.shape[0]
+                mean = torch.tanh(self.model.pi_net(zs[:horizon].flatten(0, 1))).view_as(actions)
+                pi_loss = pi_loss + bc_coef * ((mean.float() - actions).pow(2).mean((1, 2)) * rho[:horizon]).sum()
         self.pi_optim.zero_grad(set_to_none=True)
         pi_loss.backward()
         grad_norm = nn.utils.clip_grad_norm_(self.pi_params, cfg.grad_clip_norm)
