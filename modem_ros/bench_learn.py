@@ -120,6 +120,9 @@ def evaluate_bc(cfg: ModemConfig, run_dir: Path, log_stream=None) -> list[dict[s
     return [record]
 
 
+COMMIT = _commit()  # the code this process runs, read once at start (HEAD may move while a run trains)
+
+
 def run_one(cfg: ModemConfig, method: str, run_dir: Path, log_stream=None) -> dict[str, Any]:
     start = time.time()
     if method == "bc":
@@ -178,7 +181,7 @@ def run_learning_bench(task: str, preset: str | None, seeds: list[int], methods:
             run_dir = runs_root / f"{task}_{result['preset']}" / method / f"seed{seed}"
             log(f"bench learn: {method} seed {seed} in {run_dir}")
             run = run_one(cfg, method, run_dir, log_stream)
-            run["commit"] = _commit()
+            run["commit"] = COMMIT
             result["runs"] = [r for r in result["runs"] if not (r["method"] == method and r["seed"] == seed)]
             result["runs"].append(run)
             write_json_atomic(result, out)
