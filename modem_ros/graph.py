@@ -77,6 +77,8 @@ _HARDWARE_ARGUMENTS = {
     "playback_file": Argument("", "Play a recorded .db3 instead of a live camera (offline checks).",
                               ("realsense_camera.playback_file",)),
 }
+_INTERVENTION_DEVICE = Argument("keyboard", "Intervention device: keyboard (this terminal), gamepad, spacemouse.",
+                                ("teleop.device",))
 # Per mode: the sim bridge's /clock, or the wall clock on the robot.
 _SIM_TIME = {"sim": {"use_sim_time": True}, "hardware": {"use_sim_time": False}}
 # The camera relay per mode. sim: the bridge's frames one for one. hardware: best-effort from the
@@ -181,8 +183,7 @@ LAUNCHES: dict[str, LaunchSpec] = {
                                           ("franka_bridge.wait_for_operator",), bool),
             "reward_source": Argument("operator", "operator (key y marks success) or goal (franka-reach: the TCP "
                                       "at `goal`).", ("franka_bridge.reward_source",)),
-            "teleop_device": Argument("keyboard", "Intervention device: keyboard (this terminal), gamepad, spacemouse.",
-                                      ("teleop.device",)),
+            "teleop_device": _INTERVENTION_DEVICE,
         },
         main_node="trainer",
     ),
@@ -208,8 +209,7 @@ LAUNCHES: dict[str, LaunchSpec] = {
                                  ("franka_bridge.max_episodes",), int),
             "results_file": Argument("", "JSON rewritten after every episode: steps, executed policy actions, "
                                      "safety counts, observation -> action latency.", ("franka_bridge.results_file",)),
-            "teleop_device": Argument("keyboard", "Intervention device: keyboard (this terminal), gamepad, spacemouse.",
-                                      ("teleop.device",)),
+            "teleop_device": _INTERVENTION_DEVICE,
         },
         main_node="franka_bridge",
     ),
