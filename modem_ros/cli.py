@@ -123,6 +123,14 @@ def cmd_demos(args: argparse.Namespace) -> int:
         print(f"wrote {len(written)} episodes of {cfg.task} to {args.out}; {outcome}")
         return 0 if len(written) == args.n else 1
     if args.action == "validate":
+        if args.preset or args.overrides:  # the image size the given preset trains at
+            cfg = _config(args)
+            good, _ = demos.load_demo_dir(args.out, frame_stack=1)
+            wrong = [b.path.name for b in good if b.episode.rgb[0].shape[1:] != (cfg.img_size, cfg.img_size)]
+            if wrong:
+                print(f"{len(wrong)} episode(s) not at the {cfg.img_size} px this config trains at: "
+                      f"{', '.join(wrong[:5])}{' ...' if len(wrong) > 5 else ''}")
+                return 1
         return validate_command(args.out)
     if args.action == "import":
         from modem_ros.data.lerobot_import import import_lerobot
@@ -152,10 +160,11 @@ def cmd_demos(args: argparse.Namespace) -> int:
         for err in bad:
             print(f"unreadable, skipped: {err}")
         return 0 if not bad else 1
-    print(f"{'episode':<20} {'steps':>6} {'success':>8} {'return':>9}  task")
+    print(f"{'episode':<20} {'steps':>6} {'success':>8} {'return':>9} {'image':>8}  task")
     for bag in good:
         e, task = bag.episode, bag.meta.get("task", "?")
-        print(f"{bag.path.name:<20} {len(e):>6} {str(e.succeeded):>8} {e.total_reward:>9.2f}  {task}")
+        size = "x".join(str(n) for n in e.rgb[0].shape[1:])
+        print(f"{bag.path.name:<20} {len(e):>6} {str(e.succeeded):>8} {e.total_reward:>9.2f} {size:>8}  {task}")
     for err in bad:
         print(f"unreadable: {err}")
     print(f"{len(good)} episodes, {sum(len(b.episode) for b in good)} steps, "
@@ -275,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     launch = sub.add_parser("launch", help=f"run a node graph ({', '.join(LAUNCHES)}) as supervised processes")
     launch.add_argument("name", nargs="?", default=None, choices=list(LAUNCHES))
-    launch.add_argument("overrides", nargs="*", metavar="name:=value", help="launch arguments, e.g. task:=mw-reach")
+    launch.add_argument("overrides", nargs="*", metavar="name:=value", help="launch arguments, e.g. task:=mw-assembly")
     launch.add_argument("--show", action="store_true", help="list the launch's arguments and exit")
     launch.set_defaults(func=cmd_launch)
     return parser

@@ -9,6 +9,7 @@ and the file it came from.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import re
 from dataclasses import dataclass, field
@@ -272,7 +273,9 @@ def find_task(task: str, directory: Path | None = None) -> tuple[Path, dict[str,
         if task in tasks:
             return path, data
         known.extend(tasks)
-    raise ConfigError(f"unknown task '{task}'; known tasks: {', '.join(sorted(known))}")
+    close = difflib.get_close_matches(task, known, n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    raise ConfigError(f"unknown task '{task}'; {hint}known tasks: {', '.join(sorted(known))}")
 
 
 def _apply(values: dict[str, Any], mapping: dict[str, Any], source: str) -> None:

@@ -29,7 +29,7 @@ def learning_curve(metrics_path: Path, out: Path, title: str = "") -> Path | Non
     matplotlib.use("Agg")  # no display on robots and CI machines
     import matplotlib.pyplot as plt
 
-    steps = [r["step"] for r in records]
+    steps = [r.get("env_step", r["step"]) for r in records]  # env steps, as the axis says (older runs: agent)
     fig, (ax_success, ax_return) = plt.subplots(1, 2, figsize=(9, 3.2))
     ax_success.plot(steps, [100 * r["success_rate"] for r in records], marker="o")
     ax_success.set(xlabel="env steps", ylabel="success rate (%)", ylim=(-5, 105))
@@ -37,6 +37,7 @@ def learning_curve(metrics_path: Path, out: Path, title: str = "") -> Path | Non
     ax_return.set(xlabel="env steps", ylabel="mean episode return")
     for ax in (ax_success, ax_return):
         ax.grid(alpha=0.3)
+        ax.set_xlim(0, max(max(steps), 1) * 1.05)  # one point (the first evaluation) still gets a real axis
     fig.suptitle(title)
     fig.tight_layout()
     tmp = out.with_name(f".{out.name}.tmp.png")

@@ -20,7 +20,7 @@ import torch
 from modem_ros import cli
 from modem_ros.agent.modem import CheckpointWriteError, ModemAgent
 from modem_ros.announce import AnnouncementError, announcement, load_announced, parse_announcement
-from modem_ros.config import ConfigError
+from modem_ros.config import ConfigError, load_config
 from modem_ros.data.demos import DemoError, load_demo_dir, write_episode
 from modem_ros.data.stream import EpisodeAssembler, StreamError
 from modem_ros.envs.point_reach import PointReachEnv
@@ -386,3 +386,14 @@ def test_a_missing_optional_dependency_names_the_extra_that_brings_it(tmp_path, 
     assert cli.main(["demos", "export", str(tmp_path / "d"), "--out", str(tmp_path / "x")]) == 1
     err = capsys.readouterr().err
     assert "the 'lerobot' extra installs: scripts/install.sh lerobot" in err and "Traceback" not in err
+
+
+def test_validate_with_a_preset_checks_the_image_size_and_info_shows_it(tmp_path, capsys):
+    episode = scripted_demos(PointReachEnv(img_size=48, episode_length=10), 1, seed=0)[0]
+    write_episode(episode, tmp_path / "d" / "episode_000000", {"task": "toy-reach"})
+    assert cli.main(["demos", "validate", str(tmp_path / "d"), "--preset", "cpu-small"]) == 1
+    assert "1 episode(s) not at the 84 px this config trains at: episode_000000" in capsys.readouterr().out
+    assert cli.main(["demos", "info", str(tmp_path / "d")]) == 0
+    assert "48x48" in capsys.readouterr().out
+    with pytest.raises(ConfigError, match="did you mean 'toy-reach'"):
+        load_config("toy-rech")

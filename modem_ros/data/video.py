@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from modem_ros import topics
 from modem_ros.data.episode import Episode
 
 SIZE = 256    # output frame width/height, pixels
@@ -79,7 +80,7 @@ def episode_frames(episode: Episode, name: str) -> list[np.ndarray]:
     return frames
 
 
-def write_video(episodes: list[tuple[str, Episode]], out: str | Path, fps: int = 20) -> int:
+def write_video(episodes: list[tuple[str, Episode]], out: str | Path, fps: int = topics.AGENT_HZ) -> int:
     """Write every episode, one after another, to an H.264 MP4. Returns the number of frames."""
     import imageio.v2 as imageio
 
