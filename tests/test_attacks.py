@@ -16,6 +16,7 @@ import time
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from modem_ros import cli
 from modem_ros.agent.modem import CheckpointWriteError, ModemAgent
@@ -410,3 +411,32 @@ def test_children_start_at_normal_scheduling_whatever_their_parent_holds():
         "print(os.sched_getscheduler(0), child.stdout.strip())\n")], capture_output=True, text=True, timeout=60)
     parent, child = out.stdout.split()
     assert int(parent) == os.SCHED_FIFO and int(child) == os.SCHED_OTHER, out.stderr
+
+
+def test_a_config_whose_sizes_differ_from_the_tasks_env_is_refused_naming_both():
+    from modem_ros.envs import make_env
+
+    with pytest.raises(ConfigError, match="'action_dim' is 3 but task toy-reach's environment has 2"):
+        make_env(small_config(action_dim=3))
+
+
+def test_export_of_mixed_image_sizes_names_them(tmp_path, capsys):
+    for i, size in enumerate((48, 64)):
+        episode = scripted_demos(PointReachEnv(img_size=size, episode_length=10), 1, seed=i)[0]
+        write_episode(episode, tmp_path / "d" / f"episode_{i:06d}", {"task": "toy-reach"})
+    assert cli.main(["demos", "export", str(tmp_path / "d"), "--out", str(tmp_path / "x")]) == 1
+    err = capsys.readouterr().err
+    assert "several image sizes" in err and "episode_000001" in err and "Traceback" not in err
+
+
+def test_eval_with_a_checkpoint_that_cannot_load_exits_with_the_reason(tmp_path, monkeypatch):
+    _ros_env(monkeypatch, tmp_path, 23)
+    (tmp_path / "bad.pt").write_bytes(b"truncated")
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "tiny.yaml").write_text(yaml.safe_dump({k: v for k, v in SMALL.items() if k != "device"}))
+    run = subprocess.run([sys.executable, "-m", "modem_ros.cli", "launch", "eval_sim", "preset:=tiny.yaml",
+                          f"checkpoint:={tmp_path / 'bad.pt'}", "episodes:=1"], cwd=home, capture_output=True,
+                         text=True, timeout=120, env={**os.environ, "MODEM_ROS_DATA": str(home / "data")})
+    assert run.returncode != 0  # not the "no action for 30 s" loop it used to hang in
+    assert "bad.pt cannot be loaded" in run.stdout + run.stderr

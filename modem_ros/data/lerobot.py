@@ -77,6 +77,10 @@ def export_lerobot(dataset: str | Path, out: str | Path, fps: int = topics.AGENT
         raise DemoError(f"{len(bad)} unreadable episode(s), run `modem-ros demos validate`: {bad[0]}")
     if not bags:
         raise DemoError(f"{dataset}: no episodes to export")
+    sizes = {bag.episode.rgb[0].shape for bag in bags}
+    if len(sizes) > 1:  # one video stream of one size: mixed datasets cannot be one LeRobotDataset
+        first = {shape: next(b.path.name for b in bags if b.episode.rgb[0].shape == shape) for shape in sizes}
+        raise DemoError(f"{dataset}: episodes of several image sizes {sorted(first.items())}; export each size apart")
     tasks = sorted({bag.meta.get("task", "unknown") for bag in bags})
     tmp = out.with_name(f".export-{out.name}-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)

@@ -8,12 +8,25 @@ import os
 # import mujoco, and every adapter is imported through this package.
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from modem_ros.config import ModemConfig  # noqa: E402
+from modem_ros.config import ConfigError, ModemConfig  # noqa: E402
 from modem_ros.envs.base import EnvAdapter  # noqa: E402
 
 
 def make_env(cfg: ModemConfig, seed: int | None = None) -> EnvAdapter:
-    """Build the adapter of cfg.task (the toy task needs no simulator; the others the sim extra)."""
+    """Build the adapter of cfg.task (the toy task needs no simulator; the others the sim extra); a config
+    whose state_dim / action_dim differ from the adapter's is refused naming both."""
+    env = _make_env(cfg, seed)
+    for key in ("state_dim", "action_dim"):
+        have = getattr(env, key, None)
+        if isinstance(have, int) and have != getattr(cfg, key):
+            if hasattr(env, "close"):
+                env.close()
+            raise ConfigError(f"config key '{key}' is {getattr(cfg, key)} but task {cfg.task}'s environment has "
+                              f"{have}")
+    return env
+
+
+def _make_env(cfg: ModemConfig, seed: int | None = None) -> EnvAdapter:
     seed = cfg.seed if seed is None else seed
     if cfg.suite == "toy":
         from modem_ros.envs.point_reach import PointReachEnv
