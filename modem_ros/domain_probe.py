@@ -1,4 +1,5 @@
-"""Which of the given node names already run on this ROS domain (the launcher's check before start).
+"""Which of the given node names already run on this ROS domain (the launcher's check before start):
+discovered, and answering (a node killed moments ago is still discovered until its DDS lease ends).
 
 Run as `python -m modem_ros.domain_probe SECONDS NAME...` with the graph's environment; prints a JSON
 list of the names found (each as /namespace/name) and exits 0, or exits 3 when rclpy is not installed.
@@ -14,23 +15,36 @@ import time
 
 
 def running(names: list[str], seconds: float) -> list[str]:
+    """Those of `names` whose node is discovered and answers its parameter service: a process killed
+    moments ago stays discovered until its DDS lease runs out, but answers nothing."""
     import rclpy
+    from rcl_interfaces.srv import ListParameters
+    from rclpy.executors import SingleThreadedExecutor
     from rclpy.signals import SignalHandlerOptions
 
     context = rclpy.Context()
     rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
     node = rclpy.create_node(f"modem_ros_launch_probe_{os.getpid()}", context=context)
-    found: list[str] = []
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    alive: set[str] = set()
     deadline = time.monotonic() + seconds
     try:
-        while time.monotonic() < deadline and not found:  # discovery of a live graph takes ~0.1-2.5 s
-            found = sorted({f"{ns.rstrip('/')}/{name}" for name, ns in node.get_node_names_and_namespaces()
-                            if name in names and ns == "/"})
+        while time.monotonic() < deadline and not alive:  # discovery of a live graph takes ~0.1-2.5 s
+            seen = {name for name, ns in node.get_node_names_and_namespaces() if name in names and ns == "/"}
+            for name in sorted(seen - alive):
+                client = node.create_client(ListParameters, f"/{name}/list_parameters")
+                if client.wait_for_service(timeout_sec=1.0):
+                    future = client.call_async(ListParameters.Request())
+                    executor.spin_until_future_complete(future, timeout_sec=1.5)
+                    if future.done() and future.result() is not None:
+                        alive.add(name)
+                node.destroy_client(client)
             time.sleep(0.1)
     finally:
         node.destroy_node()
         rclpy.shutdown(context=context)
-    return found
+    return sorted(f"/{name}" for name in alive)
 
 
 def main() -> int:

@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -295,12 +296,24 @@ def test_launcher_refuses_a_node_name_already_on_the_domain(monkeypatch, tmp_pat
     env = ros_environment()
     context = rclpy.Context()
     rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
-    squatter = rclpy.create_node("planner", context=context)  # a first graph's planner
+    squatter = rclpy.create_node("planner", context=context)  # a first graph's planner, alive (spinning)
+    stop = threading.Event()
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(squatter)
+
+    def spin() -> None:  # a live node answers its parameter service
+        while not stop.is_set():
+            executor.spin_once(timeout_sec=0.05)
+
+    spinner = threading.Thread(target=spin, daemon=True)
+    spinner.start()
     try:
         with pytest.raises(Exception, match=r"another graph already runs /planner on ROS_DOMAIN_ID=\d+"):
             refuse_shared_domain(["sim_bridge", "camera", "planner", "trainer"], env)
         refuse_shared_domain(["sim_bridge", "camera"], env)  # the robot side of a split graph: allowed
     finally:
+        stop.set()
+        spinner.join(timeout=2)
         squatter.destroy_node()
         rclpy.shutdown(context=context)
 
@@ -440,3 +453,18 @@ def test_eval_with_a_checkpoint_that_cannot_load_exits_with_the_reason(tmp_path,
                          text=True, timeout=120, env={**os.environ, "MODEM_ROS_DATA": str(home / "data")})
     assert run.returncode != 0  # not the "no action for 30 s" loop it used to hang in
     assert "bad.pt cannot be loaded" in run.stdout + run.stderr
+
+
+def test_a_graph_killed_moments_ago_does_not_block_the_next_launch(monkeypatch, tmp_path):
+    _ros_env(monkeypatch, tmp_path, 29)
+    env = ros_environment()
+    ghost = subprocess.Popen([sys.executable, "-c", (
+        "import rclpy, time\n"
+        "rclpy.init(); node = rclpy.create_node('planner'); print('up', flush=True)\n"
+        "while True: rclpy.spin_once(node, timeout_sec=0.1)\n")], env=env, stdout=subprocess.PIPE, text=True)
+    assert ghost.stdout.readline().strip() == "up"
+    with pytest.raises(Exception, match="another graph already runs /planner"):
+        refuse_shared_domain(["planner"], env)  # alive: refused
+    ghost.kill()  # SIGKILL: its DDS participant stays discovered until the lease ends, but answers nothing
+    ghost.wait()
+    refuse_shared_domain(["planner"], env)
