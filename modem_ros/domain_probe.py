@@ -34,9 +34,9 @@ def running(names: list[str], seconds: float) -> list[str]:
             seen = {name for name, ns in node.get_node_names_and_namespaces() if name in names and ns == "/"}
             for name in sorted(seen - alive):
                 client = node.create_client(ListParameters, f"/{name}/list_parameters")
-                if client.wait_for_service(timeout_sec=1.0):
+                if client.wait_for_service(timeout_sec=4.0):  # services are discovered after their node
                     future = client.call_async(ListParameters.Request())
-                    executor.spin_until_future_complete(future, timeout_sec=1.5)
+                    executor.spin_until_future_complete(future, timeout_sec=3.0)
                     if future.done() and future.result() is not None:
                         alive.add(name)
                 node.destroy_client(client)

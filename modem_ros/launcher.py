@@ -193,13 +193,13 @@ class Supervisor:
             child.thread.join(timeout=1.0)
 
 
-DISCOVERY_WAIT = 3.0  # seconds to look for a graph already on the domain (first discovery ~2.5 s here)
+DISCOVERY_WAIT = 4.0  # seconds to look for a graph already on the domain (first discovery ~2.5 s here)
 
 
 def nodes_already_running(names: list[str], env: dict[str, str], wait: float = DISCOVERY_WAIT) -> list[str]:
     """Those of `names` that some process already runs on this ROS domain (empty without rclpy)."""
     probe = subprocess.run([sys.executable, "-m", "modem_ros.domain_probe", str(wait), *names], env=env,
-                           capture_output=True, text=True, timeout=wait + 60, preexec_fn=normal_scheduling)
+                           capture_output=True, text=True, timeout=wait + 120, preexec_fn=normal_scheduling)
     if probe.returncode != 0:
         return []
     return json.loads(probe.stdout.strip().splitlines()[-1])
