@@ -462,15 +462,17 @@ def test_a_graph_killed_moments_ago_does_not_block_the_next_launch(monkeypatch, 
         "import rclpy, time\n"
         "rclpy.init(); node = rclpy.create_node('planner'); print('up', flush=True)\n"
         "while True: rclpy.spin_once(node, timeout_sec=0.1)\n")], env=env, stdout=subprocess.PIPE, text=True)
-    assert ghost.stdout.readline().strip() == "up"
-    for _ in range(3):  # alive: refused once discovered (discovery can take seconds on a busy machine)
-        try:
-            refuse_shared_domain(["planner"], env)
-        except ConfigError as err:
-            assert "another graph already runs /planner" in str(err)
-            break
-    else:
-        raise AssertionError("a live node of the same name was never refused")
-    ghost.kill()  # SIGKILL: its DDS participant stays discovered until the lease ends, but answers nothing
-    ghost.wait()
+    try:
+        assert ghost.stdout.readline().strip() == "up"
+        for _ in range(3):  # alive: refused once discovered (discovery can take seconds on a busy machine)
+            try:
+                refuse_shared_domain(["planner"], env)
+            except ConfigError as err:
+                assert "another graph already runs /planner" in str(err)
+                break
+        else:
+            raise AssertionError("a live node of the same name was never refused")
+    finally:
+        ghost.kill()  # SIGKILL: its DDS participant stays discovered until the lease ends, but answers nothing
+        ghost.wait()
     refuse_shared_domain(["planner"], env)
