@@ -35,7 +35,6 @@ from modem_ros.graph import (
     launch_spec,
 )
 from modem_ros.paths import config_dir, default_dataset_dir, default_run_dir
-from modem_ros.runtime import normal_scheduling
 
 WILDCARD = "/**"
 PR_SET_PDEATHSIG = 1
@@ -115,13 +114,9 @@ class Child:
 
 
 def die_with_parent() -> None:
-    """preexec_fn of every child: it dies with its parent, and starts with normal scheduling. A parent
-    that ran franky in-process may hold SCHED_FIFO 99 (libfranka raises the thread it connects from, even
-    when told to ignore real time, if it may); inherited by every node, a busy DDS thread then starved
-    the rest of a 2-core machine for minutes. A node that needs real time (franky with realtime) sets it."""
+    """preexec_fn of every child: it dies with its parent (PR_SET_PDEATHSIG), whatever ends the parent."""
     with contextlib.suppress(OSError, AttributeError):  # not Linux: the process-group stop still applies
         ctypes.CDLL("libc.so.6").prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    normal_scheduling()
 
 
 
@@ -199,7 +194,7 @@ DISCOVERY_WAIT = 4.0  # seconds to look for a graph already on the domain (first
 def nodes_already_running(names: list[str], env: dict[str, str], wait: float = DISCOVERY_WAIT) -> list[str]:
     """Those of `names` that some process already runs on this ROS domain (empty without rclpy)."""
     probe = subprocess.run([sys.executable, "-m", "modem_ros.domain_probe", str(wait), *names], env=env,
-                           capture_output=True, text=True, timeout=wait + 120, preexec_fn=normal_scheduling)
+                           capture_output=True, text=True, timeout=wait + 120)
     if probe.returncode != 0:
         return []
     return json.loads(probe.stdout.strip().splitlines()[-1])
@@ -264,7 +259,6 @@ def prepare(name: str, items: list[str]) -> tuple[LaunchSpec, list[NodeSpec], di
 
 
 def launch(name: str, items: list[str], out=sys.stdout) -> int:
-    normal_scheduling()  # the supervisor and its probe: never real time
     spec, nodes, params, launch_dir = prepare(name, items)
     wanted = [node.name for node in nodes]
     if "trainer" in wanted:  # one identity for the run: the planner loads only its trainer's weights

@@ -1,11 +1,9 @@
-"""Process-level settings: CPU training speed (call once at program start) and scheduling policy."""
+"""Process-level settings that make CPU training fast; call once at program start."""
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import ctypes.util
-import os
 import sys
 
 M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
@@ -27,9 +25,3 @@ def keep_freed_memory() -> bool:
     except (OSError, AttributeError):
         return False
 
-
-def normal_scheduling() -> None:
-    """The calling thread back to SCHED_OTHER (no-op where it already is, or where not supported)."""
-    with contextlib.suppress(OSError, AttributeError):
-        if os.sched_getscheduler(0) != os.SCHED_OTHER:
-            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))

@@ -17,7 +17,6 @@ import numpy as np
 from modem_ros.robots import franka_spec as spec
 from modem_ros.robots.arm import ArmError, ArmState
 from modem_ros.robots.safety import ArmCommand
-from modem_ros.runtime import normal_scheduling
 
 
 class FrankyArm:
@@ -37,8 +36,6 @@ class FrankyArm:
             self.gripper = franky.Gripper(robot_ip) if gripper else None
         except franky.Exception as err:
             raise ArmError(f"cannot connect to the Franka at {robot_ip}: {err}") from err
-        if not realtime:  # libfranka raised this thread to SCHED_FIFO 99 where it could, even told to ignore
-            normal_scheduling()  # real time: undo it (a busy thread at that priority starves the machine)
         self.width = self.gripper.width if self.gripper else 0.0
         self.gripper_closed: bool | None = None   # the state last commanded
         self.gripper_wanted: tuple[bool, float] | None = None  # (closed, force) the policy asks for now
