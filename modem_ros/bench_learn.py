@@ -29,6 +29,7 @@ import numpy as np
 from modem_ros.config import ModemConfig, load_config
 from modem_ros.data.demos import episode_dirs, read_episode, write_episode
 from modem_ros.data.episode import eval_episode_seed
+from modem_ros.plots import eval_records
 from modem_ros.run import build_trainer, ensure_demos
 from modem_ros.trainer import Trainer, run_episode
 
@@ -70,15 +71,7 @@ def _machine() -> dict[str, Any]:
 def _evaluations(run_dir: Path) -> list[dict[str, Any]]:
     """Eval records of a run's metrics.jsonl, the last one per step (a resume may repeat one)."""
     path = run_dir / "metrics.jsonl"
-    by_step: dict[int, dict[str, Any]] = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:  # a line cut by a kill
-                continue
-            if record.get("kind") == "eval":
-                by_step[int(record["step"])] = record
+    by_step = {int(r["step"]): r for r in (eval_records(path) if path.exists() else [])}
     return [by_step[s] for s in sorted(by_step)]
 
 
