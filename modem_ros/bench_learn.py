@@ -113,7 +113,9 @@ def evaluate_bc(cfg: ModemConfig, run_dir: Path, log_stream=None) -> list[dict[s
     return [record]
 
 
-COMMIT = _commit()  # the code this process runs, read once at start (HEAD may move while a run trains)
+# The code this process runs, read once at start (HEAD may move while a run trains); MODEM_ROS_COMMIT names
+# it where the tree is a copy without .git (a lent machine).
+COMMIT = os.environ.get("MODEM_ROS_COMMIT") or _commit()
 
 
 def run_one(cfg: ModemConfig, method: str, run_dir: Path, log_stream=None) -> dict[str, Any]:
@@ -123,6 +125,16 @@ def run_one(cfg: ModemConfig, method: str, run_dir: Path, log_stream=None) -> di
     else:
         train_resumable(cfg, run_dir, log_stream)
         evaluations = _evaluations(run_dir)
+    return run_record(cfg, method, run_dir, evaluations, start)
+
+
+def _run_finished(run_dir: Path) -> bool:
+    """A run that reached its last step wrote final.pt; a bc run is finished with its one evaluation."""
+    return (run_dir / "checkpoints" / "final.pt").exists() or run_dir.parent.name == "bc"
+
+
+def run_record(cfg: ModemConfig, method: str, run_dir: Path, evaluations: list[dict[str, Any]],
+               start: float) -> dict[str, Any]:
     return {"method": method, "seed": cfg.seed,
             "agent_steps": [int(e["step"]) for e in evaluations],
             "env_steps": [int(e["step"]) * cfg.action_repeat for e in evaluations],
@@ -155,8 +167,11 @@ def write_json_atomic(data: dict[str, Any], path: Path) -> None:
 
 def run_learning_bench(task: str, preset: str | None, seeds: list[int], methods: list[str],
                        overrides: dict[str, str], out: Path, runs_root: Path,
-                       log: Callable[[str], None] = print, log_stream=None) -> dict[str, Any]:
-    """Run every (method, seed) not yet complete in `out`; rewrite `out` and its PNG after each."""
+                       log: Callable[[str], None] = print, log_stream=None,
+                       collect_only: bool = False) -> dict[str, Any]:
+    """Run every (method, seed) not yet complete in `out`; rewrite `out` and its PNG after each.
+    collect_only: train nothing, record what each run directory holds (a run stopped early with
+    `complete: false`), e.g. after a time-boxed run on a lent machine."""
     result: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {}
     result.update({"task": task, "preset": preset or "reference", "overrides": overrides,
                    "machine": _machine(), "methods": {m: METHODS[m] for m in methods}})
@@ -173,14 +188,46 @@ def run_learning_bench(task: str, preset: str | None, seeds: list[int], methods:
             result["config"][method] = cfg.to_dict()
             run_dir = runs_root / f"{task}_{result['preset']}" / method / f"seed{seed}"
             log(f"bench learn: {method} seed {seed} in {run_dir}")
-            run = run_one(cfg, method, run_dir, log_stream)
+            if collect_only:
+                evaluations = _evaluations(run_dir)
+                if not evaluations:
+                    log(f"bench learn: {method} seed {seed}: no evaluations in {run_dir}")
+                    continue
+                run = run_record(cfg, method, run_dir, evaluations, start=time.time())
+                run["complete"] = _run_finished(run_dir)
+            else:
+                run = run_one(cfg, method, run_dir, log_stream)
             run["commit"] = COMMIT
+            run["machine"] = _machine()
             result["runs"] = [r for r in result["runs"] if not (r["method"] == method and r["seed"] == seed)]
             result["runs"].append(run)
             write_json_atomic(result, out)
             plot_learning(result, out.with_suffix(".png"))
             log(f"bench learn: {method} seed {seed}: success {run['success']} at env steps {run['env_steps']}")
     return result
+
+
+def merge_results(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One result from several of the same task and preset (seeds or methods run in parallel, on other
+    machines): runs keyed by (method, seed), a complete run winning over a partial one, else the later
+    part; each part's machine kept with its runs."""
+    if not parts:
+        raise ValueError("bench learn --merge: nothing to merge")
+    keys = {(p.get("task"), p.get("preset")) for p in parts}
+    if len(keys) > 1:
+        raise ValueError(f"bench learn --merge: parts of different task/preset {sorted(map(str, keys))}")
+    merged: dict[str, Any] = {k: v for k, v in parts[0].items() if k != "runs"}
+    merged["config"], merged["methods"], runs = {}, {}, {}
+    for part in parts:
+        merged["config"].update(part.get("config", {}))
+        merged["methods"].update(part.get("methods", {}))
+        for run in part.get("runs", []):
+            key = (run["method"], run["seed"])
+            if key not in runs or run.get("complete") or not runs[key].get("complete"):
+                runs[key] = {**run, "machine": run.get("machine", part.get("machine"))}
+    merged.pop("machine", None)
+    merged["runs"] = [runs[k] for k in sorted(runs, key=lambda k: (k[0], k[1]))]
+    return merged
 
 
 def summary_table(result: dict[str, Any]) -> str:

@@ -82,7 +82,34 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_learn(args: argparse.Namespace) -> int:
-    from modem_ros.bench_learn import METHODS, run_learning_bench, summary_table
+    from modem_ros.bench_learn import (
+        METHODS,
+        merge_results,
+        plot_learning,
+        run_learning_bench,
+        summary_table,
+        write_json_atomic,
+    )
+
+    if args.merge:
+        if not args.out:
+            raise ConfigError("bench learn --merge: name the merged file with --out")
+        parts = []
+        for name in args.merge:
+            try:
+                parts.append(json.loads(Path(name).read_text()))
+            except (OSError, json.JSONDecodeError) as err:
+                raise ConfigError(f"bench learn --merge: {name}: {err}") from err
+        try:
+            result = merge_results(parts)
+        except ValueError as err:
+            raise ConfigError(str(err)) from err
+        out = Path(args.out)
+        write_json_atomic(result, out)
+        plot_learning(result, out.with_suffix(".png"))
+        print(summary_table(result))
+        print(f"(merged {len(parts)} files into {out} and {out.with_suffix('.png')})")
+        return 0
 
     methods = args.methods.split(",")
     unknown = [m for m in methods if m not in METHODS]
@@ -91,9 +118,10 @@ def cmd_bench_learn(args: argparse.Namespace) -> int:
     overrides = parse_overrides(args.overrides)
     for method in methods:  # refuse a bad task, preset or override before hours of training
         load_config(args.task, {**overrides, **METHODS[method]}, preset=args.preset)
-    seeds = list(range(1, args.seeds + 1))
+    seeds = args.seed or list(range(1, args.seeds + 1))
     out = Path(args.out or f"benchmarks/learning/{args.task}_{args.preset or 'reference'}.json")
-    result = run_learning_bench(args.task, args.preset, seeds, methods, overrides, out, Path(args.runs_root))
+    result = run_learning_bench(args.task, args.preset, seeds, methods, overrides, out, Path(args.runs_root),
+                                collect_only=args.collect)
     print(summary_table(result))
     print(f"(written to {out} and {out.with_suffix('.png')})")
     return 0
@@ -250,6 +278,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--episodes", type=int, default=20,
                        help="budgets: eval episodes per budget; graph: episodes each way")
     bench.add_argument("--seeds", type=int, default=3, help="learn: seeds 1..N")
+    bench.add_argument("--seed", type=int, action="append", default=None,
+                       help="learn: run this seed only (repeatable; instead of --seeds), e.g. one seed per machine")
+    bench.add_argument("--collect", action="store_true",
+                       help="learn: train nothing; record the evaluations the run directories hold "
+                            "(runs stopped early marked complete: false)")
+    bench.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                       help="learn: merge result files of one task and preset (seeds run apart) into --out")
     bench.add_argument("--methods", default="modem,bc,tdmpc", help="learn: comma-separated methods")
     bench.add_argument("--runs-root", default="runs/bench-learn", help="learn: where each run's directory goes")
     bench.set_defaults(func=cmd_bench)

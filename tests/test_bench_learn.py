@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import pytest
 
@@ -69,3 +70,52 @@ def test_bench_writes_the_shared_keys_and_skips_complete_runs(tmp_path, monkeypa
     monkeypatch.setattr(bench_learn, "run_one", refuse)
     run_learning_bench("toy-reach", None, [1], ["modem", "bc", "tdmpc"], TINY, out, tmp_path / "runs",
                        log=lambda s: None)
+
+
+def test_collect_records_a_stopped_run_as_incomplete_and_merge_joins_seeds(tmp_path, monkeypatch):
+    original = Trainer.after_episode
+    calls = {"n": 0}
+
+    def stop_after_three(self, episode, seconds=0.0):
+        calls["n"] += 1
+        if calls["n"] == 3:  # a deadline stops the job after its first evaluation past step 0
+            raise KeyboardInterrupt
+        return original(self, episode, seconds)
+
+    monkeypatch.setattr(Trainer, "after_episode", stop_after_three)
+    part1, part2 = tmp_path / "a.json", tmp_path / "b.json"
+    with pytest.raises(KeyboardInterrupt):
+        run_learning_bench("toy-reach", None, [1], ["modem"], TINY, part1, tmp_path / "runs", log=lambda s: None,
+                           log_stream=io.StringIO())
+    monkeypatch.setattr(Trainer, "after_episode", original)
+    collected = run_learning_bench("toy-reach", None, [1], ["modem"], TINY, part1, tmp_path / "runs",
+                                   log=lambda s: None, collect_only=True)
+    (stopped,) = collected["runs"]
+    assert stopped["complete"] is False and stopped["env_steps"] == [0, 80]
+    run_learning_bench("toy-reach", None, [2], ["modem", "bc"], TINY, part2, tmp_path / "runs", log=lambda s: None,
+                       log_stream=io.StringIO())
+    merged = bench_learn.merge_results([json.loads(part1.read_text()), json.loads(part2.read_text())])
+    assert [(r["method"], r["seed"], r["complete"]) for r in merged["runs"]] == [
+        ("bc", 2, True), ("modem", 1, False), ("modem", 2, True)]
+    assert all("machine" in r and "commit" in r for r in merged["runs"])
+    assert set(merged["config"]) == {"modem", "bc"}
+    with pytest.raises(ValueError, match="different task"):
+        bench_learn.merge_results([merged, {**merged, "task": "franka-reach"}])
+
+
+def test_a_video_that_cannot_be_encoded_does_not_end_the_run(tmp_path, monkeypatch):
+    import modem_ros.data.video as video
+
+    def no_encoder(episodes, out, fps=10):
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_bytes(b"half")
+        raise ValueError("Could not find a backend to open `x.mp4` with iomode `w?`.\nmore")
+
+    monkeypatch.setattr(video, "write_video", no_encoder)
+    cfg = method_config("toy-reach", None, "modem", 1, TINY)
+    trainer = train_resumable(cfg, tmp_path / "run", io.StringIO())
+    assert trainer.step == 80
+    notes = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    notes = [n for n in notes if n["kind"] == "note" and "eval_video" in n]
+    assert notes and "Could not find a backend" in notes[0]["eval_video"]
+    assert not list((tmp_path / "run" / "videos").glob("*.mp4"))  # no half file left
