@@ -190,9 +190,10 @@ class Trainer:
             write_video([(f"{self.cfg.task} step {self.step}", episode)], path)
         except ImportError as err:
             self.logger.log("note", self.step, {"eval_video": f"skipped, {err.name} not installed (sim extra)"})
-        except (OSError, ValueError, RuntimeError) as err:
-            # A video is a convenience: no encoder (imageio without its ffmpeg plugin), a full disk or a
-            # codec error must not end a run. Half a file is not left behind.
+        except Exception as err:  # noqa: BLE001
+            # A video is a convenience: no encoder (imageio without its ffmpeg plugin picks another plugin
+            # that raises ValueError or TypeError), a full disk or a codec error must not end a run.
+            # Half a file is not left behind.
             path.unlink(missing_ok=True)
             self.logger.log("note", self.step, {"eval_video": f"not written to {path}: {str(err).splitlines()[0]}"})
 
