@@ -127,6 +127,38 @@ def cmd_bench_learn(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_classifier(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from modem_ros.data.demos import DemoError, episode_dirs, read_episode
+    from modem_ros.success_classifier import ClassifierError, save_classifier, train_classifier
+
+    cfg = _config(args)
+    episodes = []
+    for directory in args.episodes.split(","):
+        paths = episode_dirs(directory) if Path(directory).is_dir() else []
+        if not paths:
+            raise ConfigError(f"classifier: {directory} holds no episode bags")
+        for path in paths:
+            try:
+                bag = read_episode(path, cfg.frame_stack)
+            except DemoError as err:
+                print(f"classifier: skipping {path}: {err}")
+                continue
+            if bag.episode.rgb[0].shape[-1] != cfg.img_size:
+                raise ConfigError(f"classifier: {path} has {bag.episode.rgb[0].shape[-1]} px frames, the "
+                                  f"{cfg.task} config {cfg.img_size} px (pass img_size=... or --preset)")
+            episodes.append(bag.episode)
+    try:
+        net, report = train_classifier(episodes, steps=args.steps, target_fpr=args.target_fpr, seed=cfg.seed)
+    except ClassifierError as err:
+        raise ConfigError(f"classifier: {err}") from err
+    out = save_classifier(net, report, cfg.img_size, cfg.task, args.out)
+    print(json.dumps(asdict(report), indent=2))
+    print(f"(written to {out}; use it with reward_source:=classifier classifier:={out})")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from modem_ros.run import train
 
@@ -310,6 +342,17 @@ def build_parser() -> argparse.ArgumentParser:
     demos.add_argument("-n", type=int, default=5, help="generate: number of episodes")
     demos.add_argument("--keep-failures", action="store_true", help="generate: also keep failed episodes")
     demos.set_defaults(func=cmd_demos)
+
+    classifier = sub.add_parser("classifier", help="train a success classifier on recorded episodes "
+                                "(reward_source classifier on the robot)")
+    common(classifier)
+    classifier.add_argument("episodes", help="comma-separated episode directories (demos, robot recordings with "
+                                             "the operator's success marks, failed episodes)")
+    classifier.add_argument("--out", required=True, help="the classifier file to write")
+    classifier.add_argument("--steps", type=int, default=500, help="training steps (balanced batches of 64)")
+    classifier.add_argument("--target-fpr", type=float, default=0.01,
+                            help="false-positive rate the threshold is chosen for on held-out episodes")
+    classifier.set_defaults(func=cmd_classifier)
 
     train = sub.add_parser("train", help="three-phase MoDem training in plain Python")
     common(train)

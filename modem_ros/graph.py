@@ -181,8 +181,11 @@ LAUNCHES: dict[str, LaunchSpec] = {
             "wait_for_operator": Argument("false", "Before each episode wait for the operator (key n, or a "
                                           "modem/reset call) so the scene can be reset; false: home and go on.",
                                           ("franka_bridge.wait_for_operator",), bool),
-            "reward_source": Argument("operator", "operator (key y marks success) or goal (franka-reach: the TCP "
-                                      "at `goal`).", ("franka_bridge.reward_source",)),
+            "reward_source": Argument("operator", "operator (key y marks success), goal (franka-reach: the TCP "
+                                      "at `goal`) or classifier (a learned success detector, see classifier:=).",
+                                      ("franka_bridge.reward_source",)),
+            "classifier": Argument("", "reward_source classifier: the file `modem-ros classifier` wrote.",
+                                   ("franka_bridge.classifier",)),
             "teleop_device": _INTERVENTION_DEVICE,
         },
         main_node="trainer",

@@ -201,11 +201,19 @@ def test_an_arm_that_never_moves_faults_the_approach_instead_of_waiting_forever(
 @pytest.mark.parametrize(("params", "message"), [
     ({"reward_source": "goal", "task": "franka-push"}, "franka-push's object is not tracked on hardware"),
     ({"reward_source": "goal", "goal": "[0.0, 0.0, 2.0]"}, "parameter goal [0.0, 0.0, 2.0] is not a point in"),
-    ({"reward_source": "detector"}, "parameter reward_source is 'detector': expected operator or goal"),
+    ({"reward_source": "detector"}, "parameter reward_source is 'detector': expected operator, goal or classifier"),
+    ({"reward_source": "classifier"}, "reward_source classifier needs parameter classifier"),
+    ({"reward_source": "classifier", "classifier": "{tmp}/clf32.pt"}, "trained on 32 px frames, the agent's are 224"),
+    ({"reward_source": "classifier", "classifier": "{tmp}/gone.pt"}, "gone.pt: not a readable success classifier"),
 ])
 def test_a_reward_source_that_cannot_work_stops_the_bridge_with_a_clear_message(params, message, tmp_path):
     """Checked before the arm is touched: the bridge exits 2 and says which parameter and why."""
-    params = {"task": "franka-reach", "backend": "franka_ros2", "gripper": "false", **params}
+    from modem_ros.success_classifier import ClassifierReport, SuccessNet, save_classifier
+
+    report = ClassifierReport(0.5, 0.01, 0.0, 1.0, 3, 1, {"positive": 1, "negative": 1}, {"positive": 1, "negative": 1})
+    save_classifier(SuccessNet(), report, 32, "franka-reach", tmp_path / "clf32.pt")
+    params = {"task": "franka-reach", "backend": "franka_ros2", "gripper": "false",
+              **{k: v.format(tmp=tmp_path) for k, v in params.items()}}
     run = subprocess.run([sys.executable, "-m", "modem_ros.nodes.franka_bridge", "--ros-args",
                           *[x for k, v in params.items() for x in ("-p", f"{k}:={v}")]],
                          cwd=tmp_path, env=graph_env(tmp_path), capture_output=True, text=True, timeout=60)

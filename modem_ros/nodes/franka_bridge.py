@@ -8,13 +8,15 @@ on arrival, through the safety layer (robots/safety.py): workspace box, step/spe
 orientation, gripper force, NaN rejection, watchdog hold, latching e-stop. `dry_run` computes and logs
 every command without sending it. Reward is the sim's sparse success - 1; success comes from
 `reward_source`: the operator's mark (the teleop success key, sticky for the rest of the episode), or,
-for franka-reach, the measured TCP within the task's success radius of a known `goal` (as in sim).
+for franka-reach, the measured TCP within the task's success radius of a known `goal` (as in sim), or a learned
+success classifier on the camera frames (`modem-ros classifier`, HIL-SERL's reward classifier).
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from dataclasses import fields
 
 import numpy as np
@@ -31,6 +33,7 @@ from modem_ros.nodes.common import (
     ModemNode,
     NodeSetupError,
     array_msg,
+    image_array,
     joint_state_msg,
     json_msg,
     pose_msg,
@@ -41,6 +44,7 @@ from modem_ros.nodes.common import (
 from modem_ros.robots import franka_spec as spec
 from modem_ros.robots.arm import ArmError, ArmNotReady, ArmState
 from modem_ros.robots.safety import Decision, SafetyLayer, SafetyLimits, Watchdog
+from modem_ros.success_classifier import ClassifierError, SuccessDetector
 
 APPROACH_TOLERANCE = 0.01  # metres from START_TCP at which an episode may start
 
@@ -68,10 +72,15 @@ class FrankaBridge(ModemNode):
                                             "frames (the policy must not act on a frozen camera).")
         self.reward_source = self.param("reward_source", "operator", "Where success (reward = success - 1) "
                                         f"comes from: operator (the teleop success key on {topics.OPERATOR_SUCCESS}, "
-                                        "kept to the episode's end) or goal (franka-reach: the TCP within the task's "
-                                        "success radius of `goal`).")
+                                        "kept to the episode's end), goal (franka-reach: the TCP within the task's "
+                                        "success radius of `goal`) or classifier (a learned success detector on "
+                                        f"{topics.IMAGE}: `modem-ros classifier`).")
         self.goal = np.asarray(self.param("goal", [0.0, 0.0, 0.0], "reward_source goal: the reach target, base "
                                           "frame, metres (measure it on your marker)."), np.float64)
+        self.classifier_path = self.param("classifier", "", "reward_source classifier: the file `modem-ros classifier` "
+                                          "wrote (trained on this task's frames at the agent's image size).")
+        self.detector = None                 # reward_source classifier: the success detector
+        self.frame = None                    # ... and the newest camera frame it judges
         self.check_reward_source()
         limits = {f.name: self.param(f.name, list(f.default) if isinstance(f.default, tuple) else f.default,
                                      f.metadata["doc"]) for f in fields(SafetyLimits)}  # one source: safety.py
@@ -120,6 +129,8 @@ class FrankaBridge(ModemNode):
         self.round_trips: list[float] = []   # seconds from an observation to the action answering it
         self.sent_at = self.episode_start = 0.0
         self.acted_steps = 0
+        self.outcome = ""                    # what became of the current step's command (see step_outcome)
+        self.outcomes: Counter[str] = Counter()  # this episode's steps by outcome: they sum to its steps
         self.marked = False                  # the operator marked this episode's task done
         self.episode_return, self.episode_success = 0.0, False
         self.counts_at_start: dict[str, int] = {}
@@ -133,8 +144,22 @@ class FrankaBridge(ModemNode):
             self.start_episode()
 
     def check_reward_source(self) -> None:
-        if self.reward_source not in ("operator", "goal"):
-            raise NodeSetupError(f"parameter reward_source is '{self.reward_source}': expected operator or goal")
+        if self.reward_source not in ("operator", "goal", "classifier"):
+            raise NodeSetupError(f"parameter reward_source is '{self.reward_source}': expected operator, goal or "
+                                 "classifier")
+        if self.reward_source == "classifier":
+            if not self.classifier_path:
+                raise NodeSetupError("reward_source classifier needs parameter classifier: the file "
+                                     "`modem-ros classifier` wrote")
+            try:
+                self.detector = SuccessDetector(self.classifier_path, self.cfg.img_size, self.cfg.task)
+            except ClassifierError as err:
+                raise NodeSetupError(str(err)) from err
+            report = self.detector.report
+            self.get_logger().info(f"success classifier {self.classifier_path}: threshold {report.threshold:.3f}, "
+                                   f"held-out false positives {report.heldout_fpr:.3f}, "
+                                   f"true positives {report.heldout_tpr:.3f}")
+            return
         if self.reward_source != "goal":
             return
         if self.cfg.task != "franka-reach":
@@ -174,7 +199,20 @@ class FrankaBridge(ModemNode):
 
     # --- inputs -------------------------------------------------------------------------------------
     def on_image(self, msg: Image) -> None:
+        if self.detector is not None:
+            try:
+                self.frame = image_array(msg, self.cfg.img_size)
+            except ValueError as err:  # a frame the detector cannot judge is no observation either
+                self.get_logger().error(f"{topics.IMAGE}: frame refused: {err}", throttle_duration_sec=5.0)
+                return
         self.watchdog.feed("observation", time.monotonic())
+
+    def success_now(self) -> bool:
+        if self.reward_source == "goal":
+            return spec.at_goal(self.cfg.task, self.state.position, self.goal)
+        if self.reward_source == "classifier":
+            return self.frame is not None and self.detector(self.frame)[0]
+        return self.marked
 
     def on_operator_success(self, msg: Bool) -> None:
         if self.running and self.reward_source == "operator":
@@ -186,9 +224,25 @@ class FrankaBridge(ModemNode):
         self.watchdog.feed("action", time.monotonic())
         self.acted = True
         self.round_trips.append(time.perf_counter() - self.sent_at)
-        accepted = self.execute(np.asarray(msg.data, np.float64)).action
+        decision = self.execute(np.asarray(msg.data, np.float64))
+        accepted = decision.action
         self.applied = accepted if accepted is not None else np.zeros(spec.ACTION_DIM)
         self.acted_steps += accepted is not None
+        self.outcome = self.step_outcome(decision, answered=True)
+
+    def step_outcome(self, decision: Decision, answered: bool) -> str:
+        """One reason per step, the first that applies: acted (the policy's or operator's action was
+        executed), held_estop, held_fault, held_stale (the watchdog), held_rejected (a malformed action),
+        missed (no action answered the observation within the control period: under CPU load, a hold)."""
+        if decision.action is not None:
+            return "acted"
+        if self.safety.estopped:
+            return "held_estop"
+        if self.safety.faulted:
+            return "held_fault"
+        if any(e.startswith("hold_watchdog") for e in decision.events):
+            return "held_stale"
+        return "held_rejected" if answered else "missed"
 
     def execute(self, action) -> Decision:
         state, faulted_before = self.state, self.safety.faulted
@@ -235,11 +289,11 @@ class FrankaBridge(ModemNode):
             return
         if self.observed:  # this period completes the step of the observation out since the last one
             if not self.acted:  # the planner missed this observation: brake towards a hold if it is stale
-                self.execute(None)
+                self.outcome = self.step_outcome(self.execute(None), answered=False)
                 self.applied = np.zeros(spec.ACTION_DIM)
+            self.outcomes[self.outcome] += 1
             self.pub[topics.APPLIED_ACTION].publish(array_msg(self.applied))
-            success = (spec.at_goal(self.cfg.task, self.state.position, self.goal) if self.reward_source == "goal"
-                       else self.marked)
+            success = self.success_now()
             self.episode_return += float(success) - 1.0
             self.episode_success |= success
             self.pub[topics.REWARD].publish(Float32(data=float(success) - 1.0))
@@ -263,6 +317,7 @@ class FrankaBridge(ModemNode):
         if self.dry_run or np.linalg.norm(np.asarray(spec.START_TCP) - self.state.position) < APPROACH_TOLERANCE:
             self.approaching = False
             self.running, self.observed, self.t, self.acted_steps, self.marked = True, False, 0, 0, False
+            self.outcomes = Counter()
             self.episode_return, self.episode_success = 0.0, False
             self.episode_start, self.counts_at_start = time.perf_counter(), dict(self.safety.counts)
             self.pub[topics.EPISODE].publish(json_msg({"event": "start", "episode": self.episode,
@@ -313,11 +368,13 @@ class FrankaBridge(ModemNode):
         counts = {k: v - self.counts_at_start.get(k, 0) for k, v in self.safety.counts.items()
                   if v != self.counts_at_start.get(k, 0)}
         self.results.append({"episode": self.episode, "steps": self.t, "acted": self.acted_steps,
-                             "return": self.episode_return, "success": self.episode_success,
+                             "outcomes": dict(self.outcomes), "return": self.episode_return,
+                             "success": self.episode_success,
                              "seconds": round(time.perf_counter() - self.episode_start, 3), "safety": counts,
                              "end_tcp": np.round(self.state.position, 4).tolist()})
         self.get_logger().info(f"episode {self.episode} done ({self.t} steps, {self.acted_steps} executed policy "
-                               f"actions, success {self.episode_success}); safety counts {counts}")
+                               f"actions, success {self.episode_success}); steps by outcome {dict(self.outcomes)}; "
+                               f"safety counts {counts}")
         if self.results_file:
             write_results(self.results_file, {"task": self.cfg.task, "backend": self.arm.name, "dry_run": self.dry_run,
                                               "episodes": self.results,
