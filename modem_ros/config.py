@@ -107,6 +107,10 @@ class ModemConfig:
     kappa_init: float = param(0.75, "Demo share of each batch at the start of interaction.")
     kappa_final: float = param(0.25, "Demo share of each batch after the annealing steps.")
     kappa_steps: int = param(50_000, "Agent steps over which the demo share anneals linearly.")
+    intervention_capacity: int = param(1000, "Agent steps of operator-driven data (teleop takeovers while "
+                                             "training, runs of at least `horizon` steps) also kept in the demo "
+                                             "buffer, so they are oversampled like demos (HIL-SERL); 0 = flagged "
+                                             "and logged only. Sim runs have none.")
     # --- architecture -------------------------------------------------------------------------
     num_channels: int = param(32, "Channels of every conv layer of the image encoder.")
     enc_dim: int = param(256, "Hidden width of the state encoder and the fusion MLP.")
@@ -164,7 +168,7 @@ class ModemConfig:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"config key '{name}' must be > 0, got {getattr(self, name)}")
         for name in ["train_steps", "seed_steps", "bc_iters", "std_schedule_steps", "horizon_schedule_steps",
-                     "kappa_steps", "encoder_chunk"]:
+                     "kappa_steps", "encoder_chunk", "intervention_capacity"]:
             if getattr(self, name) < 0:
                 raise ConfigError(f"config key '{name}' must be >= 0, got {getattr(self, name)}")
         for name in ["lr", "temperature", "grad_clip_norm", "max_std"]:

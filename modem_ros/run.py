@@ -148,7 +148,9 @@ def build_trainer(cfg: ModemConfig, run_dir: Path | None = None, log_stream=None
         demos = []
     else:
         demos = load_demos(cfg, logger) if cfg.demo_dir else scripted_demos(env, cfg.demos, seed=cfg.seed * 1000)
-    demo_buffer = EpisodeBuffer(cfg, sum(len(d) for d in demos), agent.device, name="demo")
+    # room for the operator's takeovers too (none in sim): they are oversampled like the demos
+    demo_buffer = EpisodeBuffer(cfg, sum(len(d) for d in demos) + cfg.intervention_capacity, agent.device,
+                                name="demo")
     for demo in demos:
         demo_buffer.add(demo)
     offline = load_offline(cfg, logger)

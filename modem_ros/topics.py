@@ -24,6 +24,7 @@ PLANNER_ACTION = "modem/planner/action"    # the planner's output where teleop s
 TELEOP_ENGAGED = "modem/teleop/engaged"    # std_msgs/msg/Bool, latched: a human drives ACTION
 REWARD = "modem/reward"                    # std_msgs/msg/Float32, one per step (not for the reset observation)
 SUCCESS = "modem/success"                  # std_msgs/msg/Bool, one per step
+INTERVENTION = "modem/intervention"        # std_msgs/msg/Bool, one per step: an operator drove its action
 EPISODE = "modem/episode"                  # std_msgs/msg/String, JSON event {"event": "start"|"end", ...}
 CHECKPOINT = "modem/checkpoint"            # std_msgs/msg/String, JSON {"path", "version", "step", "episodes", "run_id"}
 WEIGHTS = "modem/weights"                  # std_msgs/msg/UInt8MultiArray chunks, header JSON in layout.dim[0].label
@@ -51,6 +52,7 @@ TYPES = {
     TELEOP_ENGAGED: "std_msgs/msg/Bool",
     REWARD: "std_msgs/msg/Float32",
     SUCCESS: "std_msgs/msg/Bool",
+    INTERVENTION: "std_msgs/msg/Bool",
     EPISODE: "std_msgs/msg/String",
     CHECKPOINT: "std_msgs/msg/String",
     WEIGHTS: "std_msgs/msg/UInt8MultiArray",

@@ -25,7 +25,7 @@ from modem_ros.agent.modem import CheckpointWriteError, ModemAgent
 from modem_ros.agent.offline import q_vs_return
 from modem_ros.config import ModemConfig
 from modem_ros.data.episode import Episode, eval_episode_seed, train_episode_seed
-from modem_ros.data.replay import EpisodeBuffer, sample_mixed, write_back_priorities
+from modem_ros.data.replay import BufferFullError, EpisodeBuffer, sample_mixed, write_back_priorities
 from modem_ros.envs.base import EnvAdapter
 from modem_ros.plots import learning_curve
 
@@ -80,6 +80,8 @@ class Trainer:
     _model_pretrained: bool = False
     _bc_done: bool = False
     _offline_next: int = 0  # offline-phase updates done
+    intervened_steps: int = 0  # operator-driven steps so far (teleop takeovers)
+    _intervention_buffer_full: bool = False
     _next_eval: int = 0
     _next_save: int = 0
 
@@ -221,6 +223,8 @@ class Trainer:
         self.step, self.episodes = int(state["step"]), int(state["episodes"])
         for episode in load_episodes(self.episodes):
             self.replay_buffer.add(episode)
+            self.keep_interventions(episode)  # the bags keep the flags: takeovers stay oversampled
+            self.intervened_steps += sum(episode.intervention)
         last_start = self.step - self.cfg.episode_length  # checkpoints without the key: fixed-length episodes
         pretrained = self.episodes > 0 and last_start >= self.cfg.seed_steps
         self._model_pretrained = bool(state.get("model_pretrained", pretrained))
@@ -271,6 +275,22 @@ class Trainer:
                 self.pretrain_offline()
             self.evaluate()
 
+    def keep_interventions(self, episode: Episode) -> int:
+        """Operator-driven runs of the episode (>= horizon steps) into the demo buffer, where kappa
+        oversamples them like demos, up to intervention_capacity; returns the steps kept."""
+        kept = 0
+        for segment in episode.intervention_segments(self.cfg.horizon):
+            try:
+                self.demo_buffer.add(segment)
+            except BufferFullError:
+                if not self._intervention_buffer_full:
+                    self._intervention_buffer_full = True
+                    self.logger.log("note", self.step, {"interventions": "demo buffer full: later takeovers are "
+                                                        "trained on as replay only (raise intervention_capacity)"})
+                break
+            kept += len(segment)
+        return kept
+
     def after_episode(self, episode: Episode, seconds: float = 0.0) -> dict[str, Any]:
         """Take one collected episode: store it, update at the reference ratio, evaluate, checkpoint.
         The same code whether the episode came from collect_episode() or from the ROS graph."""
@@ -280,10 +300,14 @@ class Trainer:
                     else "seed_pretrain")  # the first planned episode, then the seed update burst
         start = time.perf_counter()
         self.replay_buffer.add(episode)
+        kept = self.keep_interventions(episode)
         self.step += len(episode)
         self.episodes += 1
         metrics: dict[str, Any] = {"phase": self.phases[-1][0], "env_step": self.env_step,
                                    "episode_return": episode.total_reward, "success": episode.succeeded}
+        if any(episode.intervention) or self.intervened_steps:  # a run with takeovers: is the rate falling?
+            self.intervened_steps += sum(episode.intervention)
+            metrics.update(intervention_rate=episode.intervention_rate, intervention_steps_kept=kept)
         if began >= cfg.seed_steps:
             if not self._model_pretrained:  # after the first planned episode: pretrain model, reward, critic
                 metrics.update(self.update(cfg.seed_steps, began, checkpoint_every=self._burst_checkpoint_every()))

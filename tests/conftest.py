@@ -41,6 +41,22 @@ def _seed():
     np.random.seed(0)
 
 
+def drop_realtime() -> None:
+    """libfranka raises the thread that connects to a robot to SCHED_FIFO 99 (even with RealtimeConfig.Ignore,
+    as root). A test that drove a FrankyArm in this process would hand that priority to every process later
+    tests launch from it: a whole graph at FIFO 99, whose torch threads starve the camera and the arm's
+    server on a 2-core machine. The bridge process still connects, and gets FIFO 99, on its own."""
+    if os.sched_getscheduler(0) != os.SCHED_OTHER:
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _no_inherited_realtime():
+    """After each test module (a module's own arm keeps its priority while the module runs)."""
+    yield
+    drop_realtime()
+
+
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import yaml
 
+from tests.conftest import drop_realtime
 from tests.test_graph import PRESET, Launch, graph_env, graph_home  # noqa: F401 - fixture reuse
 from tests.test_recording import Keys, stop_if_running
 
@@ -221,6 +222,7 @@ def test_dry_run_computes_and_logs_commands_but_moves_nothing(graph_home, franky
     parked = FrankyArm(franky_sim, dynamics_factor=0.3, realtime=False)
     start = parked.home(spec.HOME_JOINTS, PARKED)
     parked.close()  # FCI serves one client: the bridge's
+    drop_realtime()  # the connection made this process FIFO 99: the launched bridge must not inherit it
     env = graph_env(home)
     (home / "dry.yaml").write_text(yaml.safe_dump({**PRESET, "episode_length": DRY_STEPS}))
     params = yaml.safe_load((config_dir() / "deploy.yaml").read_text())

@@ -23,6 +23,8 @@ from tests.software_camera import FPS, H, W, record_db3  # noqa: E402
 from tests.test_deploy import Probe  # noqa: E402
 
 STEPS = 80  # PRESET: 20-step episodes, seed_steps 40: two BC-seeded episodes, then planning
+TAKEOVER_AT, TAKEOVER_STEPS = 63, 9  # applied actions before the operator takes over, and how many it drives
+KEY_W = [1.0, 0.0, 0.0, -1.0]
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +39,7 @@ def trained(graph_home, franky_sim):  # noqa: F811
     (home / "robot-params.yaml").write_text(yaml.safe_dump(params))
     demos = home / "robot-demos"  # stand-ins for recorded robot demos: the cell's expert at this preset
     generate(load_config("franka-reach", {k: str(v) for k, v in PRESET.items()}), 3, demos, only_success=False)
-    keys = Keys()  # the operator's terminal (untouched here: the planner drives)
+    keys = Keys()  # the operator's terminal: takes over for a few steps of the last episode
     env["MODEM_ROS_TTY"] = keys.slave_path
     probe = Probe(env)
     run_dir = home / "robot-run"
@@ -45,6 +47,14 @@ def trained(graph_home, franky_sim):  # noqa: F811
                            "preset:=robot.yaml", "playback_file:=cam.db3", "params_file:=robot-params.yaml",
                            f"demo_dir:={demos}", f"run_dir:={run_dir}", "teleop_device:=keyboard"], env)
     try:
+        probe.wait_applied(TAKEOVER_AT, launch, timeout=300)
+        keys.press("t")
+        keys.hold("w")  # +x, gripper open
+        launch.wait_for("human has control", timeout=10)
+        probe.wait_applied(TAKEOVER_AT + TAKEOVER_STEPS, launch)
+        keys.hold(None)
+        keys.press("t")
+        launch.wait_for("planner has control", timeout=10)
         code = launch.finish(timeout=400)  # the trainer, main node, ends after STEPS
         yield run_dir, probe, launch, code
     finally:
@@ -71,3 +81,21 @@ def test_the_trainer_stores_exactly_what_the_bridge_executed(trained):
     assert len(probe.applied) >= STEPS and stored.shape == (STEPS, 4)
     np.testing.assert_array_equal(stored, applied)
     assert np.all(np.abs(stored) <= 1.0)
+
+
+def test_the_operators_takeover_is_stored_flagged_and_oversampled(trained):
+    run_dir, *_ = trained
+    last = read_episode(episode_dirs(run_dir / "episodes")[-1], 2).episode
+    flagged = np.flatnonzero(last.intervention)
+    # one run of flagged steps, around the takeover (the engaged state and the applied actions travel
+    # on different topics: its edges may be a step off)
+    assert len(flagged) >= TAKEOVER_STEPS - 2 and np.all(np.diff(flagged) == 1), last.intervention
+    assert abs(int(flagged[0]) - (TAKEOVER_AT - 60)) <= 2
+    actions = np.asarray(last.action)
+    keyed = np.all(actions == KEY_W, axis=1)
+    assert keyed[flagged].sum() >= 3 and not keyed[~np.asarray(last.intervention)].any()
+    record = records(run_dir, "train")[-1]
+    assert record["intervention_rate"] == len(flagged) / 20
+    assert record["intervention_steps_kept"] == (len(flagged) if len(flagged) >= 5 else 0)  # horizon 5
+    for earlier in [read_episode(p, 2).episode for p in episode_dirs(run_dir / "episodes")[:-1]]:
+        assert not any(earlier.intervention)

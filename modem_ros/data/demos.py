@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import json
 import os
 import shutil
 import struct
@@ -112,6 +113,8 @@ def write_episode(episode: Episode, path: str | Path, meta: dict[str, Any]) -> P
                 put(topics.ACTION, _array(arrays["action"][t]), ns + 1)
         custom = {"steps": len(episode), "success": episode.succeeded, "return": round(episode.total_reward, 6),
                   **meta}
+        if any(episode.intervention):  # operator-driven steps (teleop takeover), by index
+            custom["intervention_steps"] = json.dumps([t for t, f in enumerate(episode.intervention) if f])
         for key, value in custom.items():
             writer.set_custom_data(f"modem_ros.{key}", str(value))
     except BaseException:
@@ -252,7 +255,22 @@ def read_episode(path: str | Path, frame_stack: int) -> DemoBag:
             raise DemoError(f"{path}: action {t} has non-finite values")
         obs = {"rgb": stack.push(frames[t + 1]), "state": state_arrays[t + 1]}
         episode.add(action, obs, float(rewards[t].data), bool(successes[t].data))
+    episode.intervention = _intervention_flags(path, meta, steps)
     return DemoBag(path, episode, meta)
+
+
+def _intervention_flags(path: Path, meta: dict[str, str], steps: int) -> list[bool]:
+    try:
+        indices = json.loads(meta.get("intervention_steps", "[]"))
+        flags = [False] * steps
+        for t in indices:
+            if int(t) < 0:
+                raise IndexError(f"negative index {t}")
+            flags[int(t)] = True
+    except (ValueError, TypeError, IndexError) as err:
+        raise DemoError(f"{path}: custom data intervention_steps {meta.get('intervention_steps')!r} is not a "
+                        f"list of step indices below {steps} ({err})") from err
+    return flags
 
 
 def episode_dirs(directory: str | Path) -> list[Path]:

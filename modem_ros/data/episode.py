@@ -27,6 +27,7 @@ class Episode:
     action: list[np.ndarray] = field(default_factory=list)    # each [action_dim] float32
     reward: list[float] = field(default_factory=list)
     success: list[bool] = field(default_factory=list)
+    intervention: list[bool] = field(default_factory=list)  # per step: an operator drove it (teleop takeover)
 
     @classmethod
     def start(cls, obs: dict[str, Any]) -> Episode:
@@ -35,8 +36,10 @@ class Episode:
         episode.state.append(np.asarray(obs["state"], dtype=np.float32))
         return episode
 
-    def add(self, action: np.ndarray, obs: dict[str, Any], reward: float, success: bool) -> None:
+    def add(self, action: np.ndarray, obs: dict[str, Any], reward: float, success: bool,
+            intervened: bool = False) -> None:
         self.action.append(np.asarray(action, dtype=np.float32))
+        self.intervention.append(bool(intervened))
         self.rgb.append(np.asarray(obs["rgb"]))
         self.state.append(np.asarray(obs["state"], dtype=np.float32))
         self.reward.append(float(reward))
@@ -52,6 +55,25 @@ class Episode:
     @property
     def succeeded(self) -> bool:
         return any(self.success)
+
+    @property
+    def intervention_rate(self) -> float:
+        return float(np.mean(self.intervention)) if self.intervention else 0.0
+
+    def intervention_segments(self, min_steps: int) -> list[Episode]:
+        """The runs of consecutive operator-driven steps of at least `min_steps`, each as an episode of its
+        own (observations i..j, the actions between them), to be kept beside the demos."""
+        flags = self.intervention + [False]
+        segments, start = [], None
+        for t, flag in enumerate(flags):
+            if flag and start is None:
+                start = t
+            elif not flag and start is not None:
+                if t - start >= min_steps:
+                    segments.append(Episode(self.rgb[start:t + 1], self.state[start:t + 1], self.action[start:t],
+                                            self.reward[start:t], self.success[start:t], [True] * (t - start)))
+                start = None
+        return segments
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {"rgb": np.stack(self.rgb), "state": np.stack(self.state),

@@ -20,12 +20,15 @@ class StreamError(ValueError):
 
 
 class EpisodeAssembler:
-    def __init__(self, frame_stack: int, episode_length: int, state_dim: int, action_dim: int):
-        self.frame_stack, self.length = frame_stack, episode_length
+    def __init__(self, frame_stack: int, episode_length: int, state_dim: int, action_dim: int,
+                 interventions: bool = False):
+        """interventions: pair the bridges' per-step intervention flags too (else every step is False)."""
+        self.frame_stack, self.length, self.with_interventions = frame_stack, episode_length, interventions
         self.state_dim, self.action_dim = state_dim, action_dim
         self.frames: deque[np.ndarray] = deque()
         self.states: deque[np.ndarray] = deque()
         self.actions: deque[np.ndarray] = deque()
+        self.interventions: deque[bool] = deque()  # per step: an operator drove it
         self.rewards: deque[float] = deque()
         self.successes: deque[bool] = deque()
 
@@ -46,6 +49,9 @@ class EpisodeAssembler:
             raise StreamError(f"action {action.tolist()} is not {self.action_dim} finite values")
         self.actions.append(action.astype(np.float32))
 
+    def add_intervention(self, intervened: bool) -> None:
+        self.interventions.append(bool(intervened))
+
     def add_reward(self, reward: float) -> None:
         if not np.isfinite(reward):
             raise StreamError(f"reward {reward} is not finite")
@@ -58,11 +64,13 @@ class EpisodeAssembler:
         """The oldest complete episode, or None while one of its streams is still short."""
         n = self.length
         if (len(self.frames) <= n or len(self.states) <= n or len(self.actions) < n
-                or len(self.rewards) < n or len(self.successes) < n):
+                or len(self.rewards) < n or len(self.successes) < n
+                or (self.with_interventions and len(self.interventions) < n)):
             return None
         stack = FrameStack(self.frame_stack)
         episode = Episode.start({"rgb": stack.reset(self.frames.popleft()), "state": self.states.popleft()})
         for _ in range(n):
             obs = {"rgb": stack.push(self.frames.popleft()), "state": self.states.popleft()}
-            episode.add(self.actions.popleft(), obs, self.rewards.popleft(), self.successes.popleft())
+            episode.add(self.actions.popleft(), obs, self.rewards.popleft(), self.successes.popleft(),
+                        self.interventions.popleft() if self.with_interventions else False)
         return episode

@@ -104,7 +104,7 @@ class FrankaBridge(ModemNode):
         self.watchdog = Watchdog(self.limits.watchdog, ("action", "observation") if self.watch_observation
                                  else ("action",))
         self.pub = {name: self.create_publisher(kind, name, STREAM) for name, kind in [
-            (topics.STATE, Float32MultiArray), (topics.APPLIED_ACTION, Float32MultiArray),
+            (topics.STATE, Float32MultiArray), (topics.APPLIED_ACTION, Float32MultiArray), (topics.INTERVENTION, Bool),
             (topics.REWARD, Float32), (topics.SUCCESS, Bool), (topics.EPISODE, String)]}
         self.joint_pub = self.create_publisher(JointState, topics.JOINT_STATES, 10)
         self.pose_pub = self.create_publisher(PoseStamped, topics.EE_POSE, 10)
@@ -113,6 +113,10 @@ class FrankaBridge(ModemNode):
         self.create_subscription(Float32MultiArray, topics.ACTION, self.on_action, 10)
         self.create_subscription(Image, topics.IMAGE, self.on_image, SENSOR)
         self.create_subscription(Bool, topics.OPERATOR_SUCCESS, self.on_operator_success, 10)
+        # the teleop gate's state (latched): each step's action is flagged as the operator's or not
+        self.engaged = self.step_engaged = False
+        self.create_subscription(Bool, topics.TELEOP_ENGAGED, lambda m: setattr(self, "engaged", bool(m.data)),
+                                 LATCHED)
         self.create_service(Trigger, topics.RESET, self.on_reset)
         self.create_service(Trigger, topics.ESTOP, self.on_estop)
         self.create_service(Trigger, topics.ESTOP_RESET, self.on_estop_reset)
@@ -224,6 +228,7 @@ class FrankaBridge(ModemNode):
         self.watchdog.feed("action", time.monotonic())
         self.acted = True
         self.round_trips.append(time.perf_counter() - self.sent_at)
+        self.step_engaged = self.engaged  # the teleop gate's state when this step's action came
         decision = self.execute(np.asarray(msg.data, np.float64))
         accepted = decision.action
         self.applied = accepted if accepted is not None else np.zeros(spec.ACTION_DIM)
@@ -289,10 +294,12 @@ class FrankaBridge(ModemNode):
             return
         if self.observed:  # this period completes the step of the observation out since the last one
             if not self.acted:  # the planner missed this observation: brake towards a hold if it is stale
+                self.step_engaged = self.engaged
                 self.outcome = self.step_outcome(self.execute(None), answered=False)
                 self.applied = np.zeros(spec.ACTION_DIM)
             self.outcomes[self.outcome] += 1
             self.pub[topics.APPLIED_ACTION].publish(array_msg(self.applied))
+            self.pub[topics.INTERVENTION].publish(Bool(data=self.step_engaged))
             success = self.success_now()
             self.episode_return += float(success) - 1.0
             self.episode_success |= success

@@ -27,6 +27,7 @@ from modem_ros.data.episode import eval_episode_seed, train_episode_seed
 from modem_ros.envs import make_env
 from modem_ros.envs.base import check_action
 from modem_ros.nodes.common import (
+    LATCHED,
     STREAM,
     ModemNode,
     array_msg,
@@ -75,7 +76,7 @@ class SimBridge(ModemNode):
         # transient-local STREAM: a node that subscribes late still gets the episode from its start
         self.pub = {name: self.create_publisher(kind, name, STREAM) for name, kind in [
             (topics.RAW_IMAGE, Image), (topics.RAW_CAMERA_INFO, CameraInfo), (topics.STATE, Float32MultiArray),
-            (topics.APPLIED_ACTION, Float32MultiArray),
+            (topics.APPLIED_ACTION, Float32MultiArray), (topics.INTERVENTION, Bool),
             (topics.REWARD, Float32), (topics.SUCCESS, Bool), (topics.EPISODE, String)]}
         self.clock_pub = self.create_publisher(Clock, topics.CLOCK, 10)
         self.arm = getattr(self.env, "arm_state", None)  # the Franka cell: the hardware bridge's arm topics too
@@ -83,6 +84,10 @@ class SimBridge(ModemNode):
             self.joint_pub = self.create_publisher(JointState, topics.JOINT_STATES, 10)
             self.pose_pub = self.create_publisher(PoseStamped, topics.EE_POSE, 10)
         self.create_subscription(Float32MultiArray, topics.ACTION, self.on_action, STREAM)
+        # the teleop gate's state (latched; never published without teleop): flags each step's action
+        self.engaged = False
+        self.create_subscription(Bool, topics.TELEOP_ENGAGED, lambda m: setattr(self, "engaged", bool(m.data)),
+                                 LATCHED)
         self.create_service(Trigger, topics.RESET, self.on_reset)
         self.create_timer(self.stall_warning, self.check_stall)
         self.ticks, self.episode, self.t = 0, self.first_episode, 0
@@ -147,6 +152,7 @@ class SimBridge(ModemNode):
         self.episode_return += float(reward)
         self.episode_success |= success
         self.pub[topics.APPLIED_ACTION].publish(array_msg(action))
+        self.pub[topics.INTERVENTION].publish(Bool(data=self.engaged))
         self.pub[topics.REWARD].publish(Float32(data=float(reward)))
         self.pub[topics.SUCCESS].publish(Bool(data=success))
         self.publish_obs(obs)

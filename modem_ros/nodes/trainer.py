@@ -67,7 +67,8 @@ class TrainerNode(ModemNode):
         latest = self.run_dir / "checkpoints" / "latest.pt"
         if resume and latest.exists():
             self.resume(latest)
-        self.assembler = EpisodeAssembler(cfg.frame_stack, cfg.episode_length, cfg.state_dim, cfg.action_dim)
+        self.assembler = EpisodeAssembler(cfg.frame_stack, cfg.episode_length, cfg.state_dim, cfg.action_dim,
+                                          interventions=True)
         self.ckpt_pub = self.create_publisher(String, topics.CHECKPOINT, LATCHED)
         self.weights_pub = self.create_publisher(UInt8MultiArray, topics.WEIGHTS, WEIGHTS)
         self.create_subscription(Image, topics.IMAGE, self.on_image, STREAM)
@@ -77,6 +78,9 @@ class TrainerNode(ModemNode):
         self.create_subscription(Float32MultiArray, topics.APPLIED_ACTION, self.on_action, STREAM)
         self.create_subscription(Float32, topics.REWARD, self.on_reward, STREAM)
         self.create_subscription(Bool, topics.SUCCESS, lambda m: self.assembler.add_success(m.data), STREAM)
+        # per step, whether an operator drove it (both bridges publish it, in order with the actions)
+        self.create_subscription(Bool, topics.INTERVENTION, lambda m: self.assembler.add_intervention(m.data),
+                                 STREAM)
         self.get_logger().info(f"run directory {self.run_dir.resolve()}")
 
     def stored_episodes(self, count: int) -> list[Episode]:
