@@ -132,7 +132,6 @@ class FrankaBridge(ModemNode):
         self.results: list[dict] = []
         self.round_trips: list[float] = []   # seconds from an observation to the action answering it
         self.sent_at = self.episode_start = 0.0
-        self.acted_steps = 0
         self.outcome = ""                    # what became of the current step's command (see step_outcome)
         self.outcomes: Counter[str] = Counter()  # this episode's steps by outcome: they sum to its steps
         self.marked = False                  # the operator marked this episode's task done
@@ -232,7 +231,6 @@ class FrankaBridge(ModemNode):
         decision = self.execute(np.asarray(msg.data, np.float64))
         accepted = decision.action
         self.applied = accepted if accepted is not None else np.zeros(spec.ACTION_DIM)
-        self.acted_steps += accepted is not None
         self.outcome = self.step_outcome(decision, answered=True)
 
     def step_outcome(self, decision: Decision, answered: bool) -> str:
@@ -323,7 +321,7 @@ class FrankaBridge(ModemNode):
         moves nothing, starts where the arm stands."""
         if self.dry_run or np.linalg.norm(np.asarray(spec.START_TCP) - self.state.position) < APPROACH_TOLERANCE:
             self.approaching = False
-            self.running, self.observed, self.t, self.acted_steps, self.marked = True, False, 0, 0, False
+            self.running, self.observed, self.t, self.marked = True, False, 0, False
             self.outcomes = Counter()
             self.episode_return, self.episode_success = 0.0, False
             self.episode_start, self.counts_at_start = time.perf_counter(), dict(self.safety.counts)
@@ -374,12 +372,12 @@ class FrankaBridge(ModemNode):
                                                    "return": self.episode_return, "success": self.episode_success}))
         counts = {k: v - self.counts_at_start.get(k, 0) for k, v in self.safety.counts.items()
                   if v != self.counts_at_start.get(k, 0)}
-        self.results.append({"episode": self.episode, "steps": self.t, "acted": self.acted_steps,
+        self.results.append({"episode": self.episode, "steps": self.t, "acted": self.outcomes["acted"],
                              "outcomes": dict(self.outcomes), "return": self.episode_return,
                              "success": self.episode_success,
                              "seconds": round(time.perf_counter() - self.episode_start, 3), "safety": counts,
                              "end_tcp": np.round(self.state.position, 4).tolist()})
-        self.get_logger().info(f"episode {self.episode} done ({self.t} steps, {self.acted_steps} executed policy "
+        self.get_logger().info(f"episode {self.episode} done ({self.t} steps, {self.outcomes['acted']} executed policy "
                                f"actions, success {self.episode_success}); steps by outcome {dict(self.outcomes)}; "
                                f"safety counts {counts}")
         if self.results_file:
