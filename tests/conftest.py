@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -44,10 +45,17 @@ def _seed():
 def drop_realtime() -> None:
     """libfranka raises the thread that connects to a robot to SCHED_FIFO 99 (even with RealtimeConfig.Ignore,
     as root). A test that drove a FrankyArm in this process would hand that priority to every process later
-    tests launch from it: a whole graph at FIFO 99, whose torch threads starve the camera and the arm's
-    server on a 2-core machine. The bridge process still connects, and gets FIFO 99, on its own."""
-    if os.sched_getscheduler(0) != os.SCHED_OTHER:
-        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    tests launch from it (a whole graph at FIFO 99, whose torch threads starve the camera and the arm's
+    server on a 2-core machine) and to every thread it starts: glibc's pthread_create copies the policy
+    libfranka cached in the thread's descriptor, not the kernel's, so os.sched_setscheduler alone left the
+    in-process probes' DDS and spin threads at FIFO 99 (their answers then came seconds late). Reset through
+    pthread_setschedparam, which updates both. The bridge process still connects, and gets FIFO 99, on its own."""
+    libc = ctypes.CDLL(None)
+    libc.pthread_self.restype = ctypes.c_ulong
+    priority = ctypes.c_int(0)  # struct sched_param {int sched_priority;}
+    err = libc.pthread_setschedparam(ctypes.c_ulong(libc.pthread_self()), os.SCHED_OTHER, ctypes.byref(priority))
+    if err:
+        raise OSError(err, f"pthread_setschedparam(SCHED_OTHER): {os.strerror(err)}")
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -125,12 +125,12 @@ def deployment(graph_home, franky_sim):  # noqa: F811
         marks["reset"] = len(probe.applied)
         code = launch.finish(timeout=120)
         time.sleep(0.5)  # the last poses
-        yield launch, code, probe, marks, home
-    finally:
+    finally:  # before the tests: a probe still spinning (and answering) would load the later graphs' CPU
         keys.hold(None)
         keys.alive = False
         stop_if_running(launch)
         probe.close()
+    yield launch, code, probe, marks, home
 
 
 def test_the_graph_runs_the_episode_and_writes_its_results(deployment):
@@ -175,11 +175,15 @@ def test_operator_takeover_drives_the_arm(deployment):
     driven = np.array(probe.applied[marks["takeover"] + 2:marks["estop"] - 1])
     assert len(driven) >= ESTOP_AFTER - 4
     keyed = np.all(driven == key_action(marks["direction"]), axis=1)
-    # the operator's action on every step that acted; a step missed under load is a hold, nothing else
-    assert keyed.sum() >= 3 and np.all(driven[~keyed] == 0), driven
-    poses = np.array(probe.poses)
-    moved = (poses[marks["estop"] - 1, 0] - poses[marks["takeover"] + 2, 0]) * marks["direction"]
-    assert moved > 0.05  # up to 2 cm per step, behind the safety layer's speed/acceleration limits
+    # the operator's action on every step that acted; a step missed under load is a hold, nothing else.
+    # The gate answers each observation itself, not waiting for the planner: most steps act (all when idle;
+    # before, the operator's steps were as late as the planner's, 2 of 12 under CI's load)
+    assert keyed.sum() >= len(driven) // 2 and np.all(driven[~keyed] == 0), driven
+    # The arm, still carried by the planner's last moves, turns and then travels the operator's way: from
+    # its turning point on, steadily (franky's jerk-limited tracking: ~0.5 cm per step under load)
+    x = np.array(probe.poses)[marks["takeover"] + 2:marks["estop"], 0] * marks["direction"]
+    turn = int(np.argmin(x))
+    assert x[-1] - x[turn] > 0.02 and np.all(np.diff(x[-4:]) > 0), np.round(x, 3).tolist()
 
 
 def test_estop_latches_until_the_reset_service(deployment):
@@ -245,12 +249,13 @@ def test_dry_run_computes_and_logs_commands_but_moves_nothing(graph_home, franky
     poses = np.array(probe.poses)
     np.testing.assert_allclose(poses[0], start.position, atol=0.01)
     assert np.abs(poses - poses[0]).max() < 0.001  # nothing was sent: the arm did not move
-    # the computed target ran ahead along +y until the lead limit held it (max_lead 5 cm)
-    ys = [float(line.split("target [")[1].split("]")[0].split(",")[1]) for line in targets]
-    assert max(ys) - poses[0][1] == pytest.approx(0.05, abs=0.003)
     results = yaml.safe_load((home / "dry.json").read_text())
     episode = results["episodes"][0]
-    assert results["dry_run"] and episode["safety"]["clipped_lead"] > 0
     outcomes = episode["outcomes"]  # every step accounted for; a missed answer is a hold under load
-    assert sum(outcomes.values()) == DRY_STEPS and set(outcomes) <= {"acted", "held_stale", "missed"}, outcomes
-    assert episode["acted"] >= DRY_STEPS // 4, outcomes
+    assert results["dry_run"] and sum(outcomes.values()) == DRY_STEPS, outcomes
+    assert set(outcomes) <= {"acted", "held_stale", "missed"} and episode["acted"] >= DRY_STEPS // 4, outcomes
+    # Each executed 'move +y' advances the computed target 2 cm (a hold leaves it where it is) until the
+    # lead limit holds it 5 cm ahead of the arm, which never moved: exact, however many steps were late.
+    lead = [float(line.split("target [")[1].split("]")[0].split(",")[1]) - poses[0][1] for line in targets]
+    assert max(lead) == pytest.approx(min(0.02 * episode["acted"], 0.05), abs=0.003), (lead, outcomes)
+    assert episode["safety"]["clipped_lead"] == sum("clipped_lead" in line for line in targets) > 0

@@ -1,5 +1,6 @@
 """The teleop node beside a planner: the planner's actions pass through until the operator takes over,
-then each one is replaced by the device's, one out per one in (lock-step stays paired)."""
+then each observation is answered with the device's action without waiting for the planner; never more
+than one action out per observation (a lock-step sim steps once per action)."""
 
 from __future__ import annotations
 
@@ -41,26 +42,50 @@ def test_operator_takes_over_from_the_planner_and_hands_back(monkeypatch, tmp_pa
     probe = rclpy.create_node("probe", context=context)
     try:
         planner = probe.create_publisher(Float32MultiArray, topics.PLANNER_ACTION, STREAM)
+        state = probe.create_publisher(Float32MultiArray, topics.STATE, STREAM)
         out: list[list[float]] = []
         probe.create_subscription(Float32MultiArray, topics.ACTION, lambda m: out.append(list(m.data)), STREAM)
         executor.add_node(teleop)
         executor.add_node(probe)
-        spin_until(executor, lambda: planner.get_subscription_count() and teleop.action_pub.get_subscription_count())
+        spin_until(executor, lambda: planner.get_subscription_count() and state.get_subscription_count()
+                   and teleop.action_pub.get_subscription_count())
 
-        def act(values):
-            planner.publish(Float32MultiArray(data=values))
+        def observe():  # until the gate holds it open or has answered it
             n = len(out)
+            state.publish(Float32MultiArray(data=[0.0, 0.0]))
+            spin_until(executor, lambda: teleop.pending or len(out) > n)
+
+        def answered(n):
             spin_until(executor, lambda: len(out) > n)
             return out[-1]
 
-        assert act([0.25, -0.5]) == pytest.approx([0.25, -0.5])  # planner drives
+        def idle(seconds=0.3):
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                executor.spin_once(timeout_sec=0.02)
+
+        observe()
+        planner.publish(Float32MultiArray(data=[0.25, -0.5]))
+        assert answered(0) == pytest.approx([0.25, -0.5])        # planner drives
+        planner.publish(Float32MultiArray(data=[0.5, 0.5]))      # a second answer to the same observation
+        idle()
+        assert len(out) == 1                                     # dropped: the sim would step twice
         os.write(master, b"td")  # take over, then 'd' (toy plane: +1 on action 0)
         spin_until(executor, lambda: teleop.engaged)
-        assert act([0.25, -0.5]) == pytest.approx([1.0, 0.0])    # the operator's action replaces it
+        observe()
+        assert answered(1) == pytest.approx([1.0, 0.0])          # the operator answers, no planner needed
+        planner.publish(Float32MultiArray(data=[0.25, -0.5]))    # the planner's late answer to it
+        idle()
+        assert len(out) == 2                                     # dropped
         os.write(master, b"t")
         spin_until(executor, lambda: not teleop.engaged)
-        assert act([0.1, 0.2]) == pytest.approx([0.1, 0.2])      # handed back
-        assert len(out) == 3  # one out per planner action, never more
+        observe()
+        idle()
+        assert len(out) == 2                                     # handed back: the planner answers again
+        planner.publish(Float32MultiArray(data=[0.1, 0.2]))
+        assert answered(2) == pytest.approx([0.1, 0.2])
+        idle()
+        assert len(out) == 3  # one out per observation, never more
     finally:
         teleop.destroy_node()
         probe.destroy_node()

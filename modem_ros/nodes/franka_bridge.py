@@ -110,8 +110,8 @@ class FrankaBridge(ModemNode):
         self.pose_pub = self.create_publisher(PoseStamped, topics.EE_POSE, 10)
         self.estop_pub = self.create_publisher(Bool, topics.ESTOP_ACTIVE, LATCHED)
         self.safety_pub = self.create_publisher(String, topics.SAFETY, 10)
-        self.create_subscription(Float32MultiArray, topics.ACTION, self.on_action, 10)
-        self.create_subscription(Image, topics.IMAGE, self.on_image, SENSOR)
+        self.action_sub = self.create_subscription(Float32MultiArray, topics.ACTION, self.on_action, 10)
+        self.image_sub = self.create_subscription(Image, topics.IMAGE, self.on_image, SENSOR)
         self.create_subscription(Bool, topics.OPERATOR_SUCCESS, self.on_operator_success, 10)
         # the teleop gate's state (latched): each step's action is flagged as the operator's or not
         self.engaged = self.step_engaged = False
@@ -320,6 +320,8 @@ class FrankaBridge(ModemNode):
         """Step towards the episode's start pose through the safety layer; start there. A dry run, which
         moves nothing, starts where the arm stands."""
         if self.dry_run or np.linalg.norm(np.asarray(spec.START_TCP) - self.state.position) < APPROACH_TOLERANCE:
+            if not self.peers_ready():
+                return
             self.approaching = False
             self.running, self.observed, self.t, self.marked = True, False, 0, False
             self.outcomes = Counter()
@@ -338,6 +340,21 @@ class FrankaBridge(ModemNode):
         move = spec.towards(self.state.position, spec.START_TCP, self.safety.step_scale)
         self.watchdog.feed("action", time.monotonic())  # the bridge is the action source of its approach
         self.execute(np.concatenate([move, [-1.0]]))
+
+    def peers_ready(self) -> bool:
+        """An episode's steps start only once something answers them: a publisher on the action topic and
+        a reader of the observations (a planner loading its weights, or DDS discovery that lost its first
+        announcements and waits for the next, ~3 s, would otherwise cost the episode's first steps as holds),
+        and the camera when the watchdog watches it. Waits at the start pose, logging what is missing."""
+        missing = [what for what, ok in (
+            (f"a publisher on {topics.ACTION} (planner or teleop)", self.action_sub.get_publisher_count() > 0),
+            (f"a subscriber to {topics.STATE}", self.pub[topics.STATE].get_subscription_count() > 0),
+            (f"a camera on {topics.IMAGE}", not self.watch_observation or self.image_sub.get_publisher_count() > 0),
+        ) if not ok]
+        if missing:
+            self.get_logger().info(f"episode {self.episode} waits at the start pose for {' and '.join(missing)}",
+                                   throttle_duration_sec=5.0)
+        return not missing
 
     def start_episode(self) -> None:
         """Home (franky: joint pose, then the start TCP; open gripper), then approach the start pose."""

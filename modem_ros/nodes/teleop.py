@@ -2,12 +2,14 @@
 
 Alone (demo recording) it drives: one action per observation, paced to `rate` so a person can follow.
 Beside a planner (`planner_action_topic`, the planner remapped there) it is the action topic's gate:
-the planner's actions pass through until the operator takes over (engage), then each planner action is
-replaced by the device's — a human intervention with priority. The console keys and pad buttons also
-call the recorder's services, and the e-stop key (keyboard e, pad SELECT) the robot bridge's latching
-e-stop service: a software stop beside, never instead of, the robot's hardware stop button. The
-success key (keyboard y, pad X) marks the task done: on hardware that is the bridge's reward. A device
-that goes away stops motion (zero actions) and is logged; the node keeps trying to reopen it.
+the planner's actions pass through until the operator takes over (engage); from then each observation
+is answered with the device's action at once, without waiting for the planner (whose answers are dropped
+while a human drives): the operator's control never depends on how fast, or whether, the planner plans.
+The console keys and pad buttons also call the recorder's services, and the e-stop key (keyboard e, pad
+SELECT) the robot bridge's latching e-stop service: a software stop beside, never instead of, the robot's
+hardware stop button. The success key (keyboard y, pad X) marks the task done: on hardware that is the
+bridge's reward. A device that goes away stops motion (zero actions) and is logged; the node keeps trying
+to reopen it.
 """
 
 from __future__ import annotations
@@ -50,24 +52,23 @@ class Teleop(ModemNode):
                                        self.param("deadzone", 0.1, "Channel magnitudes below this are zero."))
         except ValueError as err:
             raise NodeSetupError(f"teleop mapping: {err}") from err
-        self.rate = self.param("rate", 10.0, "Actions per second when driving alone (one per observation, "
-                               "never faster than this).")
+        self.rate = self.param("rate", 10.0, "Actions per second when a human drives (alone, or having taken "
+                               "over: one per observation, never faster than this).")
         planner_topic = self.param("planner_action_topic", "", "The planner's action topic to gate; empty = no "
                                    "planner, teleop drives alone and is always engaged.")
         self.drive_alone = not planner_topic
         self.engaged = self.drive_alone
         self.command, self.device, self.lost_at = Command(), None, 0.0
         self.open()
-        self.pending = 0  # observations not yet answered (driving alone)
+        self.pending = 0  # observations not yet answered (gating: 0 or 1, by the planner or the human)
         self.next_time = 0.0
         self.action_pub = self.create_publisher(Float32MultiArray, topics.ACTION, STREAM)
         self.engaged_pub = self.create_publisher(Bool, topics.TELEOP_ENGAGED, LATCHED)
         self.engaged_pub.publish(Bool(data=self.engaged))
         self.success_pub = self.create_publisher(Bool, topics.OPERATOR_SUCCESS, 10)
         self.clients_ = {event: self.create_client(Trigger, name) for event, name in SERVICES.items()}
-        if self.drive_alone:
-            self.create_subscription(Float32MultiArray, topics.STATE, self.on_observation, STREAM)
-        else:
+        self.create_subscription(Float32MultiArray, topics.STATE, self.on_observation, STREAM)
+        if not self.drive_alone:
             self.create_subscription(Float32MultiArray, planner_topic, self.on_planner_action, FOLLOW)
         # wall-clock polling: a person's keys don't wait for sim time (which stands still between episodes)
         self.create_timer(0.01, self.tick, clock=Clock(clock_type=ClockType.STEADY_TIME))
@@ -107,6 +108,16 @@ class Teleop(ModemNode):
             self.pending -= 1
             self.next_time = now + 1.0 / self.rate
             self.action_pub.publish(array_msg(self.device_action()))
+        self.answer_engaged()
+
+    def answer_engaged(self) -> None:
+        """Gating with a human in control: the open observation gets the device's action now, paced to
+        `rate` as when driving alone (a lock-step sim would otherwise race as fast as we answer)."""
+        now = time.monotonic()
+        if not self.drive_alone and self.engaged and self.pending and now >= self.next_time:
+            self.pending = 0
+            self.next_time = now + 1.0 / self.rate
+            self.action_pub.publish(array_msg(self.device_action()))
 
     def device_action(self) -> np.ndarray:
         if self.command is None:  # device lost: hold still
@@ -138,10 +149,16 @@ class Teleop(ModemNode):
 
     # ------------------------------------------------------------------ actions
     def on_observation(self, msg: Float32MultiArray) -> None:
-        self.pending += 1
+        # gating: only the newest observation is open (a bridge applies a late answer to its current step)
+        self.pending = self.pending + 1 if self.drive_alone else 1
+        self.answer_engaged()
 
     def on_planner_action(self, msg: Float32MultiArray) -> None:
-        """One action out per planner action in: lock-step stays paired whoever drives."""
+        """At most one action out per observation: a planner action for an observation the operator
+        already answered is dropped, one for an open observation passes (the device's if engaged since)."""
+        if not self.pending:
+            return
+        self.pending -= 1
         self.action_pub.publish(array_msg(self.device_action()) if self.engaged else msg)
 
     def destroy_node(self) -> None:
