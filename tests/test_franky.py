@@ -106,7 +106,13 @@ def test_a_toggling_gripper_stream_never_stalls_the_control_loop(arm):
 
 def test_close_frees_the_server_for_the_next_client(arm, franky_sim):
     """The FCI server serves one client at a time: a closed arm must really disconnect, or the next
-    client (the bridge of the next launch, the next test) waits forever. Runs last: it closes `arm`."""
+    client (the bridge of the next launch, the next test) waits forever. Runs last: it closes `arm`.
+    Closed while a gripper command still runs in franky's worker thread: dropping the gripper under it
+    crashed the whole test process natively (CI, after the toggling test)."""
+    layer, state = homed(arm)
+    wish = -1.0 if state.gripper_width < 0.04 else 1.0  # the opposite of what the gripper is: it must move
+    arm.send(layer.command(np.array([0, 0, 0, wish]), state.position, state.quaternion).command)
+    assert arm.gripper_future is not None and not arm.gripper_future.wait(0)  # still running
     arm.close()
     with pytest.raises(ArmError, match="closed"):
         arm.read()

@@ -18,6 +18,8 @@ from modem_ros.robots import franka_spec as spec
 from modem_ros.robots.arm import ArmError, ArmState
 from modem_ros.robots.safety import ArmCommand
 
+GRIPPER_CLOSE_WAIT = 3.0  # seconds close() lets a running gripper command end (a full stroke takes ~1 s)
+
 
 class FrankyArm:
     name = "franky"
@@ -147,5 +149,12 @@ class FrankyArm:
             self.robot.stop()
         with contextlib.suppress(self.franky.Exception):  # even after a failed stop
             self.robot.join_motion()
+        # A gripper command still running in franky's worker thread uses the Gripper: dropping it first
+        # crashed the process natively (seen in CI right after a test that toggled the gripper). Let the
+        # command end, stopping it if it takes longer than a command can.
+        if self.gripper_future is not None and not self.gripper_future.wait(GRIPPER_CLOSE_WAIT):
+            with contextlib.suppress(self.franky.Exception):
+                self.gripper.stop()
+            self.gripper_future.wait(GRIPPER_CLOSE_WAIT)
         self.robot = self.gripper = self.gripper_future = None
         gc.collect()  # a reference cycle through a pending motion future must not keep the socket open
