@@ -43,12 +43,21 @@ METHODS: dict[str, dict[str, str]] = {
     "modem+offline": {"offline_steps": "1000"},
     "modem+offline+aug": {"offline_steps": "1000", "offline_aug_ratio": "0.5"},
     "modem+offline+bcreg": {"offline_steps": "1000", "bc_reg_coef": "1.0"},
+    # transfer from other tasks (pass vid2act_teachers=..., made by `modem-ros pretrain-sources`; the other
+    # methods run without them): Vid2Act whole, and each of its two parts alone
+    "modem+vid2act": {},
+    "modem+vid2act-distill": {"vid2act_replay_coef": "0"},
+    "modem+vid2act-replay": {"vid2act_distill_coef": "0"},
 }
 
 
 def method_config(task: str, preset: str | None, method: str, seed: int, overrides: dict[str, str]) -> ModemConfig:
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
+    if "vid2act" in method and not overrides.get("vid2act_teachers"):
+        raise ValueError(f"method {method} needs vid2act_teachers=... (teachers from `modem-ros pretrain-sources`)")
+    if "vid2act" not in method:  # the teachers are the vid2act methods' difference, not the task's
+        overrides = {k: v for k, v in overrides.items() if k != "vid2act_teachers"}
     return load_config(task, {**overrides, **METHODS[method], "seed": str(seed)}, preset=preset)
 
 

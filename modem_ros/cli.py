@@ -159,6 +159,50 @@ def cmd_classifier(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pretrain_sources(args: argparse.Namespace) -> int:
+    """Vid2Act's teachers: one world model + policy per source dataset (another task's episodes), trained
+    offline; resumable. Prints the vid2act_teachers=... override that trains the target with them."""
+    import torch
+
+    from modem_ros.agent.modem import ModemAgent
+    from modem_ros.agent.vid2act import SHAPE_KEYS, pretrain_teacher
+    from modem_ros.data.demos import load_demo_dir
+    from modem_ros.data.replay import EpisodeBuffer
+
+    target = _config(args)
+    out_dir = Path(args.out)
+    written = []
+    for directory in [d.strip() for d in args.sources.split(",") if d.strip()]:
+        bags, bad = load_demo_dir(directory, target.frame_stack)
+        for err in bad:
+            print(f"pretrain-sources: skipping {err}")
+        tasks = sorted({str(b.meta.get("task", "")) for b in bags})
+        if len(tasks) != 1 or not tasks[0]:
+            raise ConfigError(f"pretrain-sources: {directory} must hold readable episodes of one task, found "
+                              f"{len(bags)} of tasks {tasks}")
+        overrides = parse_overrides(args.overrides) | {"img_size": str(target.img_size)}
+        cfg = load_config(tasks[0], overrides, preset=args.preset)
+        diff = {k: (getattr(cfg, k), getattr(target, k)) for k in SHAPE_KEYS if getattr(cfg, k) != getattr(target, k)}
+        if diff:
+            raise ConfigError(f"pretrain-sources: source {tasks[0]} ({directory}) and target {target.task} differ in "
+                              f"{diff} (source, target); Vid2Act here needs equal observation and action shapes")
+        torch.manual_seed(cfg.seed)
+        agent = ModemAgent(cfg)
+        buffer = EpisodeBuffer(cfg, sum(len(b.episode) for b in bags) + cfg.episode_length, agent.device,
+                               name=f"source {tasks[0]}")
+        for bag in bags:
+            try:
+                buffer.add(bag.episode)
+            except ValueError as err:
+                raise ConfigError(f"pretrain-sources: {bag.path}: {err}") from err
+        out_dir.mkdir(parents=True, exist_ok=True)
+        written.append(pretrain_teacher(agent, buffer, args.updates, out_dir / f"{tasks[0]}.pt", tasks[0]))
+    if not written:
+        raise ConfigError("pretrain-sources: give at least one source directory")
+    print("vid2act_teachers=" + ",".join(str(p) for p in written))
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from modem_ros.run import train
 
@@ -353,6 +397,14 @@ def build_parser() -> argparse.ArgumentParser:
     classifier.add_argument("--target-fpr", type=float, default=0.01,
                             help="false-positive rate the threshold is chosen for on held-out episodes")
     classifier.set_defaults(func=cmd_classifier)
+
+    sources = sub.add_parser("pretrain-sources", help="Vid2Act teachers: a world model per other task's dataset")
+    sources.add_argument("sources", help="comma-separated dataset directories, each one other task's episodes "
+                                         "(with actions; `demos generate` makes them)")
+    common(sources)
+    sources.add_argument("--out", required=True, help="directory for the teacher files (<source task>.pt)")
+    sources.add_argument("--updates", type=int, default=2000, help="offline updates per teacher")
+    sources.set_defaults(func=cmd_pretrain_sources)
 
     train = sub.add_parser("train", help="three-phase MoDem training in plain Python")
     common(train)

@@ -92,6 +92,18 @@ class ModemConfig:
                                         "with; 1 = the action box (reference).")
     plan_max_delta: float = param(0.0, "Bound on the change between consecutive actions of every planned "
                                        "sequence; 0 = off (reference).")
+    # --- transfer from other tasks (Vid2Act, paper 003; off by default = reference) -------------
+    vid2act_teachers: str = param("", "Comma-separated teacher checkpoints, one per source dataset of another task "
+                                      "(`modem-ros pretrain-sources`); empty = off (reference).")
+    vid2act_distill_coef: float = param(1.0, "Weight of the domain-selective distillation loss (student's "
+                                             "predicted latents toward the similarity-weighted teachers'); 0 = "
+                                             "action replay only.")
+    vid2act_weight_floor: float = param(0.1, "Lower bound of each teacher's weight in the distillation loss (the "
+                                             "authors' m): no source is dropped entirely.")
+    vid2act_replay_coef: float = param(1.0, "Action replay: weight of |pi(z_t) - g_t|^2 toward the teachers' "
+                                            "similarity-weighted actions at agent step 0; 0 = distillation only.")
+    vid2act_replay_steps: int = param(10_000, "Agent steps over which vid2act_replay_coef fades linearly to 0 "
+                                              "(the target's own data takes over).")
     # --- learning -----------------------------------------------------------------------------
     batch_size: int = param(256, "Snippets per gradient step.")
     lr: float = param(3e-4, "Adam learning rate (model, policy and BC).")
@@ -194,6 +206,11 @@ class ModemConfig:
         for name in ["agency_transfer_steps", "plan_max_delta"]:
             if getattr(self, name) < 0:
                 raise ConfigError(f"config key '{name}' must be >= 0, got {getattr(self, name)}")
+        for name in ["vid2act_distill_coef", "vid2act_replay_coef", "vid2act_replay_steps"]:
+            if getattr(self, name) < 0:
+                raise ConfigError(f"config key '{name}' must be >= 0, got {getattr(self, name)}")
+        if not 0.0 <= self.vid2act_weight_floor <= 1.0:
+            raise ConfigError(f"config key 'vid2act_weight_floor' must be in [0, 1], got {self.vid2act_weight_floor}")
         if 0 < self.train_steps <= self.seed_steps:
             raise ConfigError(f"config keys train_steps ({self.train_steps}) <= seed_steps ({self.seed_steps}): "
                               "training would end before the first planned episode (train_steps=0 = BC only)")

@@ -13,8 +13,9 @@ import numpy as np
 import torch
 
 from modem_ros.agent.modem import ModemAgent
+from modem_ros.agent.vid2act import TeacherError, Vid2Act, load_teachers
 from modem_ros.announce import run_id_of
-from modem_ros.config import ModemConfig
+from modem_ros.config import ConfigError, ModemConfig
 from modem_ros.data.demos import DemoError, episode_dirs, generate, load_demo_dir
 from modem_ros.data.episode import Episode
 from modem_ros.data.replay import EpisodeBuffer
@@ -137,6 +138,11 @@ def build_trainer(cfg: ModemConfig, run_dir: Path | None = None, log_stream=None
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     agent = ModemAgent(cfg)
+    if cfg.vid2act_teachers:  # paper 003: teachers of other tasks' data, frozen; the learned part beside the agent
+        try:
+            agent.transfer = Vid2Act(cfg, load_teachers(cfg, agent.device), agent.device)
+        except TeacherError as err:
+            raise ConfigError(f"vid2act_teachers: {err}") from err
     env = make_env(cfg, seed=cfg.seed) if collect else None
     eval_env = make_env(cfg, seed=cfg.seed + 1)
     logger = MetricsLogger(run_dir, total_steps=cfg.train_steps, **({} if log_stream is None else
@@ -166,6 +172,8 @@ def build_trainer(cfg: ModemConfig, run_dir: Path | None = None, log_stream=None
     if run_dir is not None:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    if agent.transfer is not None:
+        logger.log("vid2act", 0, {"sources": agent.transfer.names})
     if demos:
         logger.log("demos", 0, {"episodes": len(demos), "success_rate": float(np.mean([d.succeeded for d in demos])),
                                 "mean_return": float(np.mean([d.total_reward for d in demos]))})

@@ -24,6 +24,18 @@ def test_methods_differ_only_where_named():
     assert tdmpc.demos == 0 and tdmpc.seeding == "uniform" and modem.seed == tdmpc.seed == 2
 
 
+def test_vid2act_methods_alone_get_the_teachers_and_differ_only_where_named():
+    given = {**TINY, "vid2act_teachers": "t/a.pt,t/b.pt"}
+    modem, whole, distill, replay = (method_config("toy-reach", None, m, 1, given) for m in
+                                     ("modem", "modem+vid2act", "modem+vid2act-distill", "modem+vid2act-replay"))
+    assert modem.vid2act_teachers == "" and whole.vid2act_teachers == "t/a.pt,t/b.pt"
+    assert {k for k, v in modem.to_dict().items() if whole.to_dict()[k] != v} == {"vid2act_teachers"}
+    assert distill.vid2act_replay_coef == 0 and distill.vid2act_distill_coef == whole.vid2act_distill_coef > 0
+    assert replay.vid2act_distill_coef == 0 and replay.vid2act_replay_coef == whole.vid2act_replay_coef > 0
+    with pytest.raises(ValueError, match="pretrain-sources"):
+        method_config("toy-reach", None, "modem+vid2act", 1, TINY)
+
+
 def test_a_stopped_run_resumes_where_it_was(tmp_path, monkeypatch):
     cfg = method_config("toy-reach", None, "modem", 1, TINY)
     original = Trainer.after_episode

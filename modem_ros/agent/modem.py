@@ -25,6 +25,7 @@ from modem_ros.agent.cuda_graph import GraphedPlan
 from modem_ros.agent.networks import PlanningHeads, WorldModel
 from modem_ros.agent.offline import augment_next_latents
 from modem_ros.agent.planner import MPPIPlanner
+from modem_ros.agent.vid2act import Vid2Act
 from modem_ros.config import ModemConfig
 
 
@@ -105,6 +106,7 @@ class ModemAgent:
         # uses the schedule at the last update (step 0 before any); saved with the weights.
         self.last_update_step = 0
         self.bc_pi_net: nn.Module | None = None  # the frozen phase-1 policy (agency transfer only)
+        self.transfer: Vid2Act | None = None  # injected when vid2act_teachers is set (run.build_trainer)
         self._losses = self._model_losses
         if cfg.compile:  # fuses elementwise epilogues; the first call compiles (tens of seconds)
             self._losses = torch.compile(self._model_losses)
@@ -212,12 +214,13 @@ class ModemAgent:
                                               aug_ratio).flatten(0, 1)
             q_next = torch.min(*self.target.q(next_z, model.pi(next_z, cfg.min_std)))
             td_target = batch.reward + cfg.discount * q_next.view(horizon, bsz, 1)
-        zs = [z.detach()]
+        zs, predicted = [z.detach()], []
         consistency = reward_loss = value_loss = priority = torch.zeros(bsz, 1, device=z.device)
         for t in range(horizon):
             q1, q2 = model.q(z, batch.action[t])
             z, reward_pred = model.next(z, batch.action[t])
             zs.append(z.detach())
+            predicted.append(z)
             rho = cfg.rho ** t
             consistency = consistency + rho * (z - next_z_target[t]).pow(2).mean(1, keepdim=True)
             reward_loss = reward_loss + rho * (reward_pred - batch.reward[t]).pow(2)
@@ -228,6 +231,10 @@ class ModemAgent:
         loss = (total * batch.weights).mean()
         terms = {"consistency_loss": consistency.mean(), "reward_loss": reward_loss.mean(),
                  "value_loss": value_loss.mean(), "total_loss": loss}
+        if self.transfer is not None:  # Vid2Act: distillation toward the relevant teachers (vid2act.py)
+            distill, distill_terms = self.transfer.distill_loss(rgb, batch.state, batch.action, torch.stack(predicted))
+            loss = loss + horizon * distill  # update() divides the whole loss by the horizon
+            terms.update(distill_terms)
         return loss, terms, (torch.stack(zs), priority.clamp(max=1e4).squeeze(1))
 
     def _encode_no_grad(self, model: WorldModel, rgb: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
@@ -245,8 +252,15 @@ class ModemAgent:
         (loss / horizon).backward()  # reference: gradient scaled by 1 / horizon
         terms["grad_norm"] = nn.utils.clip_grad_norm_(self.model_params, self.cfg.grad_clip_norm)
         self.optim.step()
-        bc_coef = behaviour_regularisation(self.cfg, step)
-        terms["pi_loss"], terms["pi_grad_norm"] = self._update_pi(zs, batch.action if bc_coef else None, bc_coef)
+        anchors = []  # actions the policy is pulled toward, with their weights (options; none in the reference)
+        if bc_coef := behaviour_regularisation(self.cfg, step):
+            anchors.append((batch.action, bc_coef))
+        if self.transfer is not None:
+            self.transfer.step()
+            guide, guide_coef = self.transfer.guidance(step)
+            if guide is not None:
+                anchors.append((guide, guide_coef))
+        terms["pi_loss"], terms["pi_grad_norm"] = self._update_pi(zs, anchors)
         self.num_updates += 1
         self.last_update_step = step
         if step % self.cfg.update_freq == 0:
@@ -255,11 +269,11 @@ class ModemAgent:
         out["priorities"] = priorities.detach().float()
         return out
 
-    def _update_pi(self, zs: torch.Tensor, actions: torch.Tensor | None = None,
-                   bc_coef: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
-        """Policy loss -sum_t rho^t min(Q1, Q2)(z_t, pi(z_t)) on detached latents; Q is frozen. With
-        `actions` [H, B, A] and bc_coef > 0 (MOTO's option), + bc_coef * sum_t rho^t |pi(z_t) - a_t|^2
-        toward the data's actions. Returns (loss, the policy's gradient norm before clipping)."""
+    def _update_pi(self, zs: torch.Tensor, anchors: list[tuple[torch.Tensor, float]] = ()) -> tuple[
+            torch.Tensor, torch.Tensor]:
+        """Policy loss -sum_t rho^t min(Q1, Q2)(z_t, pi(z_t)) on detached latents; Q is frozen. Each anchor
+        (actions [H, B, A], coef) adds coef * sum_t rho^t |pi(z_t) - a_t|^2: MOTO's pull toward the data's
+        actions, Vid2Act's toward the teachers'. Returns (loss, the policy's gradient norm before clipping)."""
         cfg = self.cfg
         self.model.set_q_grad(False)
         with self._autocast():
@@ -268,10 +282,11 @@ class ModemAgent:
             q = torch.min(*self.model.q(z, pi)).view(zs.shape[0], -1)
             rho = cfg.rho ** torch.arange(zs.shape[0], device=zs.device, dtype=torch.float32)
             pi_loss = -(q.float().mean(1) * rho).sum()
-            if actions is not None:
-                horizon = actions.shape[0]
-                mean = torch.tanh(self.model.pi_net(zs[:horizon].flatten(0, 1))).view_as(actions)
-                pi_loss = pi_loss + bc_coef * ((mean.float() - actions).pow(2).mean((1, 2)) * rho[:horizon]).sum()
+            if anchors:
+                horizon = anchors[0][0].shape[0]
+                mean = torch.tanh(self.model.pi_net(zs[:horizon].flatten(0, 1))).view_as(anchors[0][0]).float()
+                for actions, coef in anchors:
+                    pi_loss = pi_loss + coef * ((mean - actions).pow(2).mean((1, 2)) * rho[:horizon]).sum()
         self.pi_optim.zero_grad(set_to_none=True)
         pi_loss.backward()
         grad_norm = nn.utils.clip_grad_norm_(self.pi_params, cfg.grad_clip_norm)
@@ -301,6 +316,7 @@ class ModemAgent:
         return {"config": self.cfg.to_dict(), "num_updates": self.num_updates,
                 "last_update_step": self.last_update_step,
                 **({"bc_pi": self.bc_pi_net.state_dict()} if self.bc_pi_net is not None else {}),
+                **(self.transfer.extra_state() if self.transfer is not None else {}),
                 "model": self.model.state_dict(), "target": self.target.state_dict(),
                 "optim": self.optim.state_dict(), "pi_optim": self.pi_optim.state_dict(),
                 "bc_optim": self.bc_optim.state_dict()}
@@ -323,6 +339,8 @@ class ModemAgent:
         if "bc_pi" in state:
             self.freeze_bc_policy()
             self.bc_pi_net.load_state_dict(state["bc_pi"])
+        if self.transfer is not None:
+            self.transfer.load_extra_state(state)
 
     def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
         """Write atomically (temp file + rename) so a reader never sees a partial checkpoint. A failed

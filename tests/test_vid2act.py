@@ -1,0 +1,169 @@
+"""Vid2Act (issue 21, paper 003): teachers refused when they cannot serve the target, similarity weights
+that find the teacher whose dynamics match the target's, action replay toward the weighted teachers'
+actions that fades, the agent's update with the transfer, and resumable teacher pretraining."""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from modem_ros.agent.modem import ModemAgent
+from modem_ros.agent.networks import WorldModel
+from modem_ros.agent.vid2act import Teacher, TeacherError, Vid2Act, pretrain_teacher
+from modem_ros.cli import main
+from modem_ros.data.demos import write_episode
+from modem_ros.data.replay import EpisodeBuffer
+from modem_ros.envs.point_reach import PointReachEnv
+from modem_ros.run import build_trainer
+from modem_ros.trainer import run_episode
+from tests.conftest import SMALL, small_config
+
+
+def random_batch(cfg, bsz=32):
+    h = cfg.horizon
+    return (torch.randint(0, 255, (h + 1, bsz, 3 * cfg.frame_stack, cfg.img_size, cfg.img_size), dtype=torch.uint8),
+            torch.randn(h + 1, bsz, cfg.state_dim), torch.rand(h, bsz, cfg.action_dim) * 2 - 1)
+
+
+def save_teacher(path, cfg, source: str, **extra):
+    torch.save({"config": cfg.to_dict(), "model": WorldModel(cfg).state_dict(), "source": source, **extra}, path)
+    return path
+
+
+def test_teachers_that_cannot_serve_the_target_are_refused_naming_why(tmp_path):
+    cfg = small_config()
+    other = small_config(action_dim=3)
+    with pytest.raises(TeacherError, match="action_dim"):
+        Teacher.load(save_teacher(tmp_path / "a.pt", other, "franka-push"), cfg, torch.device("cpu"))
+    torch.save({"config": cfg.to_dict(), "model": WorldModel(cfg).state_dict()}, tmp_path / "b.pt")
+    with pytest.raises(TeacherError, match="pretrain-sources"):
+        Teacher.load(tmp_path / "b.pt", cfg, torch.device("cpu"))
+    (tmp_path / "c.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(TeacherError, match="c.pt"):
+        Teacher.load(tmp_path / "c.pt", cfg, torch.device("cpu"))
+    teacher = Teacher.load(save_teacher(tmp_path / "d.pt", cfg, "franka-push"), cfg, torch.device("cpu"))
+    assert teacher.name == "franka-push" and not any(p.requires_grad for p in teacher.model.parameters())
+
+
+def test_similarity_weights_find_the_teacher_whose_dynamics_match_the_target():
+    """The student's own world model as one teacher, an untrained one as the other: trained on the
+    distillation loss alone, the weights move to the matching teacher (first away from it: its projection
+    starts random too), per sample. lr 3e-3 so that 400 steps suffice."""
+    cfg = small_config(lr=3e-3)
+    student = WorldModel(cfg).requires_grad_(False)
+    teachers = [Teacher("random", WorldModel(cfg).requires_grad_(False)),
+                Teacher("same", copy.deepcopy(student))]
+    transfer = Vid2Act(cfg, teachers, torch.device("cpu"))
+    rgb, state, action = random_batch(cfg)
+    with torch.no_grad():
+        z = student.encode(rgb[:cfg.horizon].flatten(0, 1), state[:cfg.horizon].flatten(0, 1))
+        predicted = student.dynamics(torch.cat([z, action.flatten(0, 1)], -1)).view(cfg.horizon, 32, -1)
+    weights = []
+    for _ in range(400):
+        loss, terms = transfer.distill_loss(rgb, state, action, predicted)
+        loss.backward()
+        transfer.step()
+        weights.append(float(terms["vid2act_w/same"]))
+    assert weights[0] < 0.6 and weights[-1] > 0.9, weights[::40]
+    assert float(terms["vid2act_w/same"]) + float(terms["vid2act_w/random"]) == pytest.approx(1.0)
+
+
+def test_action_replay_guides_toward_the_weighted_teachers_actions_and_fades():
+    cfg = small_config(vid2act_replay_coef=2.0, vid2act_replay_steps=100)
+    teachers = [Teacher(name, WorldModel(cfg).requires_grad_(False)) for name in ("a", "b")]
+    transfer = Vid2Act(cfg, teachers, torch.device("cpu"))
+    rgb, state, action = random_batch(cfg, bsz=8)
+    predicted = torch.randn(cfg.horizon, 8, cfg.latent_dim)
+    transfer.distill_loss(rgb, state, action, predicted)
+    guide, coef = transfer.guidance(0)
+    assert coef == 2.0 and guide.shape == action.shape
+    with torch.no_grad():  # recompute: the weights of the same inputs times each teacher's policy action
+        obs = rgb[:cfg.horizon].flatten(0, 1), state[:cfg.horizon].flatten(0, 1)
+        zs = [t.model.encode(*obs) for t in teachers]
+        proj = torch.stack([p(t.model.dynamics(torch.cat([z, action.flatten(0, 1)], -1)))
+                            for p, t, z in zip(transfer.project, teachers, zs, strict=True)])
+        w = torch.softmax(transfer.importance(torch.cat([proj, predicted.flatten(0, 1).expand_as(proj)], -1))
+                          .squeeze(-1), 0)
+        want = sum(w[k, :, None] * torch.tanh(t.model.pi_net(zs[k])) for k, t in enumerate(teachers))
+    torch.testing.assert_close(guide, want.view_as(guide))
+    assert transfer.guidance(50)[1] == pytest.approx(1.0)
+    assert transfer.guidance(100) == (None, 0.0)  # faded: the target's own data has taken over
+
+
+def test_the_agent_update_with_vid2act_distils_replays_and_checkpoints(tmp_path):
+    cfg = small_config(vid2act_replay_coef=1.0, vid2act_replay_steps=1000)
+    torch.manual_seed(0)
+    agent = ModemAgent(cfg)
+    teacher = Teacher("src", WorldModel(cfg).requires_grad_(False))
+    agent.transfer = Vid2Act(cfg, [teacher], agent.device)
+    env = PointReachEnv(img_size=cfg.img_size, episode_length=cfg.episode_length)
+    buffer = EpisodeBuffer(cfg, 2 * cfg.episode_length, "cpu")
+    buffer.add(run_episode(env, lambda o, t: np.random.uniform(-1, 1, 2), seed=0))
+    batch, _ = buffer.sample(16)
+    before = [p.clone() for p in agent.transfer.project.parameters()]
+    out = agent.update(batch, step=0)
+    assert out["vid2act_w/src"] == pytest.approx(1.0) and out["vid2act_distill_loss"] > 0
+    assert all(not torch.equal(a, b) for a, b in zip(before, agent.transfer.project.parameters(), strict=True))
+    # the replay term is in the policy loss: the same update from the same state, replaying or faded
+    def pi_loss_at(step: int) -> float:
+        probe = ModemAgent(cfg)
+        probe.transfer = Vid2Act(cfg, [teacher], agent.device)
+        probe.load_state_dict(agent.state_dict())  # the learned projections and importance head too
+        torch.manual_seed(1)
+        return float(probe.update(batch, step=step)["pi_loss"])
+
+    assert pi_loss_at(0) > pi_loss_at(1000) + 1e-4  # + a positive pull toward the teachers' actions
+    # a run's checkpoint keeps the learned part, and refuses another run's sources
+    path = agent.save(tmp_path / "a.pt")
+    other = ModemAgent(cfg)
+    other.transfer = Vid2Act(cfg, [Teacher("elsewhere", WorldModel(cfg))], agent.device)
+    with pytest.raises(ValueError, match="vid2act sources"):
+        other.load(path)
+
+
+def test_teachers_pretrain_resumably_and_the_cli_names_what_cannot_be_a_source(tmp_path, capsys):
+    cfg = small_config(batch_size=8)
+    env = PointReachEnv(img_size=cfg.img_size, episode_length=cfg.episode_length)
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        episode = run_episode(env, lambda o, t: rng.uniform(-1, 1, 2), seed=i)
+        write_episode(episode, tmp_path / "src" / f"episode_{i:06d}", {"task": "toy-reach"})
+        write_episode(episode, tmp_path / "arm" / f"episode_{i:06d}", {"task": "franka-reach"})
+    agent = ModemAgent(cfg)
+    buffer = EpisodeBuffer(cfg, 3 * cfg.episode_length, "cpu")
+    lines: list[str] = []
+    out = pretrain_teacher(agent, buffer_with(buffer, env), 4, tmp_path / "t.pt", "toy-reach", lines.append, 2)
+    assert torch.load(out, weights_only=True)["teacher_updates"] == 4
+    pretrain_teacher(ModemAgent(cfg), buffer, 6, out, "toy-reach", lines.append, 2)
+    assert any("resuming at update 4 of 6" in line for line in lines)
+    assert torch.load(out, weights_only=True)["teacher_updates"] == 6
+    with pytest.raises(TeacherError, match="not 'franka-push'"):
+        pretrain_teacher(ModemAgent(cfg), buffer, 8, out, "franka-push", lines.append)
+
+    overrides = [f"{k}={v}" for k, v in {**SMALL, "batch_size": 8}.items()]
+    assert main(["pretrain-sources", str(tmp_path / "arm"), "--out", str(tmp_path / "t"), *overrides]) == 2
+    assert "differ in" in capsys.readouterr().err  # franka-reach episodes cannot teach toy-reach
+    assert main(["pretrain-sources", str(tmp_path / "src"), "--out", str(tmp_path / "t"), "--updates", "3",
+                 *overrides]) == 0
+    printed = capsys.readouterr().out.strip().splitlines()[-1]
+    assert printed == f"vid2act_teachers={tmp_path / 't' / 'toy-reach.pt'}"
+    # training with it: the run logs its sources and each update the weight of each
+    run_cfg = small_config(vid2act_teachers=str(tmp_path / "t" / "toy-reach.pt"), eval_episodes=1)
+    trainer = build_trainer(run_cfg, tmp_path / "run", log_stream=io.StringIO())
+    trainer.begin()
+    trainer.update(2, start=0)
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert any(r["kind"] == "vid2act" and r["sources"] == ["toy-reach"] for r in records)
+    assert trainer.agent.transfer is not None and trainer.agent.transfer.names == ["toy-reach"]
+
+
+def buffer_with(buffer: EpisodeBuffer, env) -> EpisodeBuffer:
+    rng = np.random.default_rng(1)
+    for seed in range(2):
+        buffer.add(run_episode(env, lambda o, t: rng.uniform(-1, 1, 2), seed=seed))
+    return buffer
