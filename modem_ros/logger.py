@@ -32,6 +32,8 @@ class MetricsLogger:
         self.records: list[dict[str, Any]] = []
         self.hparams: dict[str, Any] = {}  # the config, written with the run's final metrics (TensorBoard HPARAMS)
         self._last_train: tuple[int, float] | None = None
+        self._seconds_per_step: float | None = None   # smoothed, for the run's ETA
+        self._burst: tuple[str, int, float, int] | None = None  # (kind, total, time, updates done) at its start
         self.tensorboard = None
         if run_dir is not None:
             from torch.utils.tensorboard import SummaryWriter
@@ -63,11 +65,33 @@ class MetricsLogger:
     def _format(self, record: dict[str, Any]) -> str:
         step, elapsed = record["step"], record["time"]
         eta = ""
-        if record["kind"] == "train":  # ETA from the latest rate: phases differ wildly in cost per step
-            if self._last_train and step > self._last_train[0] and self.total_steps:
-                rate = (elapsed - self._last_train[1]) / (step - self._last_train[0])
-                eta = f" eta {max(0.0, rate * (self.total_steps - step)):.0f}s"
-            self._last_train = (step, elapsed)
+        if record["kind"] == "train":
+            eta = self._run_eta(step, elapsed)
+        elif "updates_done" in record and "updates_total" in record:
+            eta = self._burst_eta(record["kind"], int(record["updates_done"]), int(record["updates_total"]), elapsed)
         fields = " ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                           for k, v in record.items() if k not in ("kind", "step", "time"))
         return f"[{record['kind']:>5}] step {step:>7} {fields} ({elapsed:.0f}s{eta})"
+
+    def _run_eta(self, step: int, elapsed: float) -> str:
+        """The whole run's remaining time: the remaining steps at a smoothed cost per step. An update
+        burst (seeding's pretraining, the offline phase) between two train records is not a step's cost:
+        it resets the interval (it reports its own ETA), so the run's ETA does not jump after it."""
+        if self._last_train and step > self._last_train[0]:
+            rate = (elapsed - self._last_train[1]) / (step - self._last_train[0])
+            self._seconds_per_step = rate if self._seconds_per_step is None else (
+                0.7 * self._seconds_per_step + 0.3 * rate)
+        self._last_train = (step, elapsed)
+        if self._seconds_per_step is None or not self.total_steps:
+            return ""
+        return f" eta {max(0.0, self._seconds_per_step * (self.total_steps - step)):.0f}s"
+
+    def _burst_eta(self, kind: str, done: int, total: int, elapsed: float) -> str:
+        """A long burst of updates (reported every tenth): its own remaining time, from its start."""
+        self._last_train = None
+        if self._burst is None or self._burst[0] != kind or self._burst[1] != total or done <= self._burst[3]:
+            self._burst = (kind, total, elapsed, done)
+            return ""
+        _, _, started, done0 = self._burst
+        left = (elapsed - started) / (done - done0) * (total - done)
+        return f" {kind} eta {left:.0f}s" if done < total else ""
