@@ -68,13 +68,18 @@ def test_hostile_stream_keeps_the_tcp_inside_the_box(arm):
     hostile += [np.array([1.0, 1.0, -1.0, 1.0])] * 25  # then flat out into a corner
     commands, states = run(arm, layer, hostile, state)
     low, high = np.asarray(spec.WORKSPACE_LOW), np.asarray(spec.WORKSPACE_HIGH)
-    for c, s in zip(commands, states, strict=False):
+    for c, s in zip(commands, states, strict=False):  # every target inside the box, exactly
         assert np.all(c.position >= low - 1e-9) and np.all(c.position <= high + 1e-9)
-        # targets stay in the box; the arm's braking may carry the TCP a few mm past a wall it hits at full
-        # speed (8 mm seen under load): the layer's guarantee is the fault margin beyond it
-        margin = layer.limits.workspace_margin
-        assert np.all(s.position >= low - margin) and np.all(s.position <= high + margin), s.position
         assert not s.error
+    # The arm's own jerk-limited braking can carry the TCP past a wall the target stopped at: 0-12 mm on
+    # this machine, once 32 mm in CI. The layer's guarantee is not a distance but what it does then: a
+    # TCP beyond workspace_margin faults it, and every later command holds.
+    margin = layer.limits.workspace_margin
+    positions = np.array([s.position for s in states])
+    outside = np.flatnonzero(np.any((positions < low - margin) | (positions > high + margin), axis=1))
+    if len(outside):
+        assert layer.faulted and "outside the workspace" in layer.faulted, positions[outside].round(4).tolist()
+        assert all(c.hold for c in commands[outside[0] + 1:])
     assert layer.counts["rejected_nonfinite"] > 0 and layer.counts["clipped_workspace"] > 0
     np.testing.assert_allclose(states[-1].position[:2], high[:2], atol=0.015)  # near the corner (reach), no further
 
