@@ -66,17 +66,22 @@ class MetricsLogger:
         step, elapsed = record["step"], record["time"]
         eta = ""
         if record["kind"] == "train":
-            eta = self._run_eta(step, elapsed)
+            eta = self._run_eta(step, elapsed, str(record.get("phase", "")))
         elif "updates_done" in record and "updates_total" in record:
             eta = self._burst_eta(record["kind"], int(record["updates_done"]), int(record["updates_total"]), elapsed)
         fields = " ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                           for k, v in record.items() if k not in ("kind", "step", "time"))
         return f"[{record['kind']:>5}] step {step:>7} {fields} ({elapsed:.0f}s{eta})"
 
-    def _run_eta(self, step: int, elapsed: float) -> str:
-        """The whole run's remaining time: the remaining steps at a smoothed cost per step. An update
-        burst (seeding's pretraining, the offline phase) between two train records is not a step's cost:
-        it resets the interval (it reports its own ETA), so the run's ETA does not jump after it."""
+    def _run_eta(self, step: int, elapsed: float, phase: str = "") -> str:
+        """The whole run's remaining time: the remaining steps at a smoothed cost per step of the phase
+        the rest of the run is in. Seeding's steps (the BC policy acting, no planning, no updates) cost a
+        fraction of a planned, updated step: they give no ETA (a run's first ETA used to say 34 s with
+        ten minutes to go). An update burst between two train records is not a step's cost either: it
+        resets the interval (it reports its own ETA), so the run's ETA does not jump after it."""
+        if phase and phase != "interactive":
+            self._last_train, self._seconds_per_step = (step, elapsed), None
+            return ""
         if self._last_train and step > self._last_train[0]:
             rate = (elapsed - self._last_train[1]) / (step - self._last_train[0])
             self._seconds_per_step = rate if self._seconds_per_step is None else (

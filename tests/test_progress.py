@@ -19,6 +19,8 @@ def eta(line: str) -> float | None:
 def test_the_run_eta_is_smoothed_and_ignores_the_update_bursts_time():
     logger = MetricsLogger(None, total_steps=3000, stream=io.StringIO())
     line = lambda kind, step, t, **m: logger._format({"kind": kind, "step": step, "time": t, **m})  # noqa: E731
+    assert eta(line("train", 100, 1.0, phase="seed")) is None    # seeding's cheap steps predict nothing
+    assert eta(line("train", 200, 2.0, phase="seed")) is None
     assert eta(line("train", 100, 10.0)) is None                 # one point: no rate yet
     assert eta(line("train", 200, 20.0)) == 280.0                # 0.1 s per step x 2800 steps
     # the seed burst: 1000 updates reported every tenth, 0.3 s each
