@@ -165,7 +165,7 @@ def cmd_pretrain_sources(args: argparse.Namespace) -> int:
     import torch
 
     from modem_ros.agent.modem import ModemAgent
-    from modem_ros.agent.vid2act import SHAPE_KEYS, pretrain_teacher
+    from modem_ros.agent.vid2act import pretrain_teacher, shape_mismatch
     from modem_ros.data.demos import load_demo_dir
     from modem_ros.data.replay import EpisodeBuffer
 
@@ -182,7 +182,7 @@ def cmd_pretrain_sources(args: argparse.Namespace) -> int:
                               f"{len(bags)} of tasks {tasks}")
         overrides = parse_overrides(args.overrides) | {"img_size": str(target.img_size)}
         cfg = load_config(tasks[0], overrides, preset=args.preset)
-        diff = {k: (getattr(cfg, k), getattr(target, k)) for k in SHAPE_KEYS if getattr(cfg, k) != getattr(target, k)}
+        diff = shape_mismatch(cfg, target)
         if diff:
             raise ConfigError(f"pretrain-sources: source {tasks[0]} ({directory}) and target {target.task} differ in "
                               f"{diff} (source, target); Vid2Act here needs equal observation and action shapes")

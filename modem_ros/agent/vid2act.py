@@ -36,6 +36,11 @@ from modem_ros.config import ModemConfig
 SHAPE_KEYS = ("img_size", "frame_stack", "state_dim", "action_dim")
 
 
+def shape_mismatch(source: ModemConfig, target: ModemConfig) -> dict[str, tuple]:
+    """{key: (source, target)} of the observation/action sizes that differ (empty: a teacher can serve)."""
+    return {k: (getattr(source, k), getattr(target, k)) for k in SHAPE_KEYS if getattr(source, k) != getattr(target, k)}
+
+
 class TeacherError(ValueError):
     """A teacher file that cannot serve this target (unreadable, not a teacher, another shape)."""
 
@@ -62,7 +67,7 @@ class Teacher:
         if "source" not in state:
             raise TeacherError(f"vid2act teacher {path}: no 'source' entry; make teachers with "
                                "`modem-ros pretrain-sources`")
-        diff = {k: (getattr(cfg, k), getattr(target, k)) for k in SHAPE_KEYS if getattr(cfg, k) != getattr(target, k)}
+        diff = shape_mismatch(cfg, target)
         if diff:
             raise TeacherError(f"vid2act teacher {path} (source {state['source']}): (teacher, target) differ in "
                                f"{diff}; sources must share the target's observation and action shapes")
