@@ -84,7 +84,10 @@ def random_batch(cfg: ModemConfig, device: torch.device) -> Batch:
 def machine_info(device: torch.device) -> dict[str, Any]:
     info = {"platform": platform.platform(), "python": platform.python_version(),
             "torch": torch.__version__, "threads": torch.get_num_threads(), "device": str(device),
-            "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count()}
+            "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+            # The vector ISA torch dispatches to: "AMD EPYC" hosts here have come with AVX-512 (oneDNN
+            # matmul ~436 GFLOP/s on 2 cores) and with AVX2 only (~114): CPU times compare within one ISA.
+            "cpu_isa": torch.backends.cpu.get_cpu_capability()}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -137,7 +140,8 @@ def format_table(result: dict[str, Any]) -> str:
     rows = [("benchmark", result["benchmark"]), ("task", result["task"]),
             ("budget", ", ".join(f"{k}={v}" for k, v in result["budget"].items())),
             ("device", result["machine"].get("gpu", result["machine"]["cpu"]) +
-             f" ({result['machine']['device']}, {result['machine']['threads']} threads)"),
+             f" ({result['machine']['device']}, {result['machine'].get('cpu_isa', '?')}, "
+             f"{result['machine']['threads']} threads)"),
             ("options", f"amp_bf16={result['amp_bf16']}, compile={result['compile']}, "
                         f"cuda_graph={result.get('cuda_graph', False)}"),
             ("median / p95", f"{result['median_ms']:.2f} / {result['p95_ms']:.2f} ms "
