@@ -38,11 +38,15 @@ METHODS: dict[str, dict[str, str]] = {
     "modem": {},
     "bc": {},
     "tdmpc": {"demos": "0", "seeding": "uniform", "kappa_init": "0", "kappa_final": "0"},
-    # with offline data (pass offline_dirs=...): the offline phase, + paper 002's augmentation, + MOTO's
-    # behaviour regularisation
+    # with offline data (pass offline_dirs=...): the offline phase, + paper 002's augmentation, + each of MOTO's
+    # three parts alone (behaviour regularisation, the ensemble's penalty, value expansion), + MOTO whole
     "modem+offline": {"offline_steps": "1000"},
     "modem+offline+aug": {"offline_steps": "1000", "offline_aug_ratio": "0.5"},
     "modem+offline+bcreg": {"offline_steps": "1000", "bc_reg_coef": "1.0"},
+    "modem+offline+ens": {"offline_steps": "1000", "moto_ensemble": "5"},
+    "modem+offline+mve": {"offline_steps": "1000", "moto_ensemble": "5", "moto_penalty": "0",
+                          "moto_mve_horizon": "3"},
+    "modem+moto": {"offline_steps": "1000", "bc_reg_coef": "1.0", "moto_ensemble": "5", "moto_mve_horizon": "3"},
     # transfer from other tasks (pass vid2act_teachers=..., made by `modem-ros pretrain-sources`; the other
     # methods run without them): Vid2Act whole, and each of its two parts alone
     "modem+vid2act": {},

@@ -84,6 +84,15 @@ class ModemConfig:
     bc_reg_coef: float = param(0.0, "MOTO's behaviour regularisation: weight of |pi(z_t) - a_t|^2 toward the "
                                     "data's actions in the policy loss; 0 = off (reference).")
     bc_reg_steps: int = param(10_000, "Agent steps after seed_steps over which bc_reg_coef anneals to 0.")
+    moto_ensemble: int = param(0, "MOTO's uncertainty: K extra latent dynamics + reward heads (agent/moto.py) whose "
+                                  "disagreement penalises imagined rewards, in planning and in value expansion; "
+                                  "0 = off (reference), else >= 2.")
+    moto_penalty: float = param(1.0, "lambda of MOTO's penalty: imagined reward - lambda * the members' spread "
+                                     "(std over members of the predicted next latent, mean over dims).")
+    moto_mve_horizon: int = param(0, "MOTO's model-based value expansion: critic targets from this many imagined "
+                                     "steps of the ensemble from real and imagined latents; 0 = off (reference). "
+                                     "Needs moto_ensemble.")
+    moto_mve_coef: float = param(1.0, "Weight of the value-expansion critic loss beside the TD loss.")
     # --- safe exploration (MoDem-V2 options; the defaults are reference MoDem) ------------------
     agency_transfer_steps: int = param(0, "Agent steps after seed_steps over which the executed action passes "
                                           "from the BC policy to MPC: each training step executes the frozen BC "
@@ -201,6 +210,14 @@ class ModemConfig:
         if self.bc_reg_coef < 0 or self.bc_reg_steps < 0:
             raise ConfigError(f"config keys bc_reg_coef ({self.bc_reg_coef}) and bc_reg_steps ({self.bc_reg_steps}) "
                               "must be >= 0")
+        if self.moto_ensemble == 1 or self.moto_ensemble < 0:
+            raise ConfigError(f"config key 'moto_ensemble' must be 0 (off) or >= 2 members, got {self.moto_ensemble}")
+        for name in ["moto_penalty", "moto_mve_horizon", "moto_mve_coef"]:
+            if getattr(self, name) < 0:
+                raise ConfigError(f"config key '{name}' must be >= 0, got {getattr(self, name)}")
+        if self.moto_mve_horizon > 0 and self.moto_ensemble == 0:
+            raise ConfigError(f"config key moto_mve_horizon ({self.moto_mve_horizon}) needs moto_ensemble >= 2: "
+                              "value expansion imagines with the ensemble")
         if not 0.0 < self.plan_max_action <= 1.0:
             raise ConfigError(f"config key 'plan_max_action' must be in (0, 1], got {self.plan_max_action}")
         for name in ["agency_transfer_steps", "plan_max_delta"]:

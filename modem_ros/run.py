@@ -138,11 +138,13 @@ def build_trainer(cfg: ModemConfig, run_dir: Path | None = None, log_stream=None
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     agent = ModemAgent(cfg)
+    transfer = None
     if cfg.vid2act_teachers:  # paper 003: teachers of other tasks' data, frozen; the learned part beside the agent
         try:
-            agent.transfer = Vid2Act(cfg, load_teachers(cfg, agent.device), agent.device)
+            transfer = Vid2Act(cfg, load_teachers(cfg, agent.device), agent.device)
         except TeacherError as err:
             raise ConfigError(f"vid2act_teachers: {err}") from err
+        agent.extensions.append(transfer)
     env = make_env(cfg, seed=cfg.seed) if collect else None
     eval_env = make_env(cfg, seed=cfg.seed + 1)
     logger = MetricsLogger(run_dir, total_steps=cfg.train_steps, **({} if log_stream is None else
@@ -172,8 +174,8 @@ def build_trainer(cfg: ModemConfig, run_dir: Path | None = None, log_stream=None
     if run_dir is not None:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
-    if agent.transfer is not None:
-        logger.log("vid2act", 0, {"sources": agent.transfer.names})
+    if transfer is not None:
+        logger.log("vid2act", 0, {"sources": transfer.names})
     if demos:
         logger.log("demos", 0, {"episodes": len(demos), "success_rate": float(np.mean([d.succeeded for d in demos])),
                                 "mean_return": float(np.mean([d.total_reward for d in demos]))})

@@ -22,6 +22,13 @@ def test_methods_differ_only_where_named():
     diff = {k for k, v in modem.to_dict().items() if tdmpc.to_dict()[k] != v}
     assert diff == {"demos", "seeding", "kappa_init", "kappa_final"}
     assert tdmpc.demos == 0 and tdmpc.seeding == "uniform" and modem.seed == tdmpc.seed == 2
+    # MOTO's parts, each alone and together, resolve to valid configs that differ from modem+offline where named
+    offline = method_config("toy-reach", None, "modem+offline", 2, TINY).to_dict()
+    for method, keys in {"modem+offline+ens": {"moto_ensemble"},
+                         "modem+offline+mve": {"moto_ensemble", "moto_penalty", "moto_mve_horizon"},
+                         "modem+moto": {"moto_ensemble", "moto_mve_horizon", "bc_reg_coef"}}.items():
+        cfg = method_config("toy-reach", None, method, 2, TINY).to_dict()
+        assert {k for k, v in cfg.items() if offline[k] != v} == keys, method
 
 
 def test_vid2act_methods_alone_get_the_teachers_and_differ_only_where_named():

@@ -100,19 +100,20 @@ def test_the_agent_update_with_vid2act_distils_replays_and_checkpoints(tmp_path)
     torch.manual_seed(0)
     agent = ModemAgent(cfg)
     teacher = Teacher("src", WorldModel(cfg).requires_grad_(False))
-    agent.transfer = Vid2Act(cfg, [teacher], agent.device)
+    transfer = Vid2Act(cfg, [teacher], agent.device)
+    agent.extensions.append(transfer)
     env = PointReachEnv(img_size=cfg.img_size, episode_length=cfg.episode_length)
     buffer = EpisodeBuffer(cfg, 2 * cfg.episode_length, "cpu")
     buffer.add(run_episode(env, lambda o, t: np.random.uniform(-1, 1, 2), seed=0))
     batch, _ = buffer.sample(16)
-    before = [p.clone() for p in agent.transfer.project.parameters()]
+    before = [p.clone() for p in transfer.project.parameters()]
     out = agent.update(batch, step=0)
     assert out["vid2act_w/src"] == pytest.approx(1.0) and out["vid2act_distill_loss"] > 0
-    assert all(not torch.equal(a, b) for a, b in zip(before, agent.transfer.project.parameters(), strict=True))
+    assert all(not torch.equal(a, b) for a, b in zip(before, transfer.project.parameters(), strict=True))
     # the replay term is in the policy loss: the same update from the same state, replaying or faded
     def pi_loss_at(step: int) -> float:
         probe = ModemAgent(cfg)
-        probe.transfer = Vid2Act(cfg, [teacher], agent.device)
+        probe.extensions.append(Vid2Act(cfg, [teacher], agent.device))
         probe.load_state_dict(agent.state_dict())  # the learned projections and importance head too
         torch.manual_seed(1)
         return float(probe.update(batch, step=step)["pi_loss"])
@@ -121,7 +122,7 @@ def test_the_agent_update_with_vid2act_distils_replays_and_checkpoints(tmp_path)
     # a run's checkpoint keeps the learned part, and refuses another run's sources
     path = agent.save(tmp_path / "a.pt")
     other = ModemAgent(cfg)
-    other.transfer = Vid2Act(cfg, [Teacher("elsewhere", WorldModel(cfg))], agent.device)
+    other.extensions.append(Vid2Act(cfg, [Teacher("elsewhere", WorldModel(cfg))], agent.device))
     with pytest.raises(ValueError, match="vid2act sources"):
         other.load(path)
 
@@ -159,7 +160,8 @@ def test_teachers_pretrain_resumably_and_the_cli_names_what_cannot_be_a_source(t
     trainer.update(2, start=0)
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert any(r["kind"] == "vid2act" and r["sources"] == ["toy-reach"] for r in records)
-    assert trainer.agent.transfer is not None and trainer.agent.transfer.names == ["toy-reach"]
+    transfers = [e for e in trainer.agent.extensions if isinstance(e, Vid2Act)]
+    assert len(transfers) == 1 and transfers[0].names == ["toy-reach"]
 
 
 def buffer_with(buffer: EpisodeBuffer, env) -> EpisodeBuffer:

@@ -22,10 +22,11 @@ from torch import nn
 from modem_ros.agent import schedules
 from modem_ros.agent.augment import random_shift
 from modem_ros.agent.cuda_graph import GraphedPlan
+from modem_ros.agent.extensions import UpdateContext, UpdateExtension
+from modem_ros.agent.moto import Moto
 from modem_ros.agent.networks import PlanningHeads, WorldModel
 from modem_ros.agent.offline import augment_next_latents
 from modem_ros.agent.planner import MPPIPlanner
-from modem_ros.agent.vid2act import Vid2Act
 from modem_ros.config import ModemConfig
 
 
@@ -106,7 +107,10 @@ class ModemAgent:
         # uses the schedule at the last update (step 0 before any); saved with the weights.
         self.last_update_step = 0
         self.bc_pi_net: nn.Module | None = None  # the frozen phase-1 policy (agency transfer only)
-        self.transfer: Vid2Act | None = None  # injected when vid2act_teachers is set (run.build_trainer)
+        # Method variants beside the reference update (extensions.py): MOTO's ensemble is built from the
+        # config; Vid2Act's transfer needs teacher files and is injected by run.build_trainer.
+        self.moto = Moto(cfg, self.model, self.target, self.device) if cfg.moto_ensemble else None
+        self.extensions: list[UpdateExtension] = [self.moto] if self.moto is not None else []
         self._losses = self._model_losses
         if cfg.compile:  # fuses elementwise epilogues; the first call compiles (tens of seconds)
             self._losses = torch.compile(self._model_losses)
@@ -153,7 +157,7 @@ class ModemAgent:
             action, self.planner.prev_mean = self._plan_graphs[horizon, eval_mode](rgb, state, mean0, bound_t)
         elif planning:
             with self._autocast():
-                action = self.planner.plan(PlanningHeads(self.model), self.encode_obs(obs), horizon, bound,
+                action = self.planner.plan(self.planning_heads(), self.encode_obs(obs), horizon, bound,
                                            t0=t0, eval_mode=eval_mode)
         elif self.cfg.seeding == "uniform":  # TD-MPC's seeding (validated like any observation)
             self._obs_tensors(obs)
@@ -188,7 +192,11 @@ class ModemAgent:
         """Tensors in, (action, final mean) out, no host sync: the function a CUDA graph captures."""
         with self._autocast():
             z = self.model.encode(rgb, state).float()
-            return self.planner.plan_from(PlanningHeads(self.model), z, mean0, bound, eval_mode)
+            return self.planner.plan_from(self.planning_heads(), z, mean0, bound, eval_mode)
+
+    def planning_heads(self) -> PlanningHeads:
+        """What the planner imagines with: the world model, penalised by MOTO's ensemble when it is on."""
+        return self.moto.planning_heads(self.model) if self.moto is not None else PlanningHeads(self.model)
 
     @torch.no_grad()
     def policy_action(self, obs: dict[str, Any]) -> np.ndarray:
@@ -207,14 +215,15 @@ class ModemAgent:
         z = model.encode(rgb[0], batch.state[0])
         with torch.no_grad():  # all next observations: online (TD target) and target (consistency)
             next_rgb, next_state = rgb[1:].flatten(0, 1), batch.state[1:].flatten(0, 1)
-            next_z = self._encode_no_grad(model, next_rgb, next_state)
+            next_z = real_next_z = self._encode_no_grad(model, next_rgb, next_state)
             next_z_target = self._encode_no_grad(self.target, next_rgb, next_state).view(horizon, bsz, -1)
             if aug_ratio > 0:
                 next_z = augment_next_latents(model, z.detach(), next_z.view(horizon, bsz, -1), batch.action,
                                               aug_ratio).flatten(0, 1)
             q_next = torch.min(*self.target.q(next_z, model.pi(next_z, cfg.min_std)))
             td_target = batch.reward + cfg.discount * q_next.view(horizon, bsz, 1)
-        zs, predicted = [z.detach()], []
+        z0 = z.detach()
+        zs, predicted = [z0], []
         consistency = reward_loss = value_loss = priority = torch.zeros(bsz, 1, device=z.device)
         for t in range(horizon):
             q1, q2 = model.q(z, batch.action[t])
@@ -231,10 +240,14 @@ class ModemAgent:
         loss = (total * batch.weights).mean()
         terms = {"consistency_loss": consistency.mean(), "reward_loss": reward_loss.mean(),
                  "value_loss": value_loss.mean(), "total_loss": loss}
-        if self.transfer is not None:  # Vid2Act: distillation toward the relevant teachers (vid2act.py)
-            distill, distill_terms = self.transfer.distill_loss(rgb, batch.state, batch.action, torch.stack(predicted))
-            loss = loss + horizon * distill  # update() divides the whole loss by the horizon
-            terms.update(distill_terms)
+        if self.extensions:  # method variants (extensions.py); none in the reference
+            ctx = UpdateContext(rgb=rgb, state=batch.state, action=batch.action, reward=batch.reward,
+                                real_latents=torch.cat([z0.unsqueeze(0), real_next_z.view(horizon, bsz, -1)]),
+                                target_latents=next_z_target, predicted=torch.stack(predicted))
+            for extension in self.extensions:
+                extra, extra_terms = extension.loss(ctx)
+                loss = loss + horizon * extra  # update() divides the whole loss by the horizon
+                terms.update(extra_terms)
         return loss, terms, (torch.stack(zs), priority.clamp(max=1e4).squeeze(1))
 
     def _encode_no_grad(self, model: WorldModel, rgb: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
@@ -255,11 +268,10 @@ class ModemAgent:
         anchors = []  # actions the policy is pulled toward, with their weights (options; none in the reference)
         if bc_coef := behaviour_regularisation(self.cfg, step):
             anchors.append((batch.action, bc_coef))
-        if self.transfer is not None:
-            self.transfer.step()
-            guide, guide_coef = self.transfer.guidance(step)
-            if guide is not None:
-                anchors.append((guide, guide_coef))
+        for extension in self.extensions:
+            extension.step()
+            if (anchor := extension.anchor(step)) is not None:
+                anchors.append(anchor)
         terms["pi_loss"], terms["pi_grad_norm"] = self._update_pi(zs, anchors)
         self.num_updates += 1
         self.last_update_step = step
@@ -316,7 +328,7 @@ class ModemAgent:
         return {"config": self.cfg.to_dict(), "num_updates": self.num_updates,
                 "last_update_step": self.last_update_step,
                 **({"bc_pi": self.bc_pi_net.state_dict()} if self.bc_pi_net is not None else {}),
-                **(self.transfer.extra_state() if self.transfer is not None else {}),
+                **{k: v for extension in self.extensions for k, v in extension.extra_state().items()},
                 "model": self.model.state_dict(), "target": self.target.state_dict(),
                 "optim": self.optim.state_dict(), "pi_optim": self.pi_optim.state_dict(),
                 "bc_optim": self.bc_optim.state_dict()}
@@ -339,8 +351,8 @@ class ModemAgent:
         if "bc_pi" in state:
             self.freeze_bc_policy()
             self.bc_pi_net.load_state_dict(state["bc_pi"])
-        if self.transfer is not None:
-            self.transfer.load_extra_state(state)
+        for extension in self.extensions:
+            extension.load_extra_state(state)
 
     def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
         """Write atomically (temp file + rename) so a reader never sees a partial checkpoint. A failed

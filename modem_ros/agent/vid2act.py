@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from modem_ros.agent import schedules
+from modem_ros.agent.extensions import UpdateContext
 from modem_ros.agent.networks import WorldModel
 from modem_ros.config import ModemConfig
 
@@ -78,8 +79,8 @@ class Teacher:
 
 class Vid2Act(nn.Module):
     """The learned part of the transfer (projections and importance head) with its own optimizer; the
-    teachers stay frozen. The agent calls distill_loss() inside its model loss, step() after the backward
-    pass, and guidance() in the policy update."""
+    teachers stay frozen. An update extension (extensions.py): loss() is distill_loss(), step() follows
+    the backward pass, anchor() is guidance() for the policy update."""
 
     def __init__(self, cfg: ModemConfig, teachers: list[Teacher], device: torch.device):
         super().__init__()
@@ -125,6 +126,13 @@ class Vid2Act(nn.Module):
         for name, mean in zip(self.names, w.mean(1), strict=True):
             terms[f"vid2act_w/{name}"] = mean
         return self.cfg.vid2act_distill_coef * loss, terms
+
+    def loss(self, ctx: UpdateContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        return self.distill_loss(ctx.rgb, ctx.state, ctx.action, ctx.predicted)
+
+    def anchor(self, step: int) -> tuple[torch.Tensor, float] | None:
+        guide, coef = self.guidance(step)
+        return None if guide is None else (guide, coef)
 
     def step(self) -> None:
         """After the model loss's backward pass: clip and step the projections and importance head."""

@@ -1,0 +1,44 @@
+"""How a method variant joins the agent's update without a branch inside ModemAgent (DESIGN.md 2b).
+
+An extension is a module beside the agent (Vid2Act's transfer, MOTO's ensemble and value expansion). In
+every update the agent hands each one an UpdateContext after computing the reference loss, adds the
+extension's loss, steps the extension's own parameters after the backward pass, and lets it add an
+anchor (actions the policy is pulled toward). Its state rides in the agent's checkpoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+
+@dataclass(frozen=True)
+class UpdateContext:
+    """What one update's model loss computed. H = the snippet horizon, B = the batch."""
+
+    rgb: torch.Tensor            # augmented observations [H+1, B, C, H, W] uint8
+    state: torch.Tensor          # [H+1, B, S]
+    action: torch.Tensor         # [H, B, A]
+    reward: torch.Tensor         # [H, B, 1]
+    real_latents: torch.Tensor   # the online encoder's z_0..z_H of the real observations [H+1, B, L], no gradient
+    target_latents: torch.Tensor  # the target encoder's z_1..z_H [H, B, L] (the consistency targets)
+    predicted: torch.Tensor      # the world model's rolled-out z_1..z_H [H, B, L], with gradient
+
+
+class UpdateExtension(Protocol):
+    def loss(self, ctx: UpdateContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(loss at its configured weight, logged terms); added to the model loss before backward."""
+
+    def step(self) -> None:
+        """After the backward pass: clip and step the extension's own parameters."""
+
+    def anchor(self, step: int) -> tuple[torch.Tensor, float] | None:
+        """Actions [H, B, A] the policy is pulled toward at agent step `step`, with their weight; or None."""
+
+    def extra_state(self) -> dict:
+        """Entries for the agent's checkpoint."""
+
+    def load_extra_state(self, state: dict) -> None:
+        """Restore from a checkpoint's entries (a checkpoint without them leaves the extension fresh)."""

@@ -1,0 +1,150 @@
+"""MOTO (paper 004, Rafailov et al.) on our latent model: uncertainty-aware imagination and model-based
+value expansion. Its third part, behaviour regularisation, is behaviour_regularisation() in modem.py.
+
+* Ensemble (`moto_ensemble` = K >= 2): K extra latent dynamics + reward heads, trained single-step on the
+  real encoded latents toward the target encoder's next latents and the real rewards (the reference
+  model's own consistency and reward targets), on detached inputs, with their own optimizer. Members
+  differ by their initialisation. Their disagreement u(z, a) is the std over members of the predicted
+  next latent, averaged over latent dimensions (epistemic spread of the dynamics, as MOPO and MOTO use
+  it); an imagined reward is penalised to r - lambda * u (`moto_penalty`).
+* Where the penalty acts: in planning (PenalisedHeads: the planner's own model steps and rewards, minus
+  lambda * u of the ensemble, so plans avoid where the models disagree) and in value expansion.
+* Value expansion (`moto_mve_horizon` = M > 0): from every real latent z_0..z_H of the batch and every
+  latent the world model imagined z'_1..z'_H, roll M steps with the noisy policy through a random member
+  per sample and step; the critic regresses Q1, Q2(z_k, a_k) on the penalised M-step return
+  y_k = sum_{j>=k} gamma^(j-k) r~_j + gamma^(M-k) min Q_target(z_M, pi(z_M)), for every k, at
+  `moto_mve_coef` times value_coef's scale, beside the reference's TD loss.
+
+Cost: the ensemble multiplies planning's dynamics evaluations by 1 + K; value expansion adds
+M * (2H + 1) * B policy, member and critic evaluations per update.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from modem_ros.agent.extensions import UpdateContext
+from modem_ros.agent.networks import PlanningHeads, WorldModel, mlp, orthogonal_init
+from modem_ros.config import ModemConfig
+
+
+class LatentEnsemble(nn.Module):
+    """K dynamics + reward heads of the world model's shape: za [N, L + A] -> ([K, N, L], [K, N, 1])."""
+
+    def __init__(self, cfg: ModemConfig):
+        super().__init__()
+        za = cfg.latent_dim + cfg.action_dim
+        self.dynamics = nn.ModuleList(mlp(za, cfg.mlp_dim, cfg.latent_dim) for _ in range(cfg.moto_ensemble))
+        self.reward = nn.ModuleList(mlp(za, cfg.mlp_dim, 1) for _ in range(cfg.moto_ensemble))
+        self.apply(orthogonal_init)
+        for head in self.reward:  # as the reference's reward head: predictions start at zero
+            nn.init.zeros_(head[-1].weight)
+            nn.init.zeros_(head[-1].bias)
+
+    def __len__(self) -> int:
+        return len(self.dynamics)
+
+    def next_latents(self, za: torch.Tensor) -> torch.Tensor:
+        return torch.stack([d(za) for d in self.dynamics])
+
+    def forward(self, za: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.next_latents(za), torch.stack([r(za) for r in self.reward])
+
+
+def disagreement(next_latents: torch.Tensor) -> torch.Tensor:
+    """[K, N, L] members' predictions -> [N, 1]: std over members, mean over latent dimensions."""
+    return next_latents.std(0).mean(-1, keepdim=True)
+
+
+@torch.no_grad()
+def value_expansion_targets(ensemble, model: WorldModel, target: WorldModel, starts: torch.Tensor, horizon: int,
+                            discount: float, penalty: float, min_std: float,
+                            generator: torch.Generator | None = None) -> tuple[torch.Tensor, ...]:
+    """Roll `horizon` steps from `starts` [N, L]: a_k = pi(z_k) with min_std noise, z_{k+1} and r_k from a
+    random member per sample, r~_k = r_k - penalty * disagreement. Returns (latents [M, N, L], actions
+    [M, N, A], targets [M, N, 1]) with targets the penalised discounted returns bootstrapped by
+    min(Q1, Q2) of the target network at the last latent."""
+    z, latents, actions, rewards = starts, [], [], []
+    rows = torch.arange(starts.shape[0], device=starts.device)
+    for _ in range(horizon):
+        a = model.pi(z, min_std)
+        next_all, reward_all = ensemble(torch.cat([z, a], dim=-1))
+        pick = torch.randint(len(ensemble), (starts.shape[0],), device=starts.device, generator=generator)
+        latents.append(z)
+        actions.append(a)
+        rewards.append(reward_all[pick, rows] - penalty * disagreement(next_all))
+        z = next_all[pick, rows]
+    value = torch.min(*target.q(z, model.pi(z, min_std)))
+    targets = []
+    for reward in reversed(rewards):
+        value = reward + discount * value
+        targets.append(value)
+    return torch.stack(latents), torch.stack(actions), torch.stack(targets[::-1])
+
+
+class PenalisedHeads(PlanningHeads):
+    """Planning's heads with MOTO's penalty: the planner's model steps as before, its reward minus
+    penalty * the ensemble's disagreement at the same (z, a)."""
+
+    def __init__(self, model: WorldModel, ensemble: LatentEnsemble, penalty: float):
+        super().__init__(model)
+        self.ensemble, self.penalty = ensemble, penalty
+
+    def next(self, za: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        z, reward = super().next(za)
+        return z, reward - self.penalty * disagreement(self.ensemble.next_latents(za))
+
+
+class Moto(nn.Module):
+    """The ensemble and value expansion as an update extension (extensions.py): loss() trains the
+    members and adds the value-expansion critic loss; step() steps the members."""
+
+    def __init__(self, cfg: ModemConfig, model: WorldModel, target: WorldModel, device: torch.device):
+        super().__init__()
+        self.cfg = cfg
+        self.ensemble = LatentEnsemble(cfg).to(device)
+        self._nets = (model, target)  # a tuple, so the agent's networks are not this module's parameters
+        self.optim = torch.optim.Adam(self.ensemble.parameters(), lr=cfg.lr)
+
+    def loss(self, ctx: UpdateContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        cfg, (model, target) = self.cfg, self._nets
+        za = torch.cat([ctx.real_latents[:-1], ctx.action], dim=-1).flatten(0, 1)
+        next_all, reward_all = self.ensemble(za)
+        member_loss = (cfg.consistency_coef * (next_all - ctx.target_latents.flatten(0, 1)).pow(2).mean(-1).mean()
+                       + cfg.reward_coef * (reward_all - ctx.reward.flatten(0, 1)).pow(2).mean())
+        terms = {"moto_member_loss": member_loss.detach(), "moto_disagreement": disagreement(next_all.detach()).mean()}
+        loss = member_loss
+        if cfg.moto_mve_horizon > 0:
+            starts = torch.cat([ctx.real_latents.flatten(0, 1), ctx.predicted.detach().flatten(0, 1)])
+            latents, actions, targets = value_expansion_targets(
+                self.ensemble, model, target, starts, cfg.moto_mve_horizon, cfg.discount, cfg.moto_penalty,
+                cfg.min_std)
+            q1, q2 = model.q(latents.flatten(0, 1), actions.flatten(0, 1))
+            y = targets.flatten(0, 1)
+            mve = ((q1 - y).pow(2) + (q2 - y).pow(2)).mean()
+            loss = loss + cfg.moto_mve_coef * cfg.value_coef * mve
+            terms["moto_mve_loss"] = mve.detach()
+            terms["moto_mve_target"] = y.mean()
+        return loss, terms
+
+    def step(self) -> None:
+        nn.utils.clip_grad_norm_(self.ensemble.parameters(), self.cfg.grad_clip_norm)
+        self.optim.step()
+        self.optim.zero_grad(set_to_none=True)
+
+    def anchor(self, step: int) -> None:
+        return None
+
+    def planning_heads(self, model: WorldModel) -> PlanningHeads:
+        return PenalisedHeads(model, self.ensemble, self.cfg.moto_penalty)
+
+    def extra_state(self) -> dict:
+        return {"moto": self.ensemble.state_dict(), "moto_optim": self.optim.state_dict()}
+
+    def load_extra_state(self, state: dict) -> None:
+        if "moto" not in state:
+            return
+        self.ensemble.load_state_dict(state["moto"])
+        if "moto_optim" in state:  # weights sent to a planner carry the members, not their optimizer
+            self.optim.load_state_dict(state["moto_optim"])
