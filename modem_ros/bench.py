@@ -18,7 +18,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from modem_ros.agent.modem import Batch, ModemAgent
-from modem_ros.agent.networks import ONEDNN_LINEAR, portable_kernels
+from modem_ros.agent.networks import ONEDNN_AVAILABLE, portable_kernels
 from modem_ros.config import ModemConfig
 
 
@@ -58,7 +58,7 @@ def matmul_gflops(device: torch.device, n: int = 2048, repeats: int = 10) -> dic
     a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
     rate = lambda fn: 2 * n**3 / (statistics.median(time_calls(fn, device, repeats, 3)) / 1e3) / 1e9  # noqa: E731
     rates = {"torch_mm": rate(lambda: a @ b)}
-    if device.type == "cpu" and ONEDNN_LINEAR:
+    if device.type == "cpu" and ONEDNN_AVAILABLE:
         bt = b.t().contiguous()
         rates["onednn"] = rate(lambda: torch.ops.mkldnn._linear_pointwise(a, bt, None, "none", [], ""))
     if device.type == "cuda":  # the ceiling of amp_bf16 runs

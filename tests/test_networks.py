@@ -1,8 +1,16 @@
 from __future__ import annotations
 
+import pytest
 import torch
 
-from modem_ros.agent.networks import PlanningHeads, WorldModel, conv_specs, parameter_counts
+from modem_ros.agent.networks import (
+    ONEDNN_AVAILABLE,
+    PlanningHeads,
+    WorldModel,
+    conv_specs,
+    onednn_kernels,
+    parameter_counts,
+)
 from modem_ros.config import load_config
 
 REFERENCE_MW_224 = {"encoder": 78_514, "state_encoder": 15_154, "fusion": 25_906, "dynamics": 316_466,
@@ -41,14 +49,17 @@ def test_reward_and_q_heads_start_at_zero(cfg):
     assert torch.all(model.next(z, a)[1] == 0) and torch.all(model.q(z, a)[0] == 0)
 
 
-def test_planning_heads_compute_the_same_functions(cfg):
+@pytest.mark.parametrize("onednn", [False, pytest.param(True, marks=pytest.mark.skipif(
+    not ONEDNN_AVAILABLE, reason="torch has no oneDNN linear here"))])
+def test_planning_heads_compute_the_same_functions(cfg, onednn):
+    """On both kernels, whichever this host picks by default (oneDNN with AVX-512, F.linear without)."""
     model = WorldModel(cfg)
     for p in model.parameters():  # make the zero-initialised heads non-trivial
         p.data.add_(0.05 * torch.randn_like(p))
     heads = PlanningHeads(model)
     z, a = torch.randn(37, cfg.latent_dim), torch.rand(37, cfg.action_dim) * 2 - 1
     za = torch.cat([z, a], -1)
-    with torch.no_grad():
+    with torch.no_grad(), onednn_kernels(onednn):
         z_ref, r_ref = model.next(z, a)
         z_fast, r_fast = heads.next(za)
         q_ref = torch.min(*model.q(z, a))

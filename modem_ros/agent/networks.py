@@ -132,8 +132,7 @@ def parameter_counts(model: WorldModel) -> dict[str, int]:
 
 
 def _onednn_linear_available() -> bool:
-    """oneDNN's fp32 linear runs AVX-512 kernels on CPUs where MKL's sgemm (behind F.linear) falls
-    back to AVX2, e.g. AMD EPYC: ~2x the matmul rate measured here. Probe once; fall back if absent."""
+    """Whether torch's oneDNN fp32 linear runs here and computes x @ w.T. Probed once."""
     try:
         x, w = torch.randn(3, 4), torch.randn(5, 4)
         out = torch.ops.mkldnn._linear_pointwise(x, w, None, "none", [], "")
@@ -142,18 +141,27 @@ def _onednn_linear_available() -> bool:
         return False
 
 
-ONEDNN_LINEAR = _onednn_linear_available()
+ONEDNN_AVAILABLE = _onednn_linear_available()
+# Planning's GEMMs go through oneDNN only where it is the faster kernel: with AVX-512 it runs ~2x MKL's
+# sgemm on AMD EPYC (MKL falls back to AVX2 there: 436 vs 200 GFLOP/s on 2 cores); on an AVX2-only host
+# oneDNN is the slower one (114 vs 137 GFLOP/s; a Meta-World 224 px plan 232 vs 188 ms, BENCHMARKS.md).
+ONEDNN_LINEAR = ONEDNN_AVAILABLE and torch.backends.cpu.get_cpu_capability().startswith("AVX512")
 _kernels = {"onednn": ONEDNN_LINEAR}
 
 
 @contextlib.contextmanager
-def portable_kernels():
-    """Run planning GEMMs through F.linear: same math, visible to torch's FLOP counter."""
-    previous, _kernels["onednn"] = _kernels["onednn"], False
+def onednn_kernels(enabled: bool):
+    """Run planning GEMMs on oneDNN (when available) or through F.linear, whatever this host prefers."""
+    previous, _kernels["onednn"] = _kernels["onednn"], enabled and ONEDNN_AVAILABLE
     try:
         yield
     finally:
         _kernels["onednn"] = previous
+
+
+def portable_kernels():
+    """Run planning GEMMs through F.linear: same math, visible to torch's FLOP counter."""
+    return onednn_kernels(False)
 
 
 def fast_linear(x: torch.Tensor, layer: nn.Linear) -> torch.Tensor:
