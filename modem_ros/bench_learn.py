@@ -47,6 +47,10 @@ METHODS: dict[str, dict[str, str]] = {
     "modem+offline+mve": {"offline_steps": "1000", "moto_ensemble": "5", "moto_penalty": "0",
                           "moto_mve_horizon": "3"},
     "modem+moto": {"offline_steps": "1000", "bc_reg_coef": "1.0", "moto_ensemble": "5", "moto_mve_horizon": "3"},
+    # MoDem-V2's safe exploration (issue 18): each part alone
+    "modem+agency": {"agency_transfer_steps": "1000"},
+    "modem+conservative": {"q_ensemble": "5"},
+    "modem+bounded": {"plan_max_action": "0.5", "plan_max_delta": "0.5"},
     # transfer from other tasks (pass vid2act_teachers=..., made by `modem-ros pretrain-sources`; the other
     # methods run without them): Vid2Act whole, and each of its two parts alone
     "modem+vid2act": {},

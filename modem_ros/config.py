@@ -101,6 +101,11 @@ class ModemConfig:
                                         "with; 1 = the action box (reference).")
     plan_max_delta: float = param(0.0, "Bound on the change between consecutive actions of every planned "
                                        "sequence; 0 = off (reference).")
+    q_ensemble: int = param(0, "Conservative planning (MoDem-V2, agent/conservative.py): K extra Q heads on the TD "
+                               "targets; planning's terminal value is their mean - q_ensemble_lambda * std. "
+                               "0 = off (reference), else >= 2.")
+    q_ensemble_lambda: float = param(1.0, "lambda of conservative planning: how much the Q heads' disagreement "
+                                          "lowers a trajectory's value.")
     # --- transfer from other tasks (Vid2Act, paper 003; off by default = reference) -------------
     vid2act_teachers: str = param("", "Comma-separated teacher checkpoints, one per source dataset of another task "
                                       "(`modem-ros pretrain-sources`); empty = off (reference).")
@@ -210,6 +215,9 @@ class ModemConfig:
         if self.bc_reg_coef < 0 or self.bc_reg_steps < 0:
             raise ConfigError(f"config keys bc_reg_coef ({self.bc_reg_coef}) and bc_reg_steps ({self.bc_reg_steps}) "
                               "must be >= 0")
+        if self.q_ensemble == 1 or self.q_ensemble < 0 or self.q_ensemble_lambda < 0:
+            raise ConfigError(f"config keys q_ensemble ({self.q_ensemble}) must be 0 (off) or >= 2 heads and "
+                              f"q_ensemble_lambda ({self.q_ensemble_lambda}) >= 0")
         if self.moto_ensemble == 1 or self.moto_ensemble < 0:
             raise ConfigError(f"config key 'moto_ensemble' must be 0 (off) or >= 2 members, got {self.moto_ensemble}")
         for name in ["moto_penalty", "moto_mve_horizon", "moto_mve_coef"]:

@@ -30,8 +30,8 @@ class WeightsError(ValueError):
 
 def planner_state(agent_state: dict[str, Any]) -> dict[str, Any]:
     """The part of an agent's state dict acting needs: config (shapes), model, schedules' step, BC policy,
-    MOTO's ensemble (its disagreement penalises planning)."""
-    keep = ("config", "model", "last_update_step", "bc_pi", "moto", "step", "episodes", "run_id")
+    the extensions' heads that change planning (MOTO's ensemble, the conservative Q ensemble)."""
+    keep = ("config", "model", "last_update_step", "bc_pi", "moto", "q_ensemble", "step", "episodes", "run_id")
     return {k: agent_state[k] for k in keep if k in agent_state}
 
 

@@ -3,7 +3,8 @@
 An extension is a module beside the agent (Vid2Act's transfer, MOTO's ensemble and value expansion). In
 every update the agent hands each one an UpdateContext after computing the reference loss, adds the
 extension's loss, steps the extension's own parameters after the backward pass, and lets it add an
-anchor (actions the policy is pulled toward). Its state rides in the agent's checkpoint.
+anchor (actions the policy is pulled toward); when acting, each may wrap the heads the planner imagines
+with. Its state rides in the agent's checkpoint.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import torch
+
+from modem_ros.agent.planner import LatentModel
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,7 @@ class UpdateContext:
     state: torch.Tensor          # [H+1, B, S]
     action: torch.Tensor         # [H, B, A]
     reward: torch.Tensor         # [H, B, 1]
+    td_target: torch.Tensor      # the reference's TD targets of the twin Q [H, B, 1]
     real_latents: torch.Tensor   # the online encoder's z_0..z_H of the real observations [H+1, B, L], no gradient
     target_latents: torch.Tensor  # the target encoder's z_1..z_H [H, B, L] (the consistency targets)
     predicted: torch.Tensor      # the world model's rolled-out z_1..z_H [H, B, L], with gradient
@@ -37,8 +41,11 @@ class UpdateExtension(Protocol):
     def anchor(self, step: int) -> tuple[torch.Tensor, float] | None:
         """Actions [H, B, A] the policy is pulled toward at agent step `step`, with their weight; or None."""
 
+    def wrap_planning(self, heads: LatentModel) -> LatentModel:
+        """The heads planning imagines with (planner.LatentModel), changed or as they are."""
+
     def extra_state(self) -> dict:
-        """Entries for the agent's checkpoint."""
+        """Entries for the agent's checkpoint (those a planner needs: also listed in weights.planner_state)."""
 
     def load_extra_state(self, state: dict) -> None:
         """Restore from a checkpoint's entries (a checkpoint without them leaves the extension fresh)."""

@@ -21,12 +21,13 @@ from torch import nn
 
 from modem_ros.agent import schedules
 from modem_ros.agent.augment import random_shift
+from modem_ros.agent.conservative import ConservativeQ
 from modem_ros.agent.cuda_graph import GraphedPlan
 from modem_ros.agent.extensions import UpdateContext, UpdateExtension
 from modem_ros.agent.moto import Moto
 from modem_ros.agent.networks import PlanningHeads, WorldModel
 from modem_ros.agent.offline import augment_next_latents
-from modem_ros.agent.planner import MPPIPlanner
+from modem_ros.agent.planner import LatentModel, MPPIPlanner
 from modem_ros.config import ModemConfig
 
 
@@ -107,10 +108,11 @@ class ModemAgent:
         # uses the schedule at the last update (step 0 before any); saved with the weights.
         self.last_update_step = 0
         self.bc_pi_net: nn.Module | None = None  # the frozen phase-1 policy (agency transfer only)
-        # Method variants beside the reference update (extensions.py): MOTO's ensemble is built from the
-        # config; Vid2Act's transfer needs teacher files and is injected by run.build_trainer.
+        # Method variants beside the reference update (extensions.py): MOTO's ensemble and MoDem-V2's Q
+        # ensemble are built from the config; Vid2Act's transfer needs teacher files (run.build_trainer).
         self.moto = Moto(cfg, self.model, self.target, self.device) if cfg.moto_ensemble else None
-        self.extensions: list[UpdateExtension] = [self.moto] if self.moto is not None else []
+        self.conservative = ConservativeQ(cfg, self.device) if cfg.q_ensemble else None
+        self.extensions: list[UpdateExtension] = [e for e in (self.moto, self.conservative) if e is not None]
         self._losses = self._model_losses
         if cfg.compile:  # fuses elementwise epilogues; the first call compiles (tens of seconds)
             self._losses = torch.compile(self._model_losses)
@@ -194,9 +196,13 @@ class ModemAgent:
             z = self.model.encode(rgb, state).float()
             return self.planner.plan_from(self.planning_heads(), z, mean0, bound, eval_mode)
 
-    def planning_heads(self) -> PlanningHeads:
-        """What the planner imagines with: the world model, penalised by MOTO's ensemble when it is on."""
-        return self.moto.planning_heads(self.model) if self.moto is not None else PlanningHeads(self.model)
+    def planning_heads(self) -> LatentModel:
+        """What the planner imagines with: the world model's heads, as each extension changes them (MOTO's
+        penalty, conservative Q); the reference's heads when there is none."""
+        heads: LatentModel = PlanningHeads(self.model)
+        for extension in self.extensions:
+            heads = extension.wrap_planning(heads)
+        return heads
 
     @torch.no_grad()
     def policy_action(self, obs: dict[str, Any]) -> np.ndarray:
@@ -242,6 +248,7 @@ class ModemAgent:
                  "value_loss": value_loss.mean(), "total_loss": loss}
         if self.extensions:  # method variants (extensions.py); none in the reference
             ctx = UpdateContext(rgb=rgb, state=batch.state, action=batch.action, reward=batch.reward,
+                                td_target=td_target,
                                 real_latents=torch.cat([z0.unsqueeze(0), real_next_z.view(horizon, bsz, -1)]),
                                 target_latents=next_z_target, predicted=torch.stack(predicted))
             for extension in self.extensions:

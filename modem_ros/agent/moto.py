@@ -25,7 +25,8 @@ import torch
 from torch import nn
 
 from modem_ros.agent.extensions import UpdateContext
-from modem_ros.agent.networks import PlanningHeads, WorldModel, mlp, orthogonal_init
+from modem_ros.agent.networks import WorldModel, mlp, orthogonal_init
+from modem_ros.agent.planner import LatentModel
 from modem_ros.config import ModemConfig
 
 
@@ -83,22 +84,28 @@ def value_expansion_targets(ensemble, model: WorldModel, target: WorldModel, sta
     return torch.stack(latents), torch.stack(actions), torch.stack(targets[::-1])
 
 
-class PenalisedHeads(PlanningHeads):
-    """Planning's heads with MOTO's penalty: the planner's model steps as before, its reward minus
+class PenalisedHeads:
+    """Planning's heads with MOTO's penalty: the inner heads step as before, their reward minus
     penalty * the ensemble's disagreement at the same (z, a)."""
 
-    def __init__(self, model: WorldModel, ensemble: LatentEnsemble, penalty: float):
-        super().__init__(model)
-        self.ensemble, self.penalty = ensemble, penalty
+    def __init__(self, inner: LatentModel, ensemble: LatentEnsemble, penalty: float):
+        self.inner, self.ensemble, self.penalty = inner, ensemble, penalty
 
     def next(self, za: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        z, reward = super().next(za)
+        z, reward = self.inner.next(za)
         return z, reward - self.penalty * disagreement(self.ensemble.next_latents(za))
+
+    def pi(self, z: torch.Tensor, std: float) -> torch.Tensor:
+        return self.inner.pi(z, std)
+
+    def q_min(self, za: torch.Tensor) -> torch.Tensor:
+        return self.inner.q_min(za)
 
 
 class Moto(nn.Module):
     """The ensemble and value expansion as an update extension (extensions.py): loss() trains the
-    members and adds the value-expansion critic loss; step() steps the members."""
+    members and adds the value-expansion critic loss; step() steps the members; wrap_planning() adds
+    the penalty to planning."""
 
     def __init__(self, cfg: ModemConfig, model: WorldModel, target: WorldModel, device: torch.device):
         super().__init__()
@@ -136,8 +143,8 @@ class Moto(nn.Module):
     def anchor(self, step: int) -> None:
         return None
 
-    def planning_heads(self, model: WorldModel) -> PlanningHeads:
-        return PenalisedHeads(model, self.ensemble, self.cfg.moto_penalty)
+    def wrap_planning(self, heads: LatentModel) -> LatentModel:
+        return PenalisedHeads(heads, self.ensemble, self.cfg.moto_penalty)
 
     def extra_state(self) -> dict:
         return {"moto": self.ensemble.state_dict(), "moto_optim": self.optim.state_dict()}

@@ -188,14 +188,16 @@ class PlanningHeads:
     def next(self, za: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self._mlp(za, self.model.dynamics), self._mlp(za, self.model.reward)
 
-    def _q(self, za: torch.Tensor, head: nn.Sequential) -> torch.Tensor:
+    @staticmethod
+    def q_value(za: torch.Tensor, head: nn.Sequential) -> torch.Tensor:
+        """One Q head of q_head()'s layout (also the conservative ensemble's heads)."""
         norm = head[1]
         x = F.layer_norm(fast_linear(za, head[0]), norm.normalized_shape, norm.weight, norm.bias, norm.eps)
         x = F.elu(fast_linear(x.tanh_(), head[3]), inplace=True)
         return fast_linear(x, head[5])
 
     def q_min(self, za: torch.Tensor) -> torch.Tensor:
-        return torch.min(self._q(za, self.model.q1), self._q(za, self.model.q2))
+        return torch.min(self.q_value(za, self.model.q1), self.q_value(za, self.model.q2))
 
     def pi(self, z: torch.Tensor, std: float) -> torch.Tensor:
         mu = torch.tanh_(self._mlp(z, self.model.pi_net))

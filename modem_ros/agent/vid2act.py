@@ -32,6 +32,7 @@ from torch import nn
 from modem_ros.agent import schedules
 from modem_ros.agent.extensions import UpdateContext
 from modem_ros.agent.networks import WorldModel
+from modem_ros.agent.planner import LatentModel
 from modem_ros.config import ModemConfig
 
 SHAPE_KEYS = ("img_size", "frame_stack", "state_dim", "action_dim")
@@ -133,6 +134,9 @@ class Vid2Act(nn.Module):
     def anchor(self, step: int) -> tuple[torch.Tensor, float] | None:
         guide, coef = self.guidance(step)
         return None if guide is None else (guide, coef)
+
+    def wrap_planning(self, heads: LatentModel) -> LatentModel:
+        return heads  # the transfer acts through training only
 
     def step(self) -> None:
         """After the model loss's backward pass: clip and step the projections and importance head."""
