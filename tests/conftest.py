@@ -31,6 +31,18 @@ def small_config(**overrides) -> ModemConfig:
     return load_config("toy-reach", {**SMALL, **overrides})
 
 
+def random_episode_batch(cfg: ModemConfig, size: int = 16):
+    """A replay batch of snippets from one toy-reach episode of uniformly random actions (seed 0)."""
+    from modem_ros.data.replay import EpisodeBuffer
+    from modem_ros.envs.point_reach import PointReachEnv
+    from modem_ros.trainer import run_episode
+
+    env = PointReachEnv(img_size=cfg.img_size, episode_length=cfg.episode_length)
+    buffer = EpisodeBuffer(cfg, 2 * cfg.episode_length, "cpu")
+    buffer.add(run_episode(env, lambda o, t: np.random.uniform(-1, 1, 2), seed=0))
+    return buffer.sample(size)[0]
+
+
 @pytest.fixture
 def cfg() -> ModemConfig:
     return small_config()

@@ -21,7 +21,7 @@ from modem_ros.data.replay import EpisodeBuffer
 from modem_ros.envs.point_reach import PointReachEnv
 from modem_ros.run import build_trainer
 from modem_ros.trainer import run_episode
-from tests.conftest import SMALL, small_config
+from tests.conftest import SMALL, random_episode_batch, small_config
 
 
 def random_batch(cfg, bsz=32):
@@ -102,10 +102,7 @@ def test_the_agent_update_with_vid2act_distils_replays_and_checkpoints(tmp_path)
     teacher = Teacher("src", WorldModel(cfg).requires_grad_(False))
     transfer = Vid2Act(cfg, [teacher], agent.device)
     agent.extensions.append(transfer)
-    env = PointReachEnv(img_size=cfg.img_size, episode_length=cfg.episode_length)
-    buffer = EpisodeBuffer(cfg, 2 * cfg.episode_length, "cpu")
-    buffer.add(run_episode(env, lambda o, t: np.random.uniform(-1, 1, 2), seed=0))
-    batch, _ = buffer.sample(16)
+    batch = random_episode_batch(cfg)
     before = [p.clone() for p in transfer.project.parameters()]
     out = agent.update(batch, step=0)
     assert out["vid2act_w/src"] == pytest.approx(1.0) and out["vid2act_distill_loss"] > 0

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from modem_ros.agent.extensions import UpdateContext
+from modem_ros.agent.extensions import EnsembleExtension, UpdateContext
 from modem_ros.agent.networks import PlanningHeads, orthogonal_init, q_head
 from modem_ros.agent.planner import LatentModel
 from modem_ros.config import ModemConfig
@@ -53,14 +53,13 @@ class ConservativeHeads:
         return values.mean(0) - self.lam * values.std(0)
 
 
-class ConservativeQ(nn.Module):
+class ConservativeQ(EnsembleExtension):
     """The Q ensemble as an update extension (extensions.py)."""
 
+    state_key = "q_ensemble"
+
     def __init__(self, cfg: ModemConfig, device: torch.device):
-        super().__init__()
-        self.cfg = cfg
-        self.ensemble = QEnsemble(cfg).to(device)
-        self.optim = torch.optim.Adam(self.ensemble.parameters(), lr=cfg.lr)
+        super().__init__(cfg, QEnsemble(cfg), device)
 
     def loss(self, ctx: UpdateContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         horizon = ctx.action.shape[0]
@@ -72,23 +71,5 @@ class ConservativeQ(nn.Module):
         loss = self.cfg.value_coef * (rho * error).sum()
         return loss, {"q_ensemble_loss": loss.detach(), "q_ensemble_std": values.detach().std(0).mean()}
 
-    def step(self) -> None:
-        nn.utils.clip_grad_norm_(self.ensemble.parameters(), self.cfg.grad_clip_norm)
-        self.optim.step()
-        self.optim.zero_grad(set_to_none=True)
-
-    def anchor(self, step: int) -> None:
-        return None
-
     def wrap_planning(self, heads: LatentModel) -> LatentModel:
         return ConservativeHeads(heads, self.ensemble, self.cfg.q_ensemble_lambda)
-
-    def extra_state(self) -> dict:
-        return {"q_ensemble": self.ensemble.state_dict(), "q_ensemble_optim": self.optim.state_dict()}
-
-    def load_extra_state(self, state: dict) -> None:
-        if "q_ensemble" not in state:
-            return
-        self.ensemble.load_state_dict(state["q_ensemble"])
-        if "q_ensemble_optim" in state:  # weights sent to a planner carry the heads, not their optimizer
-            self.optim.load_state_dict(state["q_ensemble_optim"])

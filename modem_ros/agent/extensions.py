@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import torch
+from torch import nn
 
 from modem_ros.agent.planner import LatentModel
+from modem_ros.config import ModemConfig
 
 
 @dataclass(frozen=True)
@@ -49,3 +51,38 @@ class UpdateExtension(Protocol):
 
     def load_extra_state(self, state: dict) -> None:
         """Restore from a checkpoint's entries (a checkpoint without them leaves the extension fresh)."""
+
+
+class EnsembleExtension(nn.Module):
+    """What MOTO's and the conservative Q ensemble share: their own module (`self.ensemble`) and Adam,
+    stepped after the agent's backward pass and saved under `state_key` in the agent's checkpoint.
+    Subclasses write loss() and, where they change planning, wrap_planning()."""
+
+    state_key = ""
+
+    def __init__(self, cfg: ModemConfig, ensemble: nn.Module, device: torch.device):
+        super().__init__()
+        self.cfg = cfg
+        self.ensemble = ensemble.to(device)
+        self.optim = torch.optim.Adam(self.ensemble.parameters(), lr=cfg.lr)
+
+    def step(self) -> None:
+        nn.utils.clip_grad_norm_(self.ensemble.parameters(), self.cfg.grad_clip_norm)
+        self.optim.step()
+        self.optim.zero_grad(set_to_none=True)
+
+    def anchor(self, step: int) -> None:
+        return None
+
+    def wrap_planning(self, heads: LatentModel) -> LatentModel:
+        return heads
+
+    def extra_state(self) -> dict:
+        return {self.state_key: self.ensemble.state_dict(), f"{self.state_key}_optim": self.optim.state_dict()}
+
+    def load_extra_state(self, state: dict) -> None:
+        if self.state_key not in state:
+            return
+        self.ensemble.load_state_dict(state[self.state_key])
+        if f"{self.state_key}_optim" in state:  # weights sent to a planner carry the ensemble, not its optimizer
+            self.optim.load_state_dict(state[f"{self.state_key}_optim"])

@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from modem_ros.agent.extensions import UpdateContext
+from modem_ros.agent.extensions import EnsembleExtension, UpdateContext
 from modem_ros.agent.networks import WorldModel, mlp, orthogonal_init
 from modem_ros.agent.planner import LatentModel
 from modem_ros.config import ModemConfig
@@ -102,17 +102,15 @@ class PenalisedHeads:
         return self.inner.q_min(za)
 
 
-class Moto(nn.Module):
+class Moto(EnsembleExtension):
     """The ensemble and value expansion as an update extension (extensions.py): loss() trains the
-    members and adds the value-expansion critic loss; step() steps the members; wrap_planning() adds
-    the penalty to planning."""
+    members and adds the value-expansion critic loss; wrap_planning() adds the penalty to planning."""
+
+    state_key = "moto"
 
     def __init__(self, cfg: ModemConfig, model: WorldModel, target: WorldModel, device: torch.device):
-        super().__init__()
-        self.cfg = cfg
-        self.ensemble = LatentEnsemble(cfg).to(device)
+        super().__init__(cfg, LatentEnsemble(cfg), device)
         self._nets = (model, target)  # a tuple, so the agent's networks are not this module's parameters
-        self.optim = torch.optim.Adam(self.ensemble.parameters(), lr=cfg.lr)
 
     def loss(self, ctx: UpdateContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         cfg, (model, target) = self.cfg, self._nets
@@ -135,23 +133,5 @@ class Moto(nn.Module):
             terms["moto_mve_target"] = y.mean()
         return loss, terms
 
-    def step(self) -> None:
-        nn.utils.clip_grad_norm_(self.ensemble.parameters(), self.cfg.grad_clip_norm)
-        self.optim.step()
-        self.optim.zero_grad(set_to_none=True)
-
-    def anchor(self, step: int) -> None:
-        return None
-
     def wrap_planning(self, heads: LatentModel) -> LatentModel:
         return PenalisedHeads(heads, self.ensemble, self.cfg.moto_penalty)
-
-    def extra_state(self) -> dict:
-        return {"moto": self.ensemble.state_dict(), "moto_optim": self.optim.state_dict()}
-
-    def load_extra_state(self, state: dict) -> None:
-        if "moto" not in state:
-            return
-        self.ensemble.load_state_dict(state["moto"])
-        if "moto_optim" in state:  # weights sent to a planner carry the members, not their optimizer
-            self.optim.load_state_dict(state["moto_optim"])
