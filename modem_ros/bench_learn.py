@@ -38,8 +38,9 @@ METHODS: dict[str, dict[str, str]] = {
     "modem": {},
     "bc": {},
     "tdmpc": {"demos": "0", "seeding": "uniform", "kappa_init": "0", "kappa_final": "0"},
-    # with offline data (pass offline_dirs=...): the offline phase, + paper 002's augmentation, + each of MOTO's
-    # three parts alone (behaviour regularisation, the ensemble's penalty, value expansion), + MOTO whole
+    # with offline data (pass offline_dirs=...; the other methods run without it): the offline phase, + paper
+    # 002's augmentation, + each of MOTO's three parts alone (behaviour regularisation, the ensemble's
+    # penalty, value expansion), + MOTO whole
     "modem+offline": {"offline_steps": "1000"},
     "modem+offline+aug": {"offline_steps": "1000", "offline_aug_ratio": "0.5"},
     "modem+offline+bcreg": {"offline_steps": "1000", "bc_reg_coef": "1.0"},
@@ -66,6 +67,13 @@ def method_config(task: str, preset: str | None, method: str, seed: int, overrid
         raise ValueError(f"method {method} needs vid2act_teachers=... (teachers from `modem-ros pretrain-sources`)")
     if "vid2act" not in method:  # the teachers are the vid2act methods' difference, not the task's
         overrides = {k: v for k, v in overrides.items() if k != "vid2act_teachers"}
+    # The offline data is the offline methods' difference too: in any other method's replay, "modem" would
+    # no longer be MoDem from demos only.
+    offline = int(METHODS[method].get("offline_steps", "0")) > 0
+    if offline and not overrides.get("offline_dirs"):
+        raise ValueError(f"method {method} needs offline_dirs=... (datasets from `modem-ros demos generate`)")
+    if not offline:
+        overrides = {k: v for k, v in overrides.items() if k != "offline_dirs"}
     return load_config(task, {**overrides, **METHODS[method], "seed": str(seed)}, preset=preset)
 
 

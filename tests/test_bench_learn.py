@@ -23,12 +23,19 @@ def test_methods_differ_only_where_named():
     assert diff == {"demos", "seeding", "kappa_init", "kappa_final"}
     assert tdmpc.demos == 0 and tdmpc.seeding == "uniform" and modem.seed == tdmpc.seed == 2
     # MOTO's parts, each alone and together, resolve to valid configs that differ from modem+offline where named
-    offline = method_config("toy-reach", None, "modem+offline", 2, TINY).to_dict()
+    data = {**TINY, "offline_dirs": "offline/a,offline/b"}
+    offline = method_config("toy-reach", None, "modem+offline", 2, data).to_dict()
     for method, keys in {"modem+offline+ens": {"moto_ensemble"},
                          "modem+offline+mve": {"moto_ensemble", "moto_penalty", "moto_mve_horizon"},
                          "modem+moto": {"moto_ensemble", "moto_mve_horizon", "bc_reg_coef"}}.items():
-        cfg = method_config("toy-reach", None, method, 2, TINY).to_dict()
+        cfg = method_config("toy-reach", None, method, 2, data).to_dict()
         assert {k for k, v in cfg.items() if offline[k] != v} == keys, method
+    # the offline data goes to the offline methods only: "modem" stays MoDem from its demos
+    assert offline["offline_dirs"] == "offline/a,offline/b"
+    for method in ("modem", "tdmpc", "modem+conservative"):
+        assert method_config("toy-reach", None, method, 2, data).offline_dirs == ""
+    with pytest.raises(ValueError, match="offline_dirs"):
+        method_config("toy-reach", None, "modem+moto", 2, TINY)
 
 
 def test_vid2act_methods_alone_get_the_teachers_and_differ_only_where_named():
