@@ -5,7 +5,9 @@
 # Each job writes OUT_DIR/json/TASK_PRESET_METHOD_SEED.json and its run directory under OUT_DIR/runs.
 # At DEADLINE_S seconds the jobs still training are stopped; every job's evaluations so far are then
 # recorded (`--collect`: a stopped run is `complete: false`) and merged per task and preset into
-# OUT_DIR/TASK_PRESET.json (+ .png). PY names the interpreter (default .venv/bin/python).
+# OUT_DIR/TASK_PRESET.json (+ .png). PY names the interpreter (default .venv/bin/python). OVERRIDES adds
+# key=value config overrides to every job, e.g. OVERRIDES="offline_dirs=data/push-mixed
+# vid2act_teachers=teachers/franka-reach.pt" (bench learn gives each to the methods it belongs to).
 # One torch thread per job (OMP_NUM_THREADS=1): several jobs per core oversubscribe the CPU otherwise.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +21,7 @@ args_of() {  # JOB -> bench learn arguments (a preset of "reference" means none)
   IFS=: read -r task preset method seed <<<"$1"
   local p=(); [ "$preset" = reference ] || p=(--preset "$preset")
   echo "--task $task ${p[*]} --methods $method --seed $seed --runs-root $out/runs"\
-       "--out $out/json/${task}_${preset}_${method}_${seed}.json"
+       "--out $out/json/${task}_${preset}_${method}_${seed}.json ${OVERRIDES:-}"
 }
 
 start=$(date +%s)
