@@ -67,12 +67,13 @@ class Recorder(ModemNode):
                               (topics.RECORDER_DISCARD, self.on_discard),
                               (topics.RECORDER_RERECORD, self.on_re_record)):
             self.create_service(Trigger, name, handler)
-        for topic, kind, handler in (
-                (topics.IMAGE, Image, self.on_image), (topics.STATE, Float32MultiArray, self.on_state),
-                (topics.APPLIED_ACTION, Float32MultiArray, self.on_action), (topics.REWARD, Float32, self.on_reward),
-                (topics.SUCCESS, Bool, self.on_success), (topics.EPISODE, String, self.on_episode)):
-            # reliable, nothing lost; volatile so it also matches the camera's hardware output (not transient)
-            self.create_subscription(kind, topic, handler, FOLLOW)
+        # reliable, nothing lost; volatile so it also matches the camera's hardware output (not transient)
+        self.subs = {topic: self.create_subscription(kind, topic, handler, FOLLOW) for topic, kind, handler in (
+            (topics.IMAGE, Image, self.on_image), (topics.STATE, Float32MultiArray, self.on_state),
+            (topics.APPLIED_ACTION, Float32MultiArray, self.on_action), (topics.REWARD, Float32, self.on_reward),
+            (topics.SUCCESS, Bool, self.on_success), (topics.EPISODE, String, self.on_episode))}
+        self.reset_pending = False  # start asked for; the bridge's reset waits until every stream is matched
+        self.create_timer(0.1, self.request_reset)
         self.get_logger().info(f"dataset {self.dataset}: {self.existing} episodes already; task {self.cfg.task}. "
                                f"Services {topics.RECORDER_START}, {topics.RECORDER_SAVE}, "
                                f"{topics.RECORDER_DISCARD}, {topics.RECORDER_RERECORD}")
@@ -142,10 +143,24 @@ class Recorder(ModemNode):
         if not self.reset.service_is_ready():
             response.success, response.message = False, f"no bridge offers {topics.RESET} (is one running?)"
             return response
-        self.armed, self.state = True, "recording"
-        self.reset.call_async(Trigger.Request())
+        self.armed, self.state, self.reset_pending = True, "recording", True
+        self.request_reset()
         response.success, response.message = True, f"recording episode {self.existing + self.saved}"
         return response
+
+    def request_reset(self) -> None:
+        """Ask the bridge for the armed episode once a publisher is matched on every stream. Volatile
+        subscriptions get nothing published before DDS matched them (~0.1-3 s after a node starts): an
+        episode started earlier would miss its first observation, and its count-based cut never complete."""
+        if not self.reset_pending:
+            return
+        missing = [topic for topic, sub in self.subs.items() if sub.get_publisher_count() == 0]
+        if missing:
+            self.get_logger().info(f"the episode starts once these streams have a publisher: {', '.join(missing)}",
+                                   throttle_duration_sec=5.0)
+            return
+        self.reset_pending = False
+        self.reset.call_async(Trigger.Request())
 
     def current(self) -> Fate | None:
         return next((f for f in reversed(self.fates) if f.kind == "record"), None)
@@ -171,7 +186,7 @@ class Recorder(ModemNode):
             response.success, response.message = False, "nothing to discard"
             return response
         if self.armed:  # its start event has not arrived: that episode will be dropped when it does
-            self.armed = False
+            self.armed = self.reset_pending = False
         else:
             fate.kind = "drop"
         self.state = "idle"
