@@ -60,20 +60,23 @@ METHODS: dict[str, dict[str, str]] = {
 }
 
 
+# Data that is some methods' difference, not the task's: only those methods get it (in any other method's
+# replay, "modem" would no longer be MoDem from its demos), and they are refused without it.
+METHOD_DATA = {
+    "vid2act_teachers": (lambda m: "vid2act" in m, "teachers from `modem-ros pretrain-sources`"),
+    "offline_dirs": (lambda m: int(METHODS[m].get("offline_steps", "0")) > 0,
+                     "datasets from `modem-ros demos generate`"),
+}
+
+
 def method_config(task: str, preset: str | None, method: str, seed: int, overrides: dict[str, str]) -> ModemConfig:
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
-    if "vid2act" in method and not overrides.get("vid2act_teachers"):
-        raise ValueError(f"method {method} needs vid2act_teachers=... (teachers from `modem-ros pretrain-sources`)")
-    if "vid2act" not in method:  # the teachers are the vid2act methods' difference, not the task's
-        overrides = {k: v for k, v in overrides.items() if k != "vid2act_teachers"}
-    # The offline data is the offline methods' difference too: in any other method's replay, "modem" would
-    # no longer be MoDem from demos only.
-    offline = int(METHODS[method].get("offline_steps", "0")) > 0
-    if offline and not overrides.get("offline_dirs"):
-        raise ValueError(f"method {method} needs offline_dirs=... (datasets from `modem-ros demos generate`)")
-    if not offline:
-        overrides = {k: v for k, v in overrides.items() if k != "offline_dirs"}
+    for key, (takes, made_by) in METHOD_DATA.items():
+        if not takes(method):
+            overrides = {k: v for k, v in overrides.items() if k != key}
+        elif not overrides.get(key):
+            raise ValueError(f"method {method} needs {key}=... ({made_by})")
     return load_config(task, {**overrides, **METHODS[method], "seed": str(seed)}, preset=preset)
 
 

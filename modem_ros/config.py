@@ -215,12 +215,10 @@ class ModemConfig:
         if self.bc_reg_coef < 0 or self.bc_reg_steps < 0:
             raise ConfigError(f"config keys bc_reg_coef ({self.bc_reg_coef}) and bc_reg_steps ({self.bc_reg_steps}) "
                               "must be >= 0")
-        if self.q_ensemble == 1 or self.q_ensemble < 0 or self.q_ensemble_lambda < 0:
-            raise ConfigError(f"config keys q_ensemble ({self.q_ensemble}) must be 0 (off) or >= 2 heads and "
-                              f"q_ensemble_lambda ({self.q_ensemble_lambda}) >= 0")
-        if self.moto_ensemble == 1 or self.moto_ensemble < 0:
-            raise ConfigError(f"config key 'moto_ensemble' must be 0 (off) or >= 2 members, got {self.moto_ensemble}")
-        for name in ["moto_penalty", "moto_mve_horizon", "moto_mve_coef"]:
+        for name in ["moto_ensemble", "q_ensemble"]:  # an ensemble of one has no disagreement to measure
+            if getattr(self, name) == 1 or getattr(self, name) < 0:
+                raise ConfigError(f"config key '{name}' must be 0 (off) or >= 2 members, got {getattr(self, name)}")
+        for name in ["moto_penalty", "moto_mve_horizon", "moto_mve_coef", "q_ensemble_lambda"]:
             if getattr(self, name) < 0:
                 raise ConfigError(f"config key '{name}' must be >= 0, got {getattr(self, name)}")
         if self.moto_mve_horizon > 0 and self.moto_ensemble == 0:

@@ -31,7 +31,11 @@ class WeightsError(ValueError):
 def planner_state(agent_state: dict[str, Any]) -> dict[str, Any]:
     """The part of an agent's state dict acting needs: config (shapes), model, schedules' step, BC policy,
     the extensions' heads that change planning (MOTO's ensemble, the conservative Q ensemble)."""
-    keep = ("config", "model", "last_update_step", "bc_pi", "moto", "q_ensemble", "step", "episodes", "run_id")
+    from modem_ros.agent.conservative import ConservativeQ  # here: the nodes importing this module need no agent
+    from modem_ros.agent.moto import Moto
+
+    keep = ("config", "model", "last_update_step", "bc_pi", Moto.state_key, ConservativeQ.state_key, "step",
+            "episodes", "run_id")
     return {k: agent_state[k] for k in keep if k in agent_state}
 
 
