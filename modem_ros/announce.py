@@ -1,7 +1,8 @@
 """The trainer's checkpoint announcements on modem/checkpoint, and loading what they point to.
 
-An announcement is JSON {"path", "version", "step", "episodes", "run_id"}; the file it names carries the
-same run_id and its episode count (= version). Anything on the topic is untrusted: a malformed message,
+An announcement is JSON {"path", "version", "step", "episodes", "run_id"}, and with several actors
+"actors": {actor: episodes of it trained on}; the file it names carries the same run_id and its episode
+count (= version). Anything on the topic is untrusted: a malformed message,
 another run's announcement, a file that does not load, or a version the file does not confirm is
 refused with one line, so one bad message can neither stop the planner nor pin it to foreign weights.
 """
@@ -28,6 +29,27 @@ class Announcement:
     step: int
     episodes: int
     run_id: str
+    actors: dict[str, int] | None = None  # several actors: each one's episodes the weights were trained on
+
+
+MAX_ACTORS = 64
+
+
+def parse_actor_counts(value: Any) -> dict[str, int] | None:
+    """The optional per-actor episode counts of an announcement or weights header (None: one actor)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or len(value) > MAX_ACTORS or not all(
+            isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 0
+            for k, v in value.items()):
+        raise AnnouncementError(f"'actors' must map at most {MAX_ACTORS} actor names to episode counts >= 0, "
+                                f"got {str(value)[:80]!r}")
+    return dict(value)
+
+
+def trained_episodes(actors: dict[str, int] | None, actor: str, episodes: int) -> int:
+    """Episodes of `actor` the weights were trained on: its count, or all episodes with one actor."""
+    return episodes if actors is None else actors.get(actor, 0)
 
 
 def new_run_id() -> str:
@@ -49,9 +71,12 @@ def run_id_of(run_dir: Path) -> str:
     return run_id
 
 
-def announcement(path: Path, version: int, step: int, episodes: int, run_id: str) -> str:
-    return json.dumps({"path": str(path), "version": version, "step": step, "episodes": episodes,
-                       "run_id": run_id})
+def announcement(path: Path, version: int, step: int, episodes: int, run_id: str,
+                 actors: dict[str, int] | None = None) -> str:
+    data = {"path": str(path), "version": version, "step": step, "episodes": episodes, "run_id": run_id}
+    if actors is not None:
+        data["actors"] = actors
+    return json.dumps(data)
 
 
 def parse_announcement(text: str) -> Announcement:
@@ -70,7 +95,7 @@ def parse_announcement(text: str) -> Announcement:
             raise AnnouncementError(f"'{key}' must be {kind.__name__}, got {data[key]!r}")
         if kind is int and data[key] < 0:
             raise AnnouncementError(f"'{key}' must be >= 0, got {data[key]}")
-    return Announcement(**{k: data[k] for k in fields})
+    return Announcement(**{k: data[k] for k in fields}, actors=parse_actor_counts(data.get("actors")))
 
 
 def load_announced(path: str | Path, device: torch.device | str, run_id: str = "",

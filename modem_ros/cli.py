@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 from modem_ros import topics
@@ -71,6 +72,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
             result = run_graph_bench(cfg, args.episodes)
             table = format_graph_table(result)
+        elif args.what == "weights":
+            from modem_ros.bench_weights import format_weights_line, run_weights_bench
+
+            result = run_weights_bench(cfg, args.repeats)
+            table = format_weights_line(result)
+        elif args.what == "actors":
+            from modem_ros.bench_actors import format_actors_table, run_actors_bench
+
+            counts = [int(n) for n in args.actors.split(",")]
+            workdir = Path(args.runs_root) / f"actors-{time.strftime('%Y%m%d-%H%M%S')}"
+            result = run_actors_bench(cfg, counts, args.steps or cfg.train_steps, workdir)
+            table = format_actors_table(result)
         else:
             result = bench.run_bench(args.what, cfg, resolve_device(cfg.device), args.repeats, args.warmup)
             table = bench.format_table(result)
@@ -336,11 +349,14 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(func=cmd_info)
 
     bench = sub.add_parser("bench", help="latency, FLOPs and matmul ratio of planning or an update")
-    bench.add_argument("what", choices=["plan", "update", "budgets", "env", "graph", "learn"],
+    bench.add_argument("what", choices=["plan", "update", "budgets", "env", "graph", "learn", "actors",
+                                                "weights"],
                        help="plan / update: latency and FLOPs; budgets: return vs planning budget of a "
                             "checkpoint; env: agent steps/s of the task's adapter with rendering; graph: "
                             "ROS graph vs plain loop per env step, and observation -> action round trip; "
-                            "learn: learning curves of MoDem and baselines over seeds (resumable)")
+                            "learn: learning curves of MoDem and baselines over seeds (resumable); actors: "
+                            "train_sim with 1, 2, 4 ... sim actors to one step count; weights: checkpoint -> "
+                            "planner swap over DDS")
     common(bench)
     bench.add_argument("--img-size", type=int, default=None)
     bench.add_argument("--device", default=None, help="cpu, cuda or auto")
@@ -362,7 +378,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--merge", nargs="+", default=None, metavar="JSON",
                        help="learn: merge result files of one task and preset (seeds run apart) into --out")
     bench.add_argument("--methods", default="modem,bc,tdmpc", help="learn: comma-separated methods")
-    bench.add_argument("--runs-root", default="runs/bench-learn", help="learn: where each run's directory goes")
+    bench.add_argument("--runs-root", default="runs/bench-learn",
+                       help="learn, actors: where each run's directory goes")
+    bench.add_argument("--actors", default="1,2,4", help="actors: comma-separated actor counts")
+    bench.add_argument("--steps", type=int, default=0, help="actors: agent steps per run (0: the preset's)")
     bench.set_defaults(func=cmd_bench)
 
     demos = sub.add_parser("demos", help="generate or inspect demonstration bags (rosbag2 + MCAP)")

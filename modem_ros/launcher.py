@@ -26,12 +26,14 @@ import yaml
 from modem_ros.announce import run_id_of
 from modem_ros.config import ConfigError, load_node_config
 from modem_ros.graph import (
+    ACTORS_ARGUMENT,
     MODE_ARGUMENT,
     NODES_ARGUMENT,
     PARAMS_FILE_ARGUMENT,
     Argument,
     LaunchSpec,
     NodeSpec,
+    actor_copies,
     launch_spec,
 )
 from modem_ros.paths import config_dir, default_dataset_dir, default_run_dir
@@ -212,8 +214,53 @@ def refuse_shared_domain(names: list[str], env: dict[str, str]) -> None:
                           f"another domain, e.g. ROS_DOMAIN_ID={other} modem-ros launch ...")
 
 
-def node_command(module: str, name: str, params_file: Path, remaps=()) -> list[str]:
+@dataclass(frozen=True)
+class Process:
+    """One node process of a launch: a graph node, or one actor's copy of it."""
+
+    node: NodeSpec
+    namespace: str = ""
+    remaps: tuple[tuple[str, str], ...] = ()
+    params: dict[str, Any] | None = None
+
+    @property
+    def label(self) -> str:  # output prefix and log file name
+        return f"{self.namespace}.{self.node.name}" if self.namespace else self.node.name
+
+    @property
+    def section(self) -> str:  # its key in the parameter file: the fully qualified name inside a namespace
+        return f"/{self.namespace}/{self.node.name}" if self.namespace else self.node.name
+
+
+def actor_count(spec: LaunchSpec, params: dict[str, dict]) -> int:
+    if not spec.actor_nodes:
+        return 1
+    actors = params["trainer"].get(ACTORS_ARGUMENT, 1)
+    if isinstance(actors, bool) or not isinstance(actors, int) or not 1 <= actors <= 64:
+        raise ConfigError(f"{ACTORS_ARGUMENT}:={actors!r} must be an integer from 1 to 64")
+    return actors
+
+
+def processes(spec: LaunchSpec, nodes: list[NodeSpec], params: dict[str, dict]) -> list[Process]:
+    """The processes to start: each node once, an actor node once per actor (its namespace, its seed)."""
+    actors = actor_count(spec, params)
+    out = []
+    for node in nodes:
+        if node.name not in spec.actor_nodes:
+            out.append(Process(node, "", node.remaps, params[node.name]))
+            continue
+        for copy in actor_copies(node, actors):
+            own = dict(params[node.name])
+            if copy.seed_offset and "seed" in own:
+                own["seed"] = int(own["seed"]) + copy.seed_offset
+            out.append(Process(node, copy.namespace, copy.remaps, own))
+    return out
+
+
+def node_command(module: str, name: str, params_file: Path, remaps=(), namespace: str = "") -> list[str]:
     command = [sys.executable, "-m", module, "--ros-args", "-r", f"__node:={name}", "--params-file", str(params_file)]
+    if namespace:
+        command += ["-r", f"__ns:=/{namespace}"]
     for src, dst in remaps:
         command += ["-r", f"{src}:={dst}"]
     return command
@@ -265,16 +312,18 @@ def launch(name: str, items: list[str], out=sys.stdout) -> int:
         params["trainer"]["run_id"] = run_id_of(Path(params["trainer"]["run_dir"]))
         if "planner" in wanted:
             params["planner"]["run_id"] = params["trainer"]["run_id"]
+    procs = processes(spec, nodes, params)
     launch_dir.mkdir(parents=True, exist_ok=True)
     params_file = launch_dir / f"{name}.params.yaml"  # the exact parameters of this run, a snapshot
-    params_file.write_text(yaml.safe_dump({n: {"ros__parameters": p} for n, p in params.items() if n in wanted},
+    params_file.write_text(yaml.safe_dump({p.section: {"ros__parameters": p.params} for p in procs},
                                           sort_keys=False))
     env = ros_environment()
     refuse_shared_domain(wanted, env)
     if sys.stdin.isatty():  # nodes run in their own sessions: tell the teleop node which terminal is ours
         env.setdefault("MODEM_ROS_TTY", os.ttyname(sys.stdin.fileno()))
     supervisor = Supervisor(log_dir=launch_dir, out=out)
-    out.write(f"[launch] {name}: {', '.join(wanted)}; parameters {params_file}; "
+    supervisor.width = max(10, *(len(p.label) for p in procs))
+    out.write(f"[launch] {name}: {', '.join(p.label for p in procs)}; parameters {params_file}; "
               f"ROS_DOMAIN_ID={env.get('ROS_DOMAIN_ID', '0')} discovery {env['ROS_AUTOMATIC_DISCOVERY_RANGE']}\n")
     out.flush()
     # Ctrl-C and SIGTERM both stop the graph (SIGINT set explicitly: a background start may inherit it ignored)
@@ -282,8 +331,9 @@ def launch(name: str, items: list[str], out=sys.stdout) -> int:
     previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     code = 0
     try:
-        for node in nodes:
-            supervisor.start(node.name, node_command(node.module, node.name, params_file, node.remaps), env)
+        for proc in procs:
+            supervisor.start(proc.label, node_command(proc.node.module, proc.node.name, params_file, proc.remaps,
+                                                      proc.namespace), env)
         ended, code = supervisor.wait()
         if ended == spec.main_node and code == 0:
             out.write(f"[launch] {ended} finished; stopping the others\n")

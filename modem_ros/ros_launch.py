@@ -5,14 +5,17 @@ the same nodes, the same parameter file, the same arguments onto the same parame
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
-from modem_ros.graph import MODE_ARGUMENT, launch_spec
+import yaml
+
+from modem_ros.graph import ACTORS_ARGUMENT, MODE_ARGUMENT, actor_copies, launch_spec
 from modem_ros.paths import config_dir
 
 
 def build(name: str):
     from launch import LaunchDescription
-    from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
+    from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
     from launch.conditions import IfCondition
     from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PythonExpression
     from launch_ros.actions import Node
@@ -20,6 +23,7 @@ def build(name: str):
 
     spec = launch_spec(name)
     params_file = str(config_dir() / spec.params_file)
+    file_params = yaml.safe_load(Path(params_file).read_text()) or {}
     actions = [
         # as `modem-ros launch`: discovery on this host unless the user set it, large-image Fast DDS profile
         SetEnvironmentVariable("ROS_AUTOMATIC_DISCOVERY_RANGE",
@@ -34,15 +38,38 @@ def build(name: str):
         actions.append(DeclareLaunchArgument(MODE_ARGUMENT, default_value=spec.modes[0],
                                              choices=list(spec.modes),
                                              description=f"Bridges: {' | '.join(spec.modes)}."))
-    for node in spec.nodes:
+    def node_action(node, namespace: str = "", remaps=None, seed_offset: int = 0, context=None):
         overrides = {target.partition(".")[2]: ParameterValue(LaunchConfiguration(arg), value_type=a.kind)
                      for arg, a in spec.arguments.items() for target in a.targets
                      if target.partition(".")[0] == node.name}
+        if seed_offset:  # actor i of several: its own seed (resets, sampling), as `modem-ros launch` gives it
+            overrides["seed"] = int(LaunchConfiguration("seed").perform(context)) + seed_offset
         # a mode-specific node (a sim or hardware bridge) starts only in its modes, as `modem-ros launch` does
         in_mode = ["'", LaunchConfiguration(MODE_ARGUMENT), f"' in {list(node.modes)}"]
         condition = IfCondition(PythonExpression(in_mode)) if node.modes else None
         # `python -m module`: the same entry point as the pip launcher, no lib/<package> scripts needed
-        actions.append(Node(executable=sys.executable, arguments=["-m", node.module], name=node.name,
-                            parameters=[params_file, dict(node.params), overrides], remappings=list(node.remaps),
-                            output="screen", emulate_tty=True, condition=condition))
+        # a params file's section "planner" names /planner only: an actor's copy gets its section as a dict
+        own = params_file if not namespace else {
+            **file_params.get("/**", {}).get("ros__parameters", {}),
+            **file_params.get(node.name, {}).get("ros__parameters", {})}
+        return Node(executable=sys.executable, arguments=["-m", node.module], name=node.name,
+                    parameters=[own, dict(node.params), overrides],
+                    remappings=list(node.remaps if remaps is None else remaps), output="screen", emulate_tty=True,
+                    condition=condition, **({"namespace": namespace} if namespace else {}))
+
+    def actor_actions(context):
+        """actors:=N: each actor node once per actor (graph.actor_copies), known only at launch time."""
+        actors = max(1, int(LaunchConfiguration(ACTORS_ARGUMENT).perform(context)))
+        out = []
+        for i in range(actors):  # actor by actor: bridge, camera, planner
+            for node in (n for n in spec.nodes if n.name in spec.actor_nodes):
+                copy = actor_copies(node, actors)[i]
+                out.append(node_action(node, copy.namespace, copy.remaps, copy.seed_offset, context))
+        return out
+
+    for node in spec.nodes:
+        if node.name not in spec.actor_nodes:
+            actions.append(node_action(node))
+        elif node.name == spec.actor_nodes[0]:
+            actions.append(OpaqueFunction(function=actor_actions))
     return LaunchDescription(actions)

@@ -309,11 +309,15 @@ class Trainer:
             self.intervened_steps += sum(episode.intervention)
             metrics.update(intervention_rate=episode.intervention_rate, intervention_steps_kept=kept)
         if began >= cfg.seed_steps:
+            updating = time.perf_counter()
             if not self._model_pretrained:  # after the first planned episode: pretrain model, reward, critic
                 metrics.update(self.update(cfg.seed_steps, began, checkpoint_every=self._burst_checkpoint_every()))
+                metrics["updates"] = cfg.seed_steps
                 self._model_pretrained = True
             else:
                 metrics.update(self.update(len(episode), began))
+                metrics["updates"] = len(episode)
+            metrics["update_seconds"] = time.perf_counter() - updating  # the trainer's update rate, measured
         metrics["seconds"] = seconds + time.perf_counter() - start
         self.logger.log("train", self.step, metrics)
         if self.env_step >= self._next_eval:

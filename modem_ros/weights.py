@@ -3,8 +3,9 @@ and reassembled, integrity-checked, on the other side. No ROS here (the nodes ca
 modem/weights as std_msgs/UInt8MultiArray, the header JSON in the layout's first dimension label), so a
 trainer on a GPU box and a planner beside the robot need no shared disk.
 
-Header: {"run_id", "version", "step", "episodes", "chunk", "chunks", "size", "sha256", "sent"}; the
-SHA-256 covers the whole payload (a torch.save of tensors only, loaded with weights_only=True).
+Header: {"run_id", "version", "step", "episodes", "chunk", "chunks", "size", "sha256", "sent"}, and with
+several actors "actors" (announce.py: each actor's episodes trained on); the SHA-256 covers the whole
+payload (a torch.save of tensors only, loaded with weights_only=True).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+
+from modem_ros.announce import AnnouncementError, parse_actor_counts
 
 CHUNK_BYTES = 1 << 20          # 1 MiB per message: below the shared-memory profile's 4 MiB limit
 MAX_CHUNKS = 256               # keep-last depth of the transient-local topic: a late planner gets a whole set
@@ -40,7 +43,7 @@ def planner_state(agent_state: dict[str, Any]) -> dict[str, Any]:
 
 
 def pack(state: dict[str, Any], run_id: str, version: int, step: int, episodes: int,
-         chunk_bytes: int = CHUNK_BYTES) -> list[tuple[dict[str, Any], bytes]]:
+         chunk_bytes: int = CHUNK_BYTES, actors: dict[str, int] | None = None) -> list[tuple[dict[str, Any], bytes]]:
     buffer = io.BytesIO()
     torch.save({**state, "run_id": run_id, "episodes": episodes, "step": step}, buffer)
     payload = buffer.getvalue()
@@ -48,8 +51,9 @@ def pack(state: dict[str, Any], run_id: str, version: int, step: int, episodes: 
     if len(chunks) > MAX_CHUNKS:
         raise WeightsError(f"{len(payload)} bytes need {len(chunks)} chunks, more than {MAX_CHUNKS}")
     digest, sent = hashlib.sha256(payload).hexdigest(), time.time()
+    extra = {} if actors is None else {"actors": actors}
     return [({"run_id": run_id, "version": version, "step": step, "episodes": episodes, "chunk": i,
-              "chunks": len(chunks), "size": len(payload), "sha256": digest, "sent": sent}, data)
+              "chunks": len(chunks), "size": len(payload), "sha256": digest, "sent": sent, **extra}, data)
             for i, data in enumerate(chunks)]
 
 
@@ -66,6 +70,10 @@ def parse_header(text: str) -> dict[str, Any]:
             raise WeightsError(f"chunk header '{key}' must be {kind.__name__}, got {value!r}")
     if not 0 <= header["chunk"] < header["chunks"] <= MAX_CHUNKS or header["version"] < 0:
         raise WeightsError(f"chunk {header['chunk']} of {header['chunks']} (version {header['version']}) is impossible")
+    try:
+        parse_actor_counts(header.get("actors"))
+    except AnnouncementError as err:
+        raise WeightsError(f"chunk header: {err}") from None
     return header
 
 

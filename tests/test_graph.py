@@ -282,3 +282,29 @@ def test_camera_node_turns_full_size_best_effort_frames_into_agent_images(graph_
         camera.send_signal(signal.SIGINT)
         assert camera.wait(timeout=15) == 0
 
+
+
+def bridge_returns(launch: Launch, actor: str) -> list[float]:
+    """The returns `actor`'s sim bridge logged, episode by episode."""
+    return [float(line.split(": return ")[1].split()[0]) for line in launch.output
+            if line.startswith(f"[{actor}.sim_bridge]") and ": return " in line]
+
+
+def test_two_actors_feed_one_trainer_and_their_episodes_never_mix(graph_home):
+    launch = train(graph_home, "two_actors", "actors:=2", "steps:=80")
+    run_dir = graph_home / "two_actors"
+    bags = [read_episode(p, 2) for p in sorted((run_dir / "episodes").iterdir())]
+    by_actor = {actor: [b.episode for b in bags if b.meta.get("actor") == actor] for actor in ("actor_0", "actor_1")}
+    assert len(bags) == 4 and all(by_actor.values()), {a: len(e) for a, e in by_actor.items()}
+    for actor, episodes in by_actor.items():  # each stored episode is its own bridge's, in its order
+        logged = bridge_returns(launch, actor)
+        np.testing.assert_allclose([e.total_reward for e in episodes], logged[:len(episodes)], atol=0.011)
+    # each actor resets with its own seed: their first episodes start apart
+    assert not np.array_equal(by_actor["actor_0"][0].state[0], by_actor["actor_1"][0].state[0])
+    assert [r["step"] for r in records(run_dir, "train")] == [20, 40, 60, 80]  # one update per step collected
+    actor_records = records(run_dir, "actor")
+    assert {r["actor"] for r in actor_records} == {"actor_0", "actor_1"}
+    assert all(r[f"{r['actor']}/env_steps_per_s"] > 0 for r in actor_records)
+    # both planners followed the one trainer's weights (shared topic outside their namespaces)
+    for actor in by_actor:
+        assert any(line.startswith(f"[{actor}.planner]") and "loaded weights v" in line for line in launch.output)

@@ -35,7 +35,8 @@ class Recorded:
 
 @pytest.fixture
 def fake_launch(monkeypatch):
-    kinds = {"launch": ["LaunchDescription"], "launch.actions": ["DeclareLaunchArgument", "SetEnvironmentVariable"],
+    kinds = {"launch": ["LaunchDescription"],
+             "launch.actions": ["DeclareLaunchArgument", "OpaqueFunction", "SetEnvironmentVariable"],
              "launch.conditions": ["IfCondition"],
              "launch.substitutions": ["LaunchConfiguration", "EnvironmentVariable", "PythonExpression"],
              "launch_ros": [],
@@ -45,6 +46,22 @@ def fake_launch(monkeypatch):
         for name in classes:
             setattr(module, name, type(name, (Recorded,), {}))
         monkeypatch.setitem(sys.modules, module_name, module)
+    # a launch configuration's value at launch time: the FAKE context is a dict of argument values
+    sys.modules["launch.substitutions"].LaunchConfiguration.perform = lambda self, context: context[self.args[0]]
+
+
+def built_actions(name: str, **values: str) -> list:
+    """The launch file's actions, its OpaqueFunctions run with the arguments' defaults and `values`."""
+    path = LAUNCH_DIR / f"{name}.launch.py"
+    spec_ = importlib.util.spec_from_file_location(f"{name}_launch", path)
+    module = importlib.util.module_from_spec(spec_)
+    spec_.loader.exec_module(module)
+    context = {arg: a.default for arg, a in LAUNCHES[name].arguments.items()} | values
+    actions = []
+    for action in module.generate_launch_description().args[0]:
+        is_opaque = type(action).__name__ == "OpaqueFunction"
+        actions += action.kwargs["function"](context) if is_opaque else [action]
+    return actions
 
 
 def declared_parameters(node: str) -> set[str]:
@@ -71,10 +88,7 @@ def test_launch_file_builds_the_graph_of_graph_py(name, fake_launch):
     calls = [c for c in ast.walk(ast.parse(path.read_text())) if isinstance(c, ast.Call)
              and getattr(c.func, "id", "") == "build"]
     assert [c.args[0].value for c in calls] == [name]  # one build() of its own launch, nothing added
-    spec_ = importlib.util.spec_from_file_location(f"{name}_launch", path)
-    module = importlib.util.module_from_spec(spec_)
-    spec_.loader.exec_module(module)
-    actions = module.generate_launch_description().args[0]
+    actions = built_actions(name)
     spec = LAUNCHES[name]
     declared = {a.args[0]: a.kwargs["default_value"] for a in actions if type(a).__name__ == "DeclareLaunchArgument"}
     modes = {MODE_ARGUMENT: spec.modes[0]} if spec.modes else {}
@@ -96,6 +110,30 @@ def test_launch_file_builds_the_graph_of_graph_py(name, fake_launch):
                     if t.partition(".")[0] == node.name}
         assert {p: v.args[0].args[0] for p, v in overrides.items()} == expected
         assert set(expected) <= declared_parameters(node.name), node.name
+
+
+def test_actors_argument_starts_each_actor_node_once_per_namespace_with_its_seed(fake_launch):
+    actions = built_actions("train_sim", actors="3", seed="7")
+    nodes = [a for a in actions if type(a).__name__ == "Node"]
+    actor_nodes = LAUNCHES["train_sim"].actor_nodes
+    assert [(n.kwargs.get("namespace", ""), n.kwargs["name"]) for n in nodes] == [
+        *((f"actor_{i}", name) for i in range(3) for name in actor_nodes), ("", "trainer")]
+    file_params = yaml.safe_load((share_dir() / "config" / "train_sim.yaml").read_text())
+    for node in nodes[:-1]:
+        i = int(node.kwargs["namespace"].removeprefix("actor_"))
+        own, _, overrides = node.kwargs["parameters"]
+        # the file's section as a dict (its key names the node outside any namespace)
+        assert own == {**file_params["/**"]["ros__parameters"],
+                       **file_params[node.kwargs["name"]]["ros__parameters"]}
+        if i:
+            assert overrides["seed"] == 7 + i
+        else:
+            assert overrides["seed"].args[0].args[0] == "seed"  # actor 0 keeps the launch's seed
+        remaps = dict(node.kwargs["remappings"])
+        assert remaps["/clock"] == f"/actor_{i}/clock"  # each actor's bridge is its own sim clock
+        assert remaps["modem/weights"] == "/modem/weights" and remaps["modem/checkpoint"] == "/modem/checkpoint"
+    # the trainer is told how many actors to read
+    assert nodes[-1].kwargs["parameters"][2]["actors"].args[0].args[0] == "actors"
 
 
 @pytest.mark.parametrize("name", sorted(LAUNCHES))

@@ -8,7 +8,7 @@ import pytest
 from modem_ros.config import ConfigError
 from modem_ros.data.stream import EpisodeAssembler, StreamError
 from modem_ros.graph import LAUNCHES
-from modem_ros.launcher import node_parameters, parse_arguments, prepare
+from modem_ros.launcher import node_parameters, parse_arguments, prepare, processes
 
 
 def test_streams_arriving_interleaved_in_any_order_pair_into_the_same_episodes():
@@ -91,3 +91,20 @@ def test_each_mode_starts_its_own_nodes_with_the_modes_fixed_parameters(tmp_path
         prepare("record_demos", ["mode:=hardware", "robot_ip:=10.0.0.2"])
     with pytest.raises(ConfigError, match="mode:=robot is not one of sim, hardware"):
         prepare("record_demos", ["mode:=robot"])
+
+
+def test_actors_start_actor_nodes_per_namespace_with_own_seeds_and_one_trainer(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    spec, nodes, params, _ = prepare("train_sim", ["actors:=2", "seed:=5", "nodes:=sim_bridge,planner,trainer"])
+    procs = processes(spec, nodes, params)
+    assert [p.section for p in procs] == ["/actor_0/sim_bridge", "/actor_1/sim_bridge", "/actor_0/planner",
+                                          "/actor_1/planner", "trainer"]
+    assert [p.params["seed"] for p in procs] == [5, 6, 5, 6, 5]
+    assert params["trainer"]["actors"] == 2
+    planner = procs[3]
+    assert planner.label == "actor_1.planner" and planner.namespace == "actor_1"
+    assert ("/clock", "/actor_1/clock") in planner.remaps and ("modem/weights", "/modem/weights") in planner.remaps
+    one = processes(*prepare("train_sim", [])[:3])  # the plain graph: no namespaces, no remaps
+    assert [(p.section, p.remaps) for p in one] == [(n, ()) for n in ("sim_bridge", "camera", "planner", "trainer")]
+    with pytest.raises(ConfigError, match="actors:=0 must be an integer from 1 to 64"):
+        processes(*prepare("train_sim", ["actors:=0"])[:3])

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 
 import pytest
 import torch
 
 from modem_ros.agent.modem import ModemAgent
+from modem_ros.announce import AnnouncementError, announcement, parse_announcement, trained_episodes
 from modem_ros.weights import WeightsAssembler, WeightsError, pack, parse_header, planner_state
 from tests.conftest import small_config
 
@@ -55,7 +57,23 @@ def test_corrupt_foreign_or_inconsistent_chunks_are_refused(agent):
         mixed.add({**chunks[2][0], "sha256": "f" * 64}, chunks[2][1])
     for bad, reason in [("nope", "not JSON"), ("[]", "not a JSON object"),
                         (json.dumps({**header, "chunk": 9999}), "impossible"),
-                        (json.dumps({**header, "version": True}), "'version' must be int")]:
+                        (json.dumps({**header, "version": True}), "'version' must be int"),
+                        (json.dumps({**header, "actors": {"actor_0": -1}}), "'actors' must map"),
+                        (json.dumps({**header, "actors": ["actor_0"]}), "'actors' must map")]:
         with pytest.raises(WeightsError, match=reason):
             parse_header(bad)
 
+
+
+def test_several_actors_counts_travel_in_headers_and_announcements(agent):
+    counts = {"actor_0": 3, "actor_1": 2}
+    chunks = pack(planner_state(agent.state_dict()), "run-a", 5, 100, 5, actors=counts)
+    assert all(parse_header(json.dumps(h))["actors"] == counts for h, _ in chunks)
+    text = announcement(Path("/x.pt"), 5, 100, 5, "run-a", counts)
+    info = parse_announcement(text)
+    # each planner waits on its own actor's count; alone (no counts) on every episode
+    assert trained_episodes(info.actors, "actor_1", info.episodes) == 2
+    assert trained_episodes(info.actors, "actor_7", info.episodes) == 0  # no episode of it trained on yet
+    assert trained_episodes(None, "", 5) == 5
+    with pytest.raises(AnnouncementError, match="'actors' must map"):
+        parse_announcement(json.dumps({**json.loads(text), "actors": {"actor_0": "3"}}))

@@ -2,8 +2,10 @@
 
 Weights come from a checkpoint file (deploy, eval) or from the trainer's announcements on
 modem/checkpoint, hot-reloaded between actions. In sim training (`sync_weights`) episode i starts only
-once weights of version >= i are loaded: the reference's collect-then-update order, so the graph
-trains exactly like the plain loop. Reports act() latency statistics.
+once weights trained on episodes 0..i-1 are loaded: the reference's collect-then-update order, so the
+graph trains exactly like the plain loop. As one of several actors (namespace actor_<i>) it counts its own
+episodes against the trainer's per-actor counts, and takes the trainer's step (all actors' steps) for
+the schedules at each episode start. Reports act() latency statistics.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from std_msgs.msg import Float32MultiArray, String, UInt8MultiArray
 
 from modem_ros import topics
 from modem_ros.agent.modem import ModemAgent
-from modem_ros.announce import AnnouncementError, load_announced, parse_announcement
+from modem_ros.announce import AnnouncementError, load_announced, parse_announcement, trained_episodes
 from modem_ros.envs.base import FrameStack
 from modem_ros.nodes.common import (
     LATCHED,
@@ -71,6 +73,9 @@ class Planner(ModemNode):
         self.step = 0          # agent steps so far
         self.episode_step = 0  # agent step the current episode began at (seeding, horizon: reference)
         self.version = -1      # weights version loaded; -1 = none yet
+        self.actor = self.get_namespace().strip("/")  # "" in the single-actor graph
+        self.trained = 0       # this actor's episodes the loaded weights were trained on
+        self.trainer_step = 0  # the trainer's step (every actor's steps) when it sent the loaded weights
         self.latencies: list[tuple[float, float]] = []  # (observation -> action, act() alone), seconds
         qos = self.stream_qos(reliable)
         self.action_pub = self.create_publisher(Float32MultiArray, topics.ACTION, STREAM if reliable else 10)
@@ -89,7 +94,8 @@ class Planner(ModemNode):
                                f"{'acting with ' + self.checkpoint if self.checkpoint else 'waiting for a checkpoint'}")
 
     # ------------------------------------------------------------------ weights
-    def load(self, path: str, version: int, step: int, episodes: int, run_id: str = "") -> bool:
+    def load(self, path: str, version: int, step: int, episodes: int, run_id: str = "",
+             actors: dict[str, int] | None = None) -> bool:
         """Load weights between actions; on any failure log one line and keep acting on what we had."""
         start = time.perf_counter()
         try:
@@ -99,12 +105,18 @@ class Planner(ModemNode):
             self.get_logger().error(f"checkpoint {path} not loaded ({err}); acting on weights "
                                     f"v{self.version}" + (" (none yet)" if self.version < 0 else ""))
             return False
-        if self.version < 0:  # a checkpoint file carries its step: the schedules continue from there
-            self.step, self.episode = step or int(state.get("step", 0)), episodes
-        self.version = version
+        self.adopt(version, step or int(state.get("step", 0)), episodes, actors)
         self.get_logger().info(f"loaded weights v{version} (step {step}) from {path} in "
                                f"{time.perf_counter() - start:.2f} s")
         return True
+
+    def adopt(self, version: int, step: int, episodes: int, actors: dict[str, int] | None) -> None:
+        """Loaded weights of `version`: what they were trained on. The first load (a resumed run) also
+        sets where this actor's episode count and the schedules' step continue from."""
+        self.trained, self.trainer_step = trained_episodes(actors, self.actor, episodes), step
+        if self.version < 0:
+            self.step, self.episode = step, self.trained
+        self.version = version
 
     def on_weights(self, msg: UInt8MultiArray) -> None:
         """A chunk of the trainer's weights; a complete, verified set of this run is swapped in between
@@ -129,12 +141,10 @@ class Planner(ModemNode):
             self.get_logger().error(f"{topics.WEIGHTS}: weights v{header['version']} not loaded ({err}); acting on "
                                     f"v{self.version}")
             return
-        if self.version < 0:
-            self.step, self.episode = header["step"], header["episodes"]
+        self.adopt(header["version"], header["step"], header["episodes"], header.get("actors"))
         if not self.run_id:
             self.run_id = header["run_id"]
             self.get_logger().info(f"following the trainer of run {self.run_id!r}")
-        self.version = header["version"]
         self.get_logger().info(f"loaded weights v{self.version} (step {header['step']}) over DDS, "
                                f"{1000 * (time.time() - header['sent']):.0f} ms after the trainer sent them")
         self.try_act()
@@ -151,7 +161,7 @@ class Planner(ModemNode):
             return
         if info.version <= self.version:
             return
-        if self.load(info.path, info.version, info.step, info.episodes, info.run_id) and not self.run_id:
+        if self.load(info.path, info.version, info.step, info.episodes, info.run_id, info.actors) and not self.run_id:
             self.run_id = info.run_id
             self.get_logger().info(f"following the trainer of run {self.run_id!r}")
         self.try_act()
@@ -183,16 +193,16 @@ class Planner(ModemNode):
 
     def try_act(self) -> None:
         while self.frames and self.states and self.version >= 0:
-            if self.t == 0 and self.sync and self.version < self.episode:
-                return  # the trainer has not finished with the previous episode yet
+            if self.t == 0 and self.sync and self.trained < self.episode:
+                return  # the trainer has not finished with this actor's previous episode yet
             (frame, received), state = self.frames.popleft(), self.states.popleft()
             rgb = self.stack.observe(frame, first=self.t == 0)
             if self.t == self.cfg.episode_length:  # final observation: the bridge resets next
                 self.t, self.episode = 0, self.episode + 1
                 continue
             start = time.perf_counter()
-            if self.t == 0:
-                self.episode_step = self.step
+            if self.t == 0:  # other actors' steps count too (the trainer's step); alone, the two are equal
+                self.step = self.episode_step = max(self.step, self.trainer_step)
             action = self.agent.act({"rgb": rgb, "state": state}, self.episode_step, eval_mode=self.eval_mode,
                                     t0=self.t == 0)
             if not np.all(np.isfinite(action)):

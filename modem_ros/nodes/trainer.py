@@ -5,6 +5,10 @@ Behaviour cloning on the demos, then, episode by episode as they arrive on the g
 checkpoint. After each episode the weights are written atomically to checkpoints/latest.pt and
 announced on modem/checkpoint. The schedule is the library Trainer's, line for line. Restarted on the
 same run_dir, it resumes from latest.pt and the episodes stored up to it.
+
+With `actors:=N` it reads N actor graphs (namespaces actor_0..), one assembler each, so their episodes
+never mix; episodes are trained on in the order they complete, at one update per agent step collected
+(the reference's update-to-data ratio), and announcements carry each actor's trained episode count.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import rclpy
+from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 from std_msgs.msg import Bool, Float32, Float32MultiArray, MultiArrayDimension, String, UInt8MultiArray
 
@@ -25,6 +30,7 @@ from modem_ros.announce import announcement, run_id_of
 from modem_ros.data.demos import DemoError, episode_dirs, read_episode, write_episode
 from modem_ros.data.episode import Episode
 from modem_ros.data.stream import EpisodeAssembler, StreamError
+from modem_ros.graph import actor_name, actor_topic
 from modem_ros.nodes.common import LATCHED, STREAM, WEIGHTS, ModemNode, NodeSetupError, image_array, run_node
 from modem_ros.paths import default_run_dir
 from modem_ros.run import RunDirInUse, build_trainer, ensure_demos
@@ -49,6 +55,13 @@ class TrainerNode(ModemNode):
                                           "path announcement on modem/checkpoint is sent either way.")
         run_id = self.param("run_id", "", "Run identity put in every checkpoint and announcement (the "
                             "launcher sets it); empty = the one stored in run_dir/run_id, created on first use.")
+        actors = self.param("actors", 1, "Actor graphs feeding this trainer: 1 = the graph's plain topics; N > 1 = "
+                            "namespaces actor_0 .. actor_<N-1> (launch train_sim actors:=N).")
+        if not 1 <= actors <= 64:
+            raise NodeSetupError(f"parameter actors is {actors}: expected 1 to 64")
+        self.actors = [actor_name(i, actors) for i in range(actors)]
+        if actors > 1 and self.get_parameter("use_sim_time").value:  # each actor has its own /clock
+            self.set_parameters([Parameter("use_sim_time", value=False)])
         self.run_dir = Path(run_dir) if run_dir else default_run_dir(cfg.task)
         cfg = replace(cfg, device=device, demo_dir=demo_dir or cfg.demo_dir, train_steps=steps or cfg.train_steps)
         try:
@@ -64,24 +77,40 @@ class TrainerNode(ModemNode):
         self.trainer.run_id = stored_id
         self.cfg = cfg
         self.episode_dir = self.run_dir / "episodes"
+        self.trained = dict.fromkeys(self.actors, 0)  # per actor: its episodes trained on
+        self.actor_steps = dict.fromkeys(self.actors, 0)  # per actor: agent steps collected since this start
         latest = self.run_dir / "checkpoints" / "latest.pt"
         if resume and latest.exists():
             self.resume(latest)
-        self.assembler = EpisodeAssembler(cfg.frame_stack, cfg.episode_length, cfg.state_dim, cfg.action_dim,
-                                          interventions=True)
         self.ckpt_pub = self.create_publisher(String, topics.CHECKPOINT, LATCHED)
         self.weights_pub = self.create_publisher(UInt8MultiArray, topics.WEIGHTS, WEIGHTS)
-        self.create_subscription(Image, topics.IMAGE, self.on_image, STREAM)
-        self.create_subscription(Float32MultiArray, topics.STATE, self.on_state, STREAM)
+        self.assemblers = {actor: self.subscribe_actor(actor) for actor in self.actors}
+        self.get_logger().info(f"run directory {self.run_dir.resolve()}"
+                               + (f"; {len(self.actors)} actors: {', '.join(self.actors)}" if actors > 1 else ""))
+
+    def subscribe_actor(self, actor: str) -> EpisodeAssembler:
+        """One actor's streams into an assembler of its own: its episodes never mix with another's."""
+        cfg = self.cfg
+        assembler = EpisodeAssembler(cfg.frame_stack, cfg.episode_length, cfg.state_dim, cfg.action_dim,
+                                     interventions=True)
+
+        def topic(name: str) -> str:
+            return actor_topic(actor, name)
+
+        self.create_subscription(Image, topic(topics.IMAGE), lambda m: self.on_image(assembler, m), STREAM)
+        self.create_subscription(Float32MultiArray, topic(topics.STATE),
+                                 lambda m: self.add(assembler.add_state, m, topic(topics.STATE)), STREAM)
         # what the bridge executed (after the safety layer's clipping, an operator's takeover; zeros for a
         # hold), one per step in both graphs: not what the planner asked for
-        self.create_subscription(Float32MultiArray, topics.APPLIED_ACTION, self.on_action, STREAM)
-        self.create_subscription(Float32, topics.REWARD, self.on_reward, STREAM)
-        self.create_subscription(Bool, topics.SUCCESS, lambda m: self.assembler.add_success(m.data), STREAM)
+        self.create_subscription(Float32MultiArray, topic(topics.APPLIED_ACTION),
+                                 lambda m: self.add(assembler.add_action, m, topic(topics.APPLIED_ACTION)), STREAM)
+        self.create_subscription(Float32, topic(topics.REWARD),
+                                 lambda m: self.add(assembler.add_reward, m.data, topic(topics.REWARD)), STREAM)
+        self.create_subscription(Bool, topic(topics.SUCCESS), lambda m: assembler.add_success(m.data), STREAM)
         # per step, whether an operator drove it (both bridges publish it, in order with the actions)
-        self.create_subscription(Bool, topics.INTERVENTION, lambda m: self.assembler.add_intervention(m.data),
+        self.create_subscription(Bool, topic(topics.INTERVENTION), lambda m: assembler.add_intervention(m.data),
                                  STREAM)
-        self.get_logger().info(f"run directory {self.run_dir.resolve()}")
+        return assembler
 
     def stored_episodes(self, count: int) -> list[Episode]:
         """The first `count` episodes of run_dir/episodes, which a checkpoint saved after them needs."""
@@ -91,7 +120,12 @@ class TrainerNode(ModemNode):
         if len(paths) < count:
             raise NodeSetupError(f"the checkpoint was saved after {count} episodes but {self.episode_dir} holds "
                                  f"{len(paths)}; cannot resume (start a new run_dir or resume:=false)")
-        return [read_episode(p, self.cfg.frame_stack).episode for p in paths[:count]]
+        bags = [read_episode(p, self.cfg.frame_stack) for p in paths[:count]]
+        for bag in bags:  # each actor's bridge and planner count on from its own episodes
+            actor = bag.meta.get("actor", "")
+            if actor in self.trained:
+                self.trained[actor] += 1
+        return [bag.episode for bag in bags]
 
     def resume(self, latest: Path) -> None:
         try:
@@ -101,27 +135,16 @@ class TrainerNode(ModemNode):
         self.get_logger().info(f"resumed at step {self.trainer.step} after {self.trainer.episodes} episodes")
 
     # -------------------------------------------------------------- streams
-    def on_image(self, msg: Image) -> None:
+    def on_image(self, assembler: EpisodeAssembler, msg: Image) -> None:
         try:
-            self.assembler.add_frame(image_array(msg, self.cfg.img_size).transpose(2, 0, 1))
+            assembler.add_frame(image_array(msg, self.cfg.img_size).transpose(2, 0, 1))
         except ValueError as err:
             self.get_logger().error(f"{topics.IMAGE}: frame not stored: {err}", throttle_duration_sec=5.0)
 
-    def on_state(self, msg: Float32MultiArray) -> None:
-        self.add(self.assembler.add_state, msg, topics.STATE)
-
-    def on_action(self, msg: Float32MultiArray) -> None:
-        self.add(self.assembler.add_action, msg, topics.APPLIED_ACTION)
-
-    def on_reward(self, msg: Float32) -> None:
+    def add(self, adder, data, topic: str) -> None:
+        """One stream item: an array message's values, or a number (reward)."""
         try:
-            self.assembler.add_reward(msg.data)
-        except StreamError as err:
-            self.get_logger().error(f"{topics.REWARD}: not stored: {err}")
-
-    def add(self, adder, msg: Float32MultiArray, topic: str) -> None:
-        try:
-            adder(np.asarray(msg.data, np.float32))
+            adder(np.asarray(data.data, np.float32) if isinstance(data, Float32MultiArray) else data)
         except StreamError as err:  # the bridge refuses the same messages, so the streams stay paired
             self.get_logger().error(f"{topic}: not stored: {err}")
 
@@ -132,12 +155,13 @@ class TrainerNode(ModemNode):
             self.get_logger().error(f"weights v{self.trainer.episodes} not announced: the checkpoint could not "
                                     "be written (see the error above)")
             return
+        actors = dict(self.trained) if len(self.actors) > 1 else None  # one actor: its count is `episodes`
         self.ckpt_pub.publish(String(data=announcement(path.resolve(), self.trainer.episodes, self.trainer.step,
-                                                       self.trainer.episodes, self.trainer.run_id)))
+                                                       self.trainer.episodes, self.trainer.run_id, actors)))
         if self.publish_weights:
             state = planner_state(self.trainer.agent.state_dict())
             for header, data in pack(state, self.trainer.run_id, self.trainer.episodes, self.trainer.step,
-                                     self.trainer.episodes):
+                                     self.trainer.episodes, actors=actors):
                 msg = UInt8MultiArray(data=data)
                 msg.layout.dim = [MultiArrayDimension(label=json.dumps(header), size=len(data), stride=len(data))]
                 self.weights_pub.publish(msg)
@@ -150,19 +174,39 @@ class TrainerNode(ModemNode):
                   f"run_dir:={self.run_dir.resolve()} (and the same task/preset arguments)", flush=True)
             raise
 
+    def next_episode(self) -> tuple[str, Episode] | None:
+        """The first complete episode of any actor (actors in order, so none starves)."""
+        for actor, assembler in self.assemblers.items():
+            episode = assembler.pop_episode()
+            if episode is not None:
+                return actor, episode
+        return None
+
+    def log_actors(self, actor: str, episode: Episode, started: float) -> None:
+        """Several actors: each one's collection rate since this trainer started (env steps/s)."""
+        self.actor_steps[actor] += len(episode)
+        rate = self.actor_steps[actor] * self.cfg.action_repeat / max(time.perf_counter() - started, 1e-9)
+        self.trainer.logger.log("actor", self.trainer.step, {
+            "env_step": self.trainer.env_step, "actor": actor, "actor_episodes": self.trained[actor],
+            f"{actor}/env_steps_per_s": round(rate, 3)})
+
     def _train(self) -> None:
         self.trainer.begin()
         self.announce()
-        waiting_since = time.perf_counter()
+        started = waiting_since = time.perf_counter()
         while rclpy.ok() and not self.trainer.done:
             rclpy.spin_once(self, timeout_sec=0.05)
-            episode = self.assembler.pop_episode()
-            if episode is None:
+            popped = self.next_episode()
+            if popped is None:
                 continue
+            actor, episode = popped
             index = self.trainer.episodes
-            write_episode(episode, self.episode_dir / f"episode_{index:06d}",
-                          {"task": self.cfg.task, "source": "graph", "episode": index})
+            meta = {"task": self.cfg.task, "source": "graph", "episode": index, **({"actor": actor} if actor else {})}
+            write_episode(episode, self.episode_dir / f"episode_{index:06d}", meta)
             self.trainer.after_episode(episode, seconds=time.perf_counter() - waiting_since)
+            self.trained[actor] += 1
+            if len(self.actors) > 1:
+                self.log_actors(actor, episode, started)
             self.announce()
             waiting_since = time.perf_counter()
         if self.trainer.done:
