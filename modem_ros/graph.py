@@ -23,7 +23,7 @@ class Argument:
     default: str
     description: str
     targets: tuple[str, ...]  # "node.parameter" entries this argument sets
-    kind: type = str          # the parameters' type: str, int or bool
+    kind: type = str          # the parameters' type: str, int, float or bool
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,7 @@ PLANNER = NodeSpec("planner", "modem_ros.nodes.planner")
 TRAINER = NodeSpec("trainer", "modem_ros.nodes.trainer")
 REALSENSE = NodeSpec("realsense_camera", "modem_ros.nodes.realsense_camera")
 FRANKA_BRIDGE = NodeSpec("franka_bridge", "modem_ros.nodes.franka_bridge")
+OPERATOR_VIEW = NodeSpec("operator_view", "modem_ros.nodes.operator_view")
 
 _ALL = ("sim_bridge", "camera", "planner", "trainer")
 
@@ -90,7 +91,12 @@ _CAMERA_PARAMS = {"sim": {**_SIM_TIME["sim"], "reliable": True, "sample_on_state
                   "hardware": {**_SIM_TIME["hardware"], "reliable": False, "sample_on_state": True}}
 # teleop driving alone: in sim it paces the lock-step at a person's rate; on hardware the bridge's control
 # period paces, so it answers each observation at once (at its own 10 Hz, phase jitter would miss steps)
-_TELEOP_PARAMS = {"sim": _SIM_TIME["sim"], "hardware": {**_SIM_TIME["hardware"], "rate": 100.0}}
+# In sim a person sets the lock-step's pace: SIM_TELEOP_RATE steps/s (a 50-step episode in 10 s; the data
+# keeps the agent's 10 Hz sim clock), and the recorder's cadence report expects that pace.
+SIM_TELEOP_RATE = 5.0
+_TELEOP_PARAMS = {"sim": {**_SIM_TIME["sim"], "rate": SIM_TELEOP_RATE},
+                  "hardware": {**_SIM_TIME["hardware"], "rate": 100.0, "robot": True}}
+_RECORDER_PARAMS = {"sim": {**_SIM_TIME["sim"], "target_rate": SIM_TELEOP_RATE}, "hardware": _SIM_TIME["hardware"]}
 
 
 # Several actors (actors:=N > 1): actor i's bridge, camera and planner run in namespace actor_<i>, so their
@@ -175,15 +181,21 @@ LAUNCHES: dict[str, LaunchSpec] = {
         params_file="record_demos.yaml",
         nodes=(replace(SIM_BRIDGE, modes=("sim",)), replace(REALSENSE, modes=("hardware",)),
                replace(FRANKA_BRIDGE, modes=("hardware",)), *_per_mode(CAMERA, _CAMERA_PARAMS),
-               *_per_mode(TELEOP, _TELEOP_PARAMS), *_per_mode(RECORDER, _SIM_TIME)),
+               *_per_mode(TELEOP, _TELEOP_PARAMS), *_per_mode(RECORDER, _RECORDER_PARAMS),
+               replace(OPERATOR_VIEW, modes=("sim",), params=(("use_sim_time", True),))),
         arguments={
             # use_sim_time is the mode's (the nodes' entries above), not an argument
             **{k: replace(a, targets=tuple(t.replace("planner.", "teleop.").replace("trainer.", "recorder.")
-                                           for t in a.targets) + (f"franka_bridge.{k}",))
+                                           for t in a.targets) + (f"franka_bridge.{k}", f"operator_view.{k}"))
                for k, a in _TASK_ARGUMENTS.items() if k not in ("device", "use_sim_time")},
             **_HARDWARE_ARGUMENTS,
             "teleop_device": Argument("keyboard", "Input device: keyboard (this terminal), gamepad, spacemouse.",
                                       ("teleop.device",)),
+            "teleop_rate": Argument(str(SIM_TELEOP_RATE), "Sim only: agent steps per second while you drive (the "
+                                    "data keeps the 10 Hz sim clock; lower = more time per episode).",
+                                    ("teleop.rate", "recorder.target_rate"), float),
+            "view": Argument("true", "Sim only: a window with the camera view, the task's progress and your keys "
+                             "(without a display the progress is logged instead).", ("operator_view.window",), bool),
             "dataset_dir": Argument("", "Dataset directory; empty = demos/<task> (demos/<task>-robot on hardware). "
                                     "An existing one is continued.",
                                     ("recorder.dataset_dir",)),
@@ -206,7 +218,7 @@ LAUNCHES: dict[str, LaunchSpec] = {
                        params=(("use_sim_time", False), ("reliable", False), ("sync_weights", False))),
                # key n (the recorder's "start") starts the next episode at the bridge instead
                replace(TELEOP, remaps=(("modem/recorder/start", "modem/reset"),),
-                       params=(("use_sim_time", False),)),
+                       params=(("use_sim_time", False), ("robot", True))),
                FRANKA_BRIDGE, replace(TRAINER, params=(("use_sim_time", False),))),
         arguments={
             **{k: replace(a, targets=tuple(t.replace("sim_bridge.", "franka_bridge.") for t in a.targets)
@@ -238,7 +250,8 @@ LAUNCHES: dict[str, LaunchSpec] = {
                     "+ Franka bridge with the safety layer.",
         params_file="deploy.yaml",
         nodes=(REALSENSE, replace(CAMERA, params=tuple(_CAMERA_PARAMS["hardware"].items())),
-               replace(PLANNER, remaps=(("modem/action", "modem/planner/action"),)), TELEOP, FRANKA_BRIDGE),
+               replace(PLANNER, remaps=(("modem/action", "modem/planner/action"),)),
+               replace(TELEOP, params=(("robot", True),)), FRANKA_BRIDGE),
         arguments={
             "task": Argument("franka-reach", "Franka task the checkpoint was trained on (config/suites/franka.yaml).",
                              _everywhere("task", ("camera", "planner", "teleop", "franka_bridge"))),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import json
+import math
 import os
 import signal
 import subprocess
@@ -65,9 +66,11 @@ def _typed(name: str, arg: Argument, text: str) -> Any:
     """A launch argument's text as its parameters' type; a clear error naming the argument if not."""
     if arg.kind is bool and text.lower() in ("true", "false"):
         return text.lower() == "true"
-    if arg.kind is int:
+    if arg.kind in (int, float):
         with contextlib.suppress(ValueError):
-            return int(text)
+            value = arg.kind(text)
+            if arg.kind is int or math.isfinite(value):
+                return value
     if arg.kind is str:
         return text
     raise ConfigError(f"launch argument {name}:={text!r} must be {arg.kind.__name__}")
@@ -297,6 +300,8 @@ def prepare(name: str, items: list[str]) -> tuple[LaunchSpec, list[NodeSpec], di
                               f"`modem-ros launch record_demos mode:=hardware task:={configs['trainer'].task}` "
                               f"(into {robot_demos}) or pass demo_dir:=")
         params["trainer"]["demo_dir"] = str(robot_demos)
+    if values.get(MODE_ARGUMENT) == "hardware" and "teleop_rate" in given_arguments(items):
+        raise ConfigError("teleop_rate:= paces sim recording; on the robot the bridge's control period paces")
     if "recorder" in wanted and not params["recorder"].get("dataset_dir"):
         params["recorder"]["dataset_dir"] = str(default_dataset_dir(configs["recorder"].task,
                                                                     robot="franka_bridge" in in_mode))

@@ -22,10 +22,13 @@ ACTION = "modem/action"                    # std_msgs/msg/Float32MultiArray, nor
 APPLIED_ACTION = "modem/applied_action"    # Float32MultiArray: the action a bridge executed, one per step
 PLANNER_ACTION = "modem/planner/action"    # the planner's output where teleop sits between it and ACTION
 TELEOP_ENGAGED = "modem/teleop/engaged"    # std_msgs/msg/Bool, latched: a human drives ACTION
+TELEOP_KEYS = "modem/teleop/keys"          # std_msgs/msg/String, latched: the keys that act in this session
 REWARD = "modem/reward"                    # std_msgs/msg/Float32, one per step (not for the reset observation)
 SUCCESS = "modem/success"                  # std_msgs/msg/Bool, one per step
 INTERVENTION = "modem/intervention"        # std_msgs/msg/Bool, one per step: an operator drove its action
 EPISODE = "modem/episode"                  # std_msgs/msg/String, JSON event {"event": "start"|"end", ...}
+PROGRESS = "modem/progress"                # std_msgs/msg/String, JSON per sim step: episode, t, length, return,
+                                           # success, goal_distance where the task has one (the operator's view)
 CHECKPOINT = "modem/checkpoint"            # std_msgs/msg/String, JSON {"path", "version", "step", "episodes", "run_id"}
 WEIGHTS = "modem/weights"                  # std_msgs/msg/UInt8MultiArray chunks, header JSON in layout.dim[0].label
 PLANNER_STATS = "modem/planner/latency"    # std_msgs/msg/String, JSON latency statistics
@@ -50,10 +53,12 @@ TYPES = {
     APPLIED_ACTION: "std_msgs/msg/Float32MultiArray",
     PLANNER_ACTION: "std_msgs/msg/Float32MultiArray",
     TELEOP_ENGAGED: "std_msgs/msg/Bool",
+    TELEOP_KEYS: "std_msgs/msg/String",
     REWARD: "std_msgs/msg/Float32",
     SUCCESS: "std_msgs/msg/Bool",
     INTERVENTION: "std_msgs/msg/Bool",
     EPISODE: "std_msgs/msg/String",
+    PROGRESS: "std_msgs/msg/String",
     CHECKPOINT: "std_msgs/msg/String",
     WEIGHTS: "std_msgs/msg/UInt8MultiArray",
     PLANNER_STATS: "std_msgs/msg/String",

@@ -15,6 +15,9 @@ EXTRAS=$(echo "${*:-}" | tr ' ' ',' | sed 's/^,*//; s/,*$//')
 apt_packages=()
 case ",$EXTRAS," in *,sim,*) apt_packages+=(libegl1 libegl-mesa0 libgl1-mesa-dri) ;; esac
 case ",$EXTRAS," in *,hw,*|*,test,*) apt_packages+=(libusb-1.0-0) ;; esac
+# the sim operator view (Tk, the standard library's GUI) and, for its test, a virtual X server
+case ",$EXTRAS," in *,sim,*) "$PYTHON" -c 'import tkinter' 2>/dev/null || apt_packages+=(python3-tk) ;; esac
+case ",$EXTRAS," in *,test,*) apt_packages+=(xvfb) ;; esac
 if ! "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null; then apt_packages+=(python3-venv); fi
 missing=()
 for pkg in "${apt_packages[@]}"; do

@@ -74,7 +74,12 @@ def test_a_params_file_naming_no_node_of_the_launch_is_refused(tmp_path):
 def test_each_mode_starts_its_own_nodes_with_the_modes_fixed_parameters(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     _, nodes, params, _ = prepare("record_demos", ["task:=franka-reach"])
-    assert [n.name for n in nodes] == ["sim_bridge", "camera", "teleop", "recorder"]
+    assert [n.name for n in nodes] == ["sim_bridge", "camera", "teleop", "recorder", "operator_view"]
+    # in sim a person paces the lock-step, and the recorder's cadence report expects that pace
+    assert params["teleop"]["rate"] == params["recorder"]["target_rate"] == 5.0
+    assert params["operator_view"]["task"] == "franka-reach" and params["operator_view"]["window"] is True
+    _, _, slow, _ = prepare("record_demos", ["teleop_rate:=2.5", "view:=false"])
+    assert slow["teleop"]["rate"] == slow["recorder"]["target_rate"] == 2.5 and slow["operator_view"]["window"] is False
     assert params["camera"]["use_sim_time"] is True and params["camera"]["reliable"] is True
     assert params["recorder"]["dataset_dir"] == "demos/franka-reach"
     _, nodes, params, _ = prepare("record_demos", ["task:=franka-reach", "mode:=hardware", "robot_ip:=10.0.0.2",
@@ -82,6 +87,8 @@ def test_each_mode_starts_its_own_nodes_with_the_modes_fixed_parameters(tmp_path
     assert [n.name for n in nodes] == ["realsense_camera", "franka_bridge", "camera", "teleop", "recorder"]
     assert params["camera"]["use_sim_time"] is False and params["camera"]["sample_on_state"] is True
     assert params["teleop"]["use_sim_time"] is False and params["recorder"]["use_sim_time"] is False
+    assert params["teleop"]["rate"] == 100.0 and params["teleop"]["robot"] is True  # the control period paces
+    assert params["recorder"]["target_rate"] == 10.0
     assert params["franka_bridge"]["robot_ip"] == "10.0.0.2" and params["franka_bridge"]["seed"] == 4
     assert params["franka_bridge"]["auto_reset"] is False  # the recorder starts each episode
     assert params["recorder"]["dataset_dir"] == "demos/franka-reach-robot"  # robot demos apart from sim ones
@@ -91,6 +98,10 @@ def test_each_mode_starts_its_own_nodes_with_the_modes_fixed_parameters(tmp_path
         prepare("record_demos", ["mode:=hardware", "robot_ip:=10.0.0.2"])
     with pytest.raises(ConfigError, match="mode:=robot is not one of sim, hardware"):
         prepare("record_demos", ["mode:=robot"])
+    with pytest.raises(ConfigError, match="teleop_rate:= paces sim recording"):
+        prepare("record_demos", ["mode:=hardware", "robot_ip:=10.0.0.2", "task:=franka-reach", "teleop_rate:=3"])
+    with pytest.raises(ConfigError, match="teleop_rate:='fast' must be float"):
+        prepare("record_demos", ["teleop_rate:=fast"])
 
 
 def test_actors_start_actor_nodes_per_namespace_with_own_seeds_and_one_trainer(tmp_path, monkeypatch):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from modem_ros.teleop import ActionMapper, Command, DeviceLost
-from modem_ros.teleop.keyboard import Keyboard, KeyState, split_keys
+from modem_ros.teleop.keyboard import Keyboard, KeyState, key_help, split_keys
 
 
 def test_mapper_applies_axis_map_deadzone_scale_and_refuses_bad_maps():
@@ -105,3 +105,20 @@ def test_spacemouse_state_maps_to_the_base_frame():
     state = types.SpaceMouseState(x=0.5, y=1.0, z=-0.25, roll=0.0, pitch=0.0, yaw=0.3, buttons=[0, 0])
     command = spacemouse_command(state, gripper=-1.0)
     np.testing.assert_allclose(command.motion, [1.0, -0.5, -0.25, 0.0, 0.0, -0.3], atol=1e-6)
+
+
+def test_the_key_line_lists_only_the_keys_that_act_in_this_session():
+    toy = key_help("-y,x", recording=True, gating=False, robot=False)  # the toy task's plane, in sim
+    assert "a/d left/right (action[0] = -y)" in toy and "w/s forward/back (action[1] = +x)" in toy
+    assert "n start, Enter save, x discard, b re-record" in toy
+    for absent in ("r/f", "space", "E-STOP", "task done", "take over", "[ ]", "roll"):
+        assert absent not in toy, absent
+    # the keys it names drive the action dimensions it says they drive
+    keys = KeyState(hold=0.5)
+    keys.press("d", now=0.0)
+    assert ActionMapper(2, "-y,x", deadzone=0.0)(keys.command(0.1)).tolist() == [1.0, 0.0]
+    robot = key_help("x,y,z,gripper", recording=False, gating=True, robot=True)  # train_robot's gate
+    assert "r/f up/down (action[2] = +z)" in robot and "space gripper open/close (action[3])" in robot
+    assert "t take over/hand back" in robot and "e E-STOP" in robot and "n next episode" in robot
+    assert "Enter save" not in robot
+    assert "[ ] pick a joint, w/s move it" in key_help("joint", recording=True, gating=False, robot=False)

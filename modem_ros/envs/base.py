@@ -2,7 +2,8 @@
 
 obs = {"rgb": uint8 [3*frame_stack, img_size, img_size] (oldest frame first),
        "state": float32 [state_dim]}
-step(action in [-1, 1]^action_dim) -> (obs, reward, done, info) with info["success"]: bool.
+step(action in [-1, 1]^action_dim) -> (obs, reward, done, info) with info["success"]: bool and, where the
+task has one, info["goal_distance"]: float (what must reach the goal to the goal; the operator's view).
 """
 
 from __future__ import annotations

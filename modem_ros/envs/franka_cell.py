@@ -95,6 +95,11 @@ class FrankaCellEnv:
         obj = self.tcp_pos if self.task == "franka-reach" else self.cube_pos
         return spec.at_goal(self.task, obj, self.goal)
 
+    def goal_distance(self) -> float:
+        """Metres from what must reach the goal (the TCP, or the cube) to the goal: the operator's progress."""
+        obj = self.tcp_pos if self.task == "franka-reach" else self.cube_pos
+        return float(np.linalg.norm(obj - self.goal))
+
     def render_frame(self) -> np.ndarray:
         """The agent's camera now, uint8 [3, img_size, img_size]."""
         return self.renderer.render(self.data)
@@ -154,7 +159,8 @@ class FrankaCellEnv:
             mujoco.mj_step(self.model, self.data, nstep=self.substeps)
         success = self._success()
         self.t += 1
-        return self._obs(first=False), float(success) - 1.0, self.t >= self.episode_length, {"success": success}
+        return self._obs(first=False), float(success) - 1.0, self.t >= self.episode_length, {
+            "success": success, "goal_distance": self.goal_distance()}
 
     # --- scripted expert ----------------------------------------------------------------------------
     def _towards(self, point: np.ndarray, gripper: float) -> np.ndarray:

@@ -73,7 +73,10 @@ class MetaWorldEnv:
             self.raw, _, _, _, info = self.env.step(action.astype(np.float32))
         success = bool(info["success"])
         self.t += 1
-        return self._obs(first=False), float(success) - 1.0, self.t >= self.episode_length, {"success": success}
+        out = {"success": success}
+        if "obj_to_target" in info:  # Meta-World's own progress measure (object, or hand, to the goal)
+            out["goal_distance"] = float(info["obj_to_target"])
+        return self._obs(first=False), float(success) - 1.0, self.t >= self.episode_length, out
 
     def expert_action(self) -> np.ndarray:
         return np.clip(self.expert.get_action(self.raw), -1.0, 1.0)

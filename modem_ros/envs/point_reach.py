@@ -62,7 +62,8 @@ class PointReachEnv:
         self.t += 1
         dist = float(np.linalg.norm(self.pos - self.goal))
         done = self.t >= self.episode_length
-        return self._obs(self._render(), first=False), -dist, done, {"success": dist < SUCCESS_RADIUS}
+        return self._obs(self._render(), first=False), -dist, done, {"success": dist < SUCCESS_RADIUS,
+                                                                      "goal_distance": dist}
 
     def expert_action(self) -> np.ndarray:
         """Head for the goal at full speed, slowing down inside one step of it."""

@@ -216,7 +216,8 @@ class Recorder(ModemNode):
                     n = streams.ends[0]  # the summary only: the episode itself is built when saved
                     success, total = any(islice(streams.successes, n)), sum(islice(streams.rewards, n))
                     self.get_logger().info(f"episode finished: {n} steps, success {success}, "
-                                           f"return {total:.2f}. Save, discard or re-record?")
+                                           f"return {total:.2f}. Save, discard or re-record?"
+                                           + ("" if success else " (it did not succeed: x discards it)"))
                 return
             if fate.kind == "save" and ended:
                 self.write(streams.ends[0], fate)
@@ -245,6 +246,9 @@ class Recorder(ModemNode):
                 "saved": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cadence": json.dumps(report)}
         path = write_episode(episode, next_episode_path(self.dataset), meta)
         self.saved += 1
+        if not episode.succeeded:  # kept (a user may want failures), but a demo that fails teaches failing
+            self.get_logger().warning(f"{path.name} saved without success: MoDem learns from demos that succeed; "
+                                      f"remove {path} if it was not meant to be kept")
         self.get_logger().info(
             f"saved {path.name}: {len(episode)} steps, success {episode.succeeded}, return {episode.total_reward:.2f}; "
             f"cadence {report['achieved_hz']} Hz of {report['target_hz']} Hz target, {report['late']} late, "

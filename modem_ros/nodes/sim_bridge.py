@@ -79,6 +79,7 @@ class SimBridge(ModemNode):
             (topics.APPLIED_ACTION, Float32MultiArray), (topics.INTERVENTION, Bool),
             (topics.REWARD, Float32), (topics.SUCCESS, Bool), (topics.EPISODE, String)]}
         self.clock_pub = self.create_publisher(Clock, topics.CLOCK, 10)
+        self.progress_pub = self.create_publisher(String, topics.PROGRESS, 10)  # for eyes only: newest matters
         self.arm = getattr(self.env, "arm_state", None)  # the Franka cell: the hardware bridge's arm topics too
         if self.arm is not None:
             self.joint_pub = self.create_publisher(JointState, topics.JOINT_STATES, 10)
@@ -156,6 +157,11 @@ class SimBridge(ModemNode):
         self.pub[topics.REWARD].publish(Float32(data=float(reward)))
         self.pub[topics.SUCCESS].publish(Bool(data=success))
         self.publish_obs(obs)
+        progress = {"episode": self.episode, "t": self.t, "length": self.cfg.episode_length,
+                    "return": round(self.episode_return, 4), "success": success, "succeeded": self.episode_success}
+        if "goal_distance" in info:
+            progress["goal_distance"] = round(float(info["goal_distance"]), 4)
+        self.progress_pub.publish(json_msg(progress))
         if done != (self.t == self.cfg.episode_length):
             raise RuntimeError(f"env episode ended at step {self.t}, config says {self.cfg.episode_length}")
         if done:

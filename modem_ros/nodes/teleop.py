@@ -19,12 +19,13 @@ import time
 
 import numpy as np
 from rclpy.clock import Clock, ClockType
-from std_msgs.msg import Bool, Float32MultiArray
+from std_msgs.msg import Bool, Float32MultiArray, String
 from std_srvs.srv import Trigger
 
 from modem_ros import topics
 from modem_ros.nodes.common import FOLLOW, LATCHED, STREAM, ModemNode, NodeSetupError, array_msg, run_node
 from modem_ros.teleop import ActionMapper, Command, DeviceLost, open_device
+from modem_ros.teleop.keyboard import key_help
 
 SERVICES = {"start": topics.RECORDER_START, "save": topics.RECORDER_SAVE, "discard": topics.RECORDER_DISCARD,
             "re_record": topics.RECORDER_RERECORD, "estop": topics.ESTOP}
@@ -56,7 +57,12 @@ class Teleop(ModemNode):
                                "over: one per observation, never faster than this).")
         planner_topic = self.param("planner_action_topic", "", "The planner's action topic to gate; empty = no "
                                    "planner, teleop drives alone and is always engaged.")
+        robot = self.param("robot", False, "A robot is driven (hardware modes): its keys (task done, e-stop) are "
+                           "shown; in sim only the keys that act there.")
         self.drive_alone = not planner_topic
+        # the keys that act in this session only, on the terminal and (latched) for the operator's view
+        self.options["help"] = key_help(self.mapper.axis_map, recording=self.drive_alone,
+                                        gating=not self.drive_alone, robot=robot)
         self.engaged = self.drive_alone
         self.command, self.device, self.lost_at = Command(), None, 0.0
         self.open()
@@ -66,6 +72,8 @@ class Teleop(ModemNode):
         self.engaged_pub = self.create_publisher(Bool, topics.TELEOP_ENGAGED, LATCHED)
         self.engaged_pub.publish(Bool(data=self.engaged))
         self.success_pub = self.create_publisher(Bool, topics.OPERATOR_SUCCESS, 10)
+        keys_pub = self.create_publisher(String, topics.TELEOP_KEYS, LATCHED)
+        keys_pub.publish(String(data=self.options["help"] if self.kind == "keyboard" else f"{self.kind}: see README"))
         self.clients_ = {event: self.create_client(Trigger, name) for event, name in SERVICES.items()}
         self.create_subscription(Float32MultiArray, topics.STATE, self.on_observation, STREAM)
         if not self.drive_alone:
@@ -73,7 +81,8 @@ class Teleop(ModemNode):
         # wall-clock polling: a person's keys don't wait for sim time (which stands still between episodes)
         self.create_timer(0.01, self.tick, clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.get_logger().info(f"{self.kind} -> {cfg.action_dim}-D action (axis_map {self.mapper.axis_map}); "
-                               + ("driving alone" if self.drive_alone else f"gating {planner_topic}"))
+                               + ("driving alone" if self.drive_alone else f"gating {planner_topic}")
+                               + (f"; {self.options['help']}" if self.kind == "keyboard" else ""))
 
     # ------------------------------------------------------------------ device
     def open(self) -> None:

@@ -12,7 +12,7 @@ def open_device(kind: str, **options):
     if kind == "keyboard":
         from modem_ros.teleop.keyboard import Keyboard
 
-        return Keyboard(options.get("tty", ""), hold=options.get("key_hold", 0.5))
+        return Keyboard(options.get("tty", ""), hold=options.get("key_hold", 0.5), help_text=options.get("help", ""))
     if kind == "gamepad":
         from modem_ros.teleop.gamepad import EvdevGamepad
 

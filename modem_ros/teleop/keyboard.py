@@ -31,9 +31,35 @@ EVENT_KEYS = {
     "e": "estop",                                                           # software e-stop (robot bridge)
     "y": "success",                                                         # the task is done (hardware reward)
 }
-HELP = ("teleop keys: w/s +-x, a/d +-y, r/f +-z (u/o i/k j/l roll/pitch/yaw), space gripper, "
-        "n start, Enter or -> save, Backspace or x discard, b or <- re-record, t take over/hand back, "
-        "[ ] joint, y task done (robot reward), e E-STOP (robot), Ctrl-C quit")
+# what a channel's +/- keys do: x/y/z in the robot's base frame (REP-103); in the toy task's top view,
+# forward is the image's up (its default axis map, teleop/mapping.py)
+CHANNEL_MEANING = {"x": "forward/back", "y": "left/right", "z": "up/down", "roll": "roll +/-",
+                   "pitch": "pitch +/-", "yaw": "yaw +/-"}
+
+
+def key_help(axis_map: str, recording: bool, gating: bool, robot: bool) -> str:
+    """The keys that act in this session only: the motion keys of the channels the task's action uses
+    (saying which action dimension each drives, and that a "-" entry reverses it), then the events that do
+    something here (recording, taking over from a planner, the robot's task-done and e-stop)."""
+    parts = []
+    if axis_map == "joint":
+        parts.append("[ ] pick a joint, w/s move it")
+    for i, entry in enumerate(e.strip() for e in axis_map.split(",") if axis_map != "joint"):
+        name = entry.lstrip("-+")
+        if name == "gripper":
+            parts.append(f"space gripper open/close (action[{i}])")
+        elif name in CHANNEL_MEANING:
+            plus, minus = (next(k for k, (c, d) in MOTION_KEYS.items() if c == name and d == sign) for sign in (1, -1))
+            sign = "-" if entry.startswith("-") else "+"
+            parts.append(f"{plus}/{minus} {CHANNEL_MEANING[name]} (action[{i}] = {sign}{name})")
+    if recording:
+        parts.append("n start, Enter save, x discard, b re-record")
+    if gating:
+        parts.append("t take over/hand back")
+    if robot:
+        parts.append(("" if recording else "n next episode (when the bridge waits for you), ")
+                     + "y task done, e E-STOP")
+    return "keys: " + "; ".join([*parts, "Ctrl-C quit"])
 
 
 def split_keys(data: str) -> list[str]:
@@ -80,7 +106,8 @@ class KeyState:
 class Keyboard:
     name = "keyboard"
 
-    def __init__(self, tty: str = "", hold: float = 0.5):
+    def __init__(self, tty: str = "", hold: float = 0.5, help_text: str = ""):
+        """help_text: the key line shown on the terminal (key_help(...) for this session)."""
         self.path = tty or os.environ.get("MODEM_ROS_TTY") or "/dev/tty"
         try:
             self.fd = os.open(self.path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
@@ -95,9 +122,10 @@ class Keyboard:
         self.keys = KeyState(hold)
         self.poller = select.poll()
         self.poller.register(self.fd, select.POLLIN)
-        self.say(HELP)
+        self.say(help_text or key_help("x,y,z,gripper", recording=True, gating=True, robot=True))
 
     def say(self, text: str) -> None:
+        """A line on the operator's terminal (the node also logs it)."""
         with contextlib.suppress(OSError):
             os.write(self.fd, f"\r\n[teleop] {text}\r\n".encode())
 
