@@ -1,10 +1,12 @@
 """Several actors (issue 19): a planner in actor namespace actor_<i> starts its next episode only once the
-trainer has trained on its own previous episode (not on any actor's), and plans with the trainer's step."""
+trainer has trained on its own previous episode (not on any actor's), and plans with the trainer's step.
+And a planner refuses weights of another task with one line, acting on what it had."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from builtin_interfaces.msg import Time
 
 from modem_ros.agent.modem import ModemAgent
@@ -58,6 +60,32 @@ def test_an_actors_planner_waits_for_its_own_episodes_not_anyones(monkeypatch, t
         planner.try_act()
         assert len(sent) == cfg.episode_length + 1
         assert planner.episode_step == 60  # the trainer's step (both actors), not this actor's 20 + 20
+    finally:
+        planner.destroy_node()
+        rclpy.shutdown(context=context)
+
+
+def test_a_planner_refuses_weights_of_another_task_and_acts_on_what_it_had(monkeypatch, tmp_path):
+    monkeypatch.setenv("ROS_LOG_DIR", str(tmp_path / "roslog"))
+    cfg = small_config()
+    overrides = " ".join(f"{k}={v}" for k, v in SMALL.items())
+    context = rclpy.Context()
+    rclpy.init(context=context, args=["--ros-args", "-p", "task:=toy-reach", "-p", f"config_overrides:={overrides}",
+                                      "-p", "device:=cpu", "-p", "weights_from:=path"],
+               signal_handler_options=SignalHandlerOptions.NO)
+    planner = Planner(context=context)
+    errors = []
+    monkeypatch.setattr(planner.get_logger(), "error", lambda text, **_: errors.append(text))
+    try:
+        ours = _checkpoint(tmp_path / "ours.pt", cfg, 1, 20)
+        assert planner.load(str(ours), 1, 20, 1)
+        agent = ModemAgent(cfg)  # same shapes, another task's weights
+        other = agent.save(tmp_path / "other.pt", extra={"episodes": 2, "step": 40})
+        state = torch.load(other, weights_only=True)
+        state["config"]["task"] = "franka-reach"
+        torch.save(state, other)
+        assert not planner.load(str(other), 2, 40, 2)
+        assert planner.version == 1 and "weights of task 'franka-reach'; this planner acts on 'toy-reach'" in errors[-1]
     finally:
         planner.destroy_node()
         rclpy.shutdown(context=context)

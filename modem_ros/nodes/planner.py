@@ -100,7 +100,7 @@ class Planner(ModemNode):
         start = time.perf_counter()
         try:
             state = load_announced(path, self.agent.device, run_id=run_id, version=version if run_id else None)
-            self.agent.load_state_dict(state)
+            self.load_weights(state)
         except (AnnouncementError, OSError, ValueError, RuntimeError, KeyError, TypeError) as err:
             self.get_logger().error(f"checkpoint {path} not loaded ({err}); acting on weights "
                                     f"v{self.version}" + (" (none yet)" if self.version < 0 else ""))
@@ -109,6 +109,13 @@ class Planner(ModemNode):
         self.get_logger().info(f"loaded weights v{version} (step {step}) from {path} in "
                                f"{time.perf_counter() - start:.2f} s")
         return True
+
+    def load_weights(self, state: dict) -> None:
+        """Into the agent, if they are this task's (shapes are checked by the agent); ValueError otherwise."""
+        task = (state.get("config") or {}).get("task")
+        if task and task != self.cfg.task:
+            raise ValueError(f"weights of task {task!r}; this planner acts on {self.cfg.task!r}")
+        self.agent.load_state_dict(state)
 
     def adopt(self, version: int, step: int, episodes: int, actors: dict[str, int] | None) -> None:
         """Loaded weights of `version`: what they were trained on. The first load (a resumed run) also
@@ -136,7 +143,7 @@ class Planner(ModemNode):
             state = self.assembler.add(header, bytes(msg.data))
             if state is None:
                 return
-            self.agent.load_state_dict(state)
+            self.load_weights(state)
         except (WeightsError, ValueError, RuntimeError, KeyError, TypeError) as err:
             self.get_logger().error(f"{topics.WEIGHTS}: weights v{header['version']} not loaded ({err}); acting on "
                                     f"v{self.version}")
