@@ -97,9 +97,14 @@ def run_actors_bench(cfg: ModemConfig, actor_counts: list[int], steps: int, work
     one = runs[0]["env_steps_per_s"]
     for r in runs:
         r["env_steps_per_s_over_first"] = round(r["env_steps_per_s"] / one, 3)
+    import torch
+
+    from modem_ros.bench import machine_info
+    from modem_ros.bench_learn import COMMIT
+
     return {"bench": "actors", "task": cfg.task, "img_size": cfg.img_size, "seed": cfg.seed, "steps": steps,
-            "seed_steps": cfg.seed_steps, "device": cfg.device, "cpus": os.cpu_count(), "config": cfg.to_dict(),
-            "runs": runs}
+            "seed_steps": cfg.seed_steps, "device": cfg.device, "cpus": os.cpu_count(), "commit": COMMIT,
+            "machine": machine_info(torch.device("cpu")), "config": cfg.to_dict(), "runs": runs}
 
 
 def format_actors_line(r: dict[str, Any]) -> str:

@@ -105,7 +105,11 @@ def run_weights_bench(cfg: ModemConfig, versions: int) -> dict[str, Any]:
         proc.wait(timeout=30)
     pack_ms, swap_ms = (np.asarray(column) for column in zip(*timings, strict=True))
     total = pack_ms + swap_ms
-    return {"bench": "weights", "task": cfg.task, "img_size": cfg.img_size, "payload_mb": round(size / 2**20, 2),
+    from modem_ros.bench import machine_info
+    from modem_ros.bench_learn import COMMIT
+
+    return {"bench": "weights", "commit": COMMIT, "machine": machine_info(agent.device), "task": cfg.task,
+            "img_size": cfg.img_size, "payload_mb": round(size / 2**20, 2),
             "chunks": chunks, "versions": versions, "pack_median_ms": round(float(np.median(pack_ms)), 1),
             "sent_to_swap_median_ms": round(float(np.median(swap_ms)), 1),
             "checkpoint_to_swap_median_ms": round(float(np.median(total)), 1),

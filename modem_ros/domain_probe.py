@@ -1,8 +1,9 @@
 """Which of the given node names already run on this ROS domain (the launcher's check before start):
 discovered, and answering (a node killed moments ago is still discovered until its DDS lease ends).
 
-Run as `python -m modem_ros.domain_probe SECONDS NAME...` with the graph's environment; prints a JSON
-list of the names found (each as /namespace/name) and exits 0, or exits 3 when rclpy is not installed.
+Run as `python -m modem_ros.domain_probe SECONDS NAME...` with the graph's environment (a NAME is a node's
+fully qualified name, /actor_0/planner; a bare name means the root namespace); prints a JSON list of the
+names found (each as /namespace/name) and exits 0, or exits 3 when rclpy is not installed.
 A separate process: the launcher itself stays free of DDS state.
 """
 
@@ -14,9 +15,14 @@ import sys
 import time
 
 
+def fully_qualified(name: str, namespace: str = "/") -> str:
+    return name if name.startswith("/") else f"{namespace.rstrip('/')}/{name}"
+
+
 def running(names: list[str], seconds: float) -> list[str]:
     """Those of `names` whose node is discovered and answers its parameter service: a process killed
     moments ago stays discovered until its DDS lease runs out, but answers nothing."""
+    names = [fully_qualified(n) for n in names]
     import rclpy
     from rcl_interfaces.srv import ListParameters
     from rclpy.executors import SingleThreadedExecutor
@@ -31,9 +37,9 @@ def running(names: list[str], seconds: float) -> list[str]:
     deadline = time.monotonic() + seconds
     try:
         while time.monotonic() < deadline and not alive:  # discovery of a live graph takes ~0.1-2.5 s
-            seen = {name for name, ns in node.get_node_names_and_namespaces() if name in names and ns == "/"}
+            seen = {fully_qualified(name, ns) for name, ns in node.get_node_names_and_namespaces()} & set(names)
             for name in sorted(seen - alive):
-                client = node.create_client(ListParameters, f"/{name}/list_parameters")
+                client = node.create_client(ListParameters, f"{name}/list_parameters")
                 if client.wait_for_service(timeout_sec=4.0):  # services are discovered after their node
                     future = client.call_async(ListParameters.Request())
                     executor.spin_until_future_complete(future, timeout_sec=3.0)
@@ -44,7 +50,7 @@ def running(names: list[str], seconds: float) -> list[str]:
     finally:
         node.destroy_node()
         rclpy.shutdown(context=context)
-    return sorted(f"/{name}" for name in alive)
+    return sorted(alive)
 
 
 def main() -> int:

@@ -231,8 +231,12 @@ class Process:
         return f"{self.namespace}.{self.node.name}" if self.namespace else self.node.name
 
     @property
+    def fqn(self) -> str:  # its fully qualified ROS name
+        return f"/{self.namespace}/{self.node.name}" if self.namespace else f"/{self.node.name}"
+
+    @property
     def section(self) -> str:  # its key in the parameter file: the fully qualified name inside a namespace
-        return f"/{self.namespace}/{self.node.name}" if self.namespace else self.node.name
+        return self.fqn if self.namespace else self.node.name
 
 
 def actor_count(spec: LaunchSpec, params: dict[str, dict]) -> int:
@@ -323,7 +327,7 @@ def launch(name: str, items: list[str], out=sys.stdout) -> int:
     params_file.write_text(yaml.safe_dump({p.section: {"ros__parameters": p.params} for p in procs},
                                           sort_keys=False))
     env = ros_environment()
-    refuse_shared_domain(wanted, env)
+    refuse_shared_domain([p.fqn for p in procs], env)
     if sys.stdin.isatty():  # nodes run in their own sessions: tell the teleop node which terminal is ours
         env.setdefault("MODEM_ROS_TTY", os.ttyname(sys.stdin.fileno()))
     supervisor = Supervisor(log_dir=launch_dir, out=out)

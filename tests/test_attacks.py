@@ -297,9 +297,11 @@ def test_launcher_refuses_a_node_name_already_on_the_domain(monkeypatch, tmp_pat
     context = rclpy.Context()
     rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
     squatter = rclpy.create_node("planner", context=context)  # a first graph's planner, alive (spinning)
+    actor = rclpy.create_node("planner", namespace="/actor_1", context=context)  # its actor 1's planner
     stop = threading.Event()
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(squatter)
+    executor.add_node(actor)
 
     def spin() -> None:  # a live node answers its parameter service
         while not stop.is_set():
@@ -311,9 +313,13 @@ def test_launcher_refuses_a_node_name_already_on_the_domain(monkeypatch, tmp_pat
         with pytest.raises(Exception, match=r"another graph already runs /planner on ROS_DOMAIN_ID=\d+"):
             refuse_shared_domain(["sim_bridge", "camera", "planner", "trainer"], env)
         refuse_shared_domain(["sim_bridge", "camera"], env)  # the robot side of a split graph: allowed
+        with pytest.raises(Exception, match=r"another graph already runs /actor_1/planner on"):
+            refuse_shared_domain(["/actor_0/planner", "/actor_1/planner"], env)  # actors go by their full names
+        refuse_shared_domain(["/actor_2/planner"], env)
     finally:
         stop.set()
         spinner.join(timeout=2)
+        actor.destroy_node()
         squatter.destroy_node()
         rclpy.shutdown(context=context)
 
