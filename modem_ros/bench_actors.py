@@ -69,14 +69,17 @@ def summarize(run_dir: Path, actors: int, wall_s: float) -> dict[str, Any]:
     }
 
 
-def run_actors_bench(cfg: ModemConfig, actor_counts: list[int], steps: int, workdir: Path) -> dict[str, Any]:
-    """Train to `steps` agent steps once per actor count, every node resolving exactly `cfg`."""
+def run_actors_bench(cfg: ModemConfig, actor_counts: list[int], steps: int, workdir: Path,
+                     planner_threads: int = 0) -> dict[str, Any]:
+    """Train to `steps` agent steps once per actor count, every node resolving exactly `cfg`;
+    planner_threads: each planner's torch threads (0: torch's default)."""
     workdir.mkdir(parents=True, exist_ok=True)
     demo_dir = ensure_demos(cfg)  # generated once, before any timing
     preset = workdir / "bench_preset.yaml"  # the exact config (overrides included) for every node
     preset.write_text(yaml.safe_dump({k: v for k, v in cfg.to_dict().items() if k not in ("task", "suite", "seed")}))
     params = yaml.safe_load((config_dir() / "train_sim.yaml").read_text())
     params["planner"]["ros__parameters"]["stats_every"] = 50  # latency reports inside short runs
+    params["planner"]["ros__parameters"]["torch_threads"] = planner_threads
     params_file = workdir / "train_sim.params.yaml"
     params_file.write_text(yaml.safe_dump(params))
     env = dict(os.environ)
@@ -104,6 +107,7 @@ def run_actors_bench(cfg: ModemConfig, actor_counts: list[int], steps: int, work
 
     return {"bench": "actors", "task": cfg.task, "img_size": cfg.img_size, "seed": cfg.seed, "steps": steps,
             "seed_steps": cfg.seed_steps, "device": cfg.device, "cpus": os.cpu_count(), "commit": COMMIT,
+            "planner_threads": planner_threads,
             "machine": machine_info(torch.device("cpu")), "config": cfg.to_dict(), "runs": runs}
 
 

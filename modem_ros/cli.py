@@ -82,7 +82,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
             counts = [int(n) for n in args.actors.split(",")]
             workdir = Path(args.runs_root) / f"actors-{time.strftime('%Y%m%d-%H%M%S')}"
-            result = run_actors_bench(cfg, counts, args.steps or cfg.train_steps, workdir)
+            result = run_actors_bench(cfg, counts, args.steps or cfg.train_steps, workdir, args.planner_threads)
             table = format_actors_table(result)
         else:
             result = bench.run_bench(args.what, cfg, resolve_device(cfg.device), args.repeats, args.warmup)
@@ -382,6 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="learn, actors: where each run's directory goes")
     bench.add_argument("--actors", default="1,2,4", help="actors: comma-separated actor counts")
     bench.add_argument("--steps", type=int, default=0, help="actors: agent steps per run (0: the preset's)")
+    bench.add_argument("--planner-threads", type=int, default=0,
+                       help="actors: torch threads of each planner (0: torch's default, every core)")
     bench.set_defaults(func=cmd_bench)
 
     demos = sub.add_parser("demos", help="generate or inspect demonstration bags (rosbag2 + MCAP)")

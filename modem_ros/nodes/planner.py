@@ -61,6 +61,12 @@ class Planner(ModemNode):
         self.run_id = self.param("run_id", "", "Run identity of this graph's trainer: only its checkpoint "
                                  "announcements are loaded (the launcher sets it); empty = the first valid "
                                  "announcement's run id, then only that one.")
+        threads = self.param("torch_threads", 0, "CPU threads for planning; 0 = torch's default (every core). "
+                             "Several actors on one host: fewer each leaves cores to the trainer.")
+        if threads < 0:
+            raise NodeSetupError(f"parameter torch_threads is {threads}: expected 0 (default) or more")
+        if threads:
+            torch.set_num_threads(threads)
         self.cfg = replace(cfg, device=device)
         torch.manual_seed(self.cfg.seed)
         self.agent = ModemAgent(self.cfg)
