@@ -30,9 +30,12 @@ def test_an_actors_planner_waits_for_its_own_episodes_not_anyones(monkeypatch, t
     context = rclpy.Context()
     rclpy.init(context=context, args=["--ros-args", "-r", "__ns:=/actor_1", "-p", "task:=toy-reach", "-p",
                                       f"config_overrides:={overrides}", "-p", "device:=cpu", "-p", "run_id:=run-a",
-                                      "-p", "weights_from:=path"],
+                                      "-p", "weights_from:=path", "-p", "torch_threads:=1"],
                signal_handler_options=SignalHandlerOptions.NO)
+    threads = torch.get_num_threads()
     planner = Planner(context=context)
+    assert torch.get_num_threads() == 1  # an actor's planner leaves the other cores to the trainer
+    torch.set_num_threads(threads)
     sent = []
     monkeypatch.setattr(planner.action_pub, "publish", sent.append)
     rng = np.random.default_rng(0)

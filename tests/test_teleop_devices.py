@@ -44,9 +44,9 @@ def test_key_hold_bridges_auto_repeat_and_the_opposite_key_stops_at_once():
 
 def test_keyboard_reads_a_terminal_and_reports_its_hang_up():
     master, slave = os.openpty()
-    keyboard = Keyboard(os.ttyname(slave), hold=0.5)
+    keyboard = Keyboard(os.ttyname(slave), hold=0.5, help_text="keys: d/a right/left")
     try:
-        assert b"teleop keys" in os.read(master, 4096)  # the help line is shown on the operator's terminal
+        assert b"[teleop] keys: d/a right/left" in os.read(master, 4096)  # the session's key line, on its terminal
         command, events = keyboard.poll(0.0)
         assert events == [] and not command.motion.any()  # no key yet: nothing, and not a hang-up
         os.write(master, b"dr\n")

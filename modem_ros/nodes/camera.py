@@ -59,6 +59,8 @@ class Camera(ModemNode):
         self.count, self.window_start = 0, time.monotonic()
         if self.rate_warning > 0:
             self.create_timer(5.0, self.check_rate)
+        self.get_logger().info(f"relaying {topics.RAW_IMAGE} -> {topics.IMAGE} at {self.size} px"
+                               + (f", one frame per {topics.STATE}" if self.sample_on_state else ""))
 
     def on_info(self, msg: CameraInfo) -> None:
         self.info = msg
