@@ -63,6 +63,7 @@ class Probe(InProcessNode):
         if answer is not None:
             self.answer_observations(answer)
         self.estop_reset = self.node.create_client(Trigger, topics.ESTOP_RESET)
+        self.services = {name: self.node.create_client(Trigger, name) for name in (topics.RECOVER, topics.RESET)}
         self.start()
 
     def _add(self, into: list, item) -> None:
@@ -77,11 +78,16 @@ class Probe(InProcessNode):
             time.sleep(0.02)
 
     def call_estop_reset(self) -> str:
-        assert self.estop_reset.wait_for_service(timeout_sec=10.0)
-        future = self.estop_reset.call_async(Trigger.Request())
+        return self.call(self.estop_reset)
+
+    def call(self, client) -> str:
+        """A Trigger service's answer (client: one of this probe's clients, or a name in self.services)."""
+        client = self.services.get(client, client)
+        assert client.wait_for_service(timeout_sec=10.0)
+        future = client.call_async(Trigger.Request())
         deadline = time.monotonic() + 10.0
         while not future.done():
-            assert time.monotonic() < deadline, "no answer from the e-stop reset service"
+            assert time.monotonic() < deadline, f"no answer from {client.srv_name}"
             time.sleep(0.02)
         return future.result().message
 
