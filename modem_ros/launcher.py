@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from modem_ros.announce import run_id_of
+from modem_ros.announce import MAX_ACTORS, run_id_of
 from modem_ros.config import ConfigError, load_node_config
 from modem_ros.graph import (
     ACTORS_ARGUMENT,
@@ -243,8 +243,8 @@ def actor_count(spec: LaunchSpec, params: dict[str, dict]) -> int:
     if not spec.actor_nodes:
         return 1
     actors = params["trainer"].get(ACTORS_ARGUMENT, 1)
-    if isinstance(actors, bool) or not isinstance(actors, int) or not 1 <= actors <= 64:
-        raise ConfigError(f"{ACTORS_ARGUMENT}:={actors!r} must be an integer from 1 to 64")
+    if isinstance(actors, bool) or not isinstance(actors, int) or not 1 <= actors <= MAX_ACTORS:
+        raise ConfigError(f"{ACTORS_ARGUMENT}:={actors!r} must be an integer from 1 to {MAX_ACTORS}")
     return actors
 
 

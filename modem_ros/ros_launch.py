@@ -60,10 +60,11 @@ def build(name: str):
     def actor_actions(context):
         """actors:=N: each actor node once per actor (graph.actor_copies), known only at launch time."""
         actors = max(1, int(LaunchConfiguration(ACTORS_ARGUMENT).perform(context)))
+        copies = [(node, actor_copies(node, actors)) for node in spec.nodes if node.name in spec.actor_nodes]
         out = []
         for i in range(actors):  # actor by actor: bridge, camera, planner
-            for node in (n for n in spec.nodes if n.name in spec.actor_nodes):
-                copy = actor_copies(node, actors)[i]
+            for node, node_copies in copies:
+                copy = node_copies[i]
                 out.append(node_action(node, copy.namespace, copy.remaps, copy.seed_offset, context))
         return out
 

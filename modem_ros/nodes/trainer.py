@@ -26,7 +26,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Bool, Float32, Float32MultiArray, MultiArrayDimension, String, UInt8MultiArray
 
 from modem_ros import topics
-from modem_ros.announce import announcement, run_id_of
+from modem_ros.announce import MAX_ACTORS, announcement, run_id_of
 from modem_ros.data.demos import DemoError, episode_dirs, read_episode, write_episode
 from modem_ros.data.episode import Episode
 from modem_ros.data.stream import EpisodeAssembler, StreamError
@@ -57,8 +57,8 @@ class TrainerNode(ModemNode):
                             "launcher sets it); empty = the one stored in run_dir/run_id, created on first use.")
         actors = self.param("actors", 1, "Actor graphs feeding this trainer: 1 = the graph's plain topics; N > 1 = "
                             "namespaces actor_0 .. actor_<N-1> (launch train_sim actors:=N).")
-        if not 1 <= actors <= 64:
-            raise NodeSetupError(f"parameter actors is {actors}: expected 1 to 64")
+        if not 1 <= actors <= MAX_ACTORS:
+            raise NodeSetupError(f"parameter actors is {actors}: expected 1 to {MAX_ACTORS}")
         self.actors = [actor_name(i, actors) for i in range(actors)]
         if actors > 1 and self.get_parameter("use_sim_time").value:  # each actor has its own /clock
             self.set_parameters([Parameter("use_sim_time", value=False)])
@@ -97,13 +97,17 @@ class TrainerNode(ModemNode):
         def topic(name: str) -> str:
             return actor_topic(actor, name)
 
+        def values(msg: Float32MultiArray) -> np.ndarray:
+            return np.asarray(msg.data, np.float32)
+
         self.create_subscription(Image, topic(topics.IMAGE), lambda m: self.on_image(assembler, m), STREAM)
         self.create_subscription(Float32MultiArray, topic(topics.STATE),
-                                 lambda m: self.add(assembler.add_state, m, topic(topics.STATE)), STREAM)
+                                 lambda m: self.add(assembler.add_state, values(m), topic(topics.STATE)), STREAM)
         # what the bridge executed (after the safety layer's clipping, an operator's takeover; zeros for a
         # hold), one per step in both graphs: not what the planner asked for
         self.create_subscription(Float32MultiArray, topic(topics.APPLIED_ACTION),
-                                 lambda m: self.add(assembler.add_action, m, topic(topics.APPLIED_ACTION)), STREAM)
+                                 lambda m: self.add(assembler.add_action, values(m), topic(topics.APPLIED_ACTION)),
+                                 STREAM)
         self.create_subscription(Float32, topic(topics.REWARD),
                                  lambda m: self.add(assembler.add_reward, m.data, topic(topics.REWARD)), STREAM)
         self.create_subscription(Bool, topic(topics.SUCCESS), lambda m: assembler.add_success(m.data), STREAM)
@@ -141,10 +145,10 @@ class TrainerNode(ModemNode):
         except ValueError as err:
             self.get_logger().error(f"{topics.IMAGE}: frame not stored: {err}", throttle_duration_sec=5.0)
 
-    def add(self, adder, data, topic: str) -> None:
-        """One stream item: an array message's values, or a number (reward)."""
+    def add(self, adder, item, topic: str) -> None:
+        """One stream item (a state's or action's values, a reward) into an assembler, or one line why not."""
         try:
-            adder(np.asarray(data.data, np.float32) if isinstance(data, Float32MultiArray) else data)
+            adder(item)
         except StreamError as err:  # the bridge refuses the same messages, so the streams stay paired
             self.get_logger().error(f"{topic}: not stored: {err}")
 
