@@ -96,7 +96,10 @@ _CAMERA_PARAMS = {"sim": {**_SIM_TIME["sim"], "reliable": True, "sample_on_state
 SIM_TELEOP_RATE = 5.0
 _TELEOP_PARAMS = {"sim": {**_SIM_TIME["sim"], "rate": SIM_TELEOP_RATE},
                   "hardware": {**_SIM_TIME["hardware"], "rate": 100.0, "robot": True}}
-_RECORDER_PARAMS = {"sim": {**_SIM_TIME["sim"], "target_rate": SIM_TELEOP_RATE}, "hardware": _SIM_TIME["hardware"]}
+# The recorder gives up a start whose episode never began: in sim the bridge starts it within the reset
+# call; a robot homes and approaches the start pose first (franka_bridge approach_timeout 30 s, plus homing).
+_RECORDER_PARAMS = {"sim": {**_SIM_TIME["sim"], "target_rate": SIM_TELEOP_RATE, "start_timeout": 10.0},
+                    "hardware": {**_SIM_TIME["hardware"], "start_timeout": 120.0}}
 
 
 # Several actors (actors:=N > 1): actor i's bridge, camera and planner run in namespace actor_<i>, so their

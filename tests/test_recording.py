@@ -56,16 +56,18 @@ class Keys:
         os.close(self.slave)
 
 
-def start_first_episode(launch: Launch, keys: Keys) -> None:
-    """Press the start key until the recorder answers: until discovery has found its services the teleop
-    says so and the press does nothing, so press again, as a person would."""
+def start_first_episode(launch: Launch, keys: Keys) -> int:
+    """Press the start key until the recorder answers, as a person would: until discovery has found its
+    services the teleop says so and the press does nothing, and a start the recorder gives up on (no start
+    event from the bridge) leaves it idle again. Returns the bridge episode being recorded."""
     for attempt in range(20):
         keys.press("n")
         try:
-            launch.wait_for("recording (bridge episode 0)", timeout=3)
-            return
+            line = launch.wait_for("recording (bridge episode ", timeout=3 if attempt < 19 else 15)
+            return int(line.rsplit("episode ", 1)[1].split(")")[0])
         except AssertionError:
             assert attempt < 19, "the start key never reached the recorder"
+    raise AssertionError("unreachable")
 
 
 def stop_if_running(launch: Launch) -> None:
@@ -97,7 +99,7 @@ def record(launch: Launch, keys: Keys, dataset: Path):
     steps = {}
 
     # 1: a full episode, moving right the whole time, saved after it ends
-    start_first_episode(launch, keys)
+    first = start_first_episode(launch, keys)  # 0 unless a start was given up on (the recorder says why)
     keys.hold("d")
     launch.wait_for("episode finished: 20 steps")
     keys.hold(None)
@@ -105,23 +107,23 @@ def record(launch: Launch, keys: Keys, dataset: Path):
     steps["first"] = launch.wait_for("saved episode_000000")
     # 2: discarded mid-episode (Backspace)
     keys.press("n")
-    launch.wait_for("recording (bridge episode 1)")
+    launch.wait_for(f"recording (bridge episode {first + 1})")
     keys.hold("w")
     time.sleep(0.5)
     keys.press("\x7f")
     launch.wait_for("episode discarded")
     # 3: re-recorded (left arrow) mid-episode, then the new one saved when it ends
     keys.press("n")
-    launch.wait_for("recording (bridge episode 2)")
+    launch.wait_for(f"recording (bridge episode {first + 2})")
     time.sleep(0.5)
     keys.press("\x1b[D")
-    launch.wait_for("recording (bridge episode 3)")
+    launch.wait_for(f"recording (bridge episode {first + 3})")
     launch.wait_for("episode finished: 20 steps")
     keys.press("\x1b[C")  # right arrow: save
     steps["third"] = launch.wait_for("saved episode_000001")
     # 4: saved early (Enter while recording)
     keys.press("n")
-    launch.wait_for("recording (bridge episode 4)")
+    launch.wait_for(f"recording (bridge episode {first + 4})")
     time.sleep(1.0)
     keys.hold(None)
     keys.press("\r")
@@ -129,7 +131,7 @@ def record(launch: Launch, keys: Keys, dataset: Path):
     # 5: the terminal goes away mid-episode, then the recorder is killed: episode 5 is lost, nothing else
     keys.hold("a")
     keys.press("n")
-    launch.wait_for("recording (bridge episode 5)")
+    launch.wait_for(f"recording (bridge episode {first + 5})")
     time.sleep(0.5)
     keys.hang_up()
     steps["lost"] = launch.wait_for("motion stopped (zero action)")

@@ -20,6 +20,7 @@ from itertools import islice
 from pathlib import Path
 
 import numpy as np
+from rclpy.clock import Clock, ClockType
 from sensor_msgs.msg import Image
 from std_msgs.msg import Bool, Float32, Float32MultiArray, String
 from std_srvs.srv import Trigger
@@ -43,8 +44,8 @@ class Fate:
 
 
 class Recorder(ModemNode):
-    def __init__(self):
-        super().__init__("recorder")
+    def __init__(self, **node_options):
+        super().__init__("recorder", **node_options)
         self.cfg = self.task_config()
         self.dataset = Path(self.param("dataset_dir", "", "Dataset directory: one rosbag2 directory per "
                                        "episode; an existing one is continued. Empty = demos/<task>.")
@@ -55,6 +56,12 @@ class Recorder(ModemNode):
                                       "report (the teleop or control rate).")
         self.auto_save = self.param("auto_save", False, "Save an episode that ran to its end without asking.")
         self.episodes = self.param("episodes", 0, "Stop after saving this many episodes (0 = until shut down).")
+        self.match_settle = self.param("match_settle", 1.0, "Seconds every stream must have had a publisher "
+                                       "before the bridge is reset (the publishers' side of discovery, which "
+                                       "this node cannot see, completes in that time).")
+        self.start_timeout = self.param("start_timeout", 10.0, f"Seconds to wait for the bridge's start event on "
+                                        f"{topics.EPISODE} after calling {topics.RESET}; then recording is "
+                                        "given up with a warning and start can be pressed again.")
         self.check_dataset()
         self.streams = Streams()
         self.fates: list[Fate] = []   # one per bridge episode not yet consumed, in order
@@ -73,7 +80,10 @@ class Recorder(ModemNode):
             (topics.APPLIED_ACTION, Float32MultiArray, self.on_action), (topics.REWARD, Float32, self.on_reward),
             (topics.SUCCESS, Bool, self.on_success), (topics.EPISODE, String, self.on_episode))}
         self.reset_pending = False  # start asked for; the bridge's reset waits until every stream is matched
-        self.create_timer(0.1, self.request_reset)
+        self.matched_since: float | None = None  # monotonic time since which every stream has had a publisher
+        self.reset_call: tuple[float, object] | None = None  # (monotonic time, future) of the unanswered reset
+        # steady clock: in sim the node's clock is /clock, which stands still until the bridge's episode runs
+        self.create_timer(0.1, self.request_reset, clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.get_logger().info(f"dataset {self.dataset}: {self.existing} episodes already; task {self.cfg.task}. "
                                f"Services {topics.RECORDER_START}, {topics.RECORDER_SAVE}, "
                                f"{topics.RECORDER_DISCARD}, {topics.RECORDER_RERECORD}")
@@ -128,7 +138,7 @@ class Recorder(ModemNode):
                                    seed=int(event.get("seed", -1)), bridge=event.get("bridge", "")))
             if self.armed:
                 self.get_logger().info(f"recording (bridge episode {event['episode']})")
-            self.armed = False
+            self.armed, self.reset_call = False, None
         else:
             self.streams.ends.append(int(event["steps"]))
         self.process()
@@ -149,18 +159,37 @@ class Recorder(ModemNode):
         return response
 
     def request_reset(self) -> None:
-        """Ask the bridge for the armed episode once a publisher is matched on every stream. Volatile
-        subscriptions get nothing published before DDS matched them (~0.1-3 s after a node starts): an
-        episode started earlier would miss its first observation, and its count-based cut never complete."""
+        """Ask the bridge for the armed episode once a publisher has been matched on every stream for
+        `match_settle` s. Volatile subscriptions get nothing published before DDS matched them (~0.1-3 s
+        after a node starts), and a match is seen here before the publisher's side has it: an episode
+        started earlier would miss its first observation, and its count-based cut never complete."""
+        self.check_start_arrived()
+        missing = [topic for topic, sub in self.subs.items() if sub.get_publisher_count() == 0]
+        now = time.monotonic()
+        self.matched_since = None if missing else (self.matched_since or now)
         if not self.reset_pending:
             return
-        missing = [topic for topic, sub in self.subs.items() if sub.get_publisher_count() == 0]
         if missing:
             self.get_logger().info(f"the episode starts once these streams have a publisher: {', '.join(missing)}",
                                    throttle_duration_sec=5.0)
             return
+        if now - self.matched_since < self.match_settle:
+            return
         self.reset_pending = False
-        self.reset.call_async(Trigger.Request())
+        self.reset_call = (now, self.reset.call_async(Trigger.Request()))
+
+    def check_start_arrived(self) -> None:
+        """A reset whose start event never came (lost between nodes, or no bridge answered) would leave
+        the recorder 'recording' forever with start refused: give it up, say what is known, and let
+        start be pressed again. Its episode, if it did start, is dropped when its start event arrives."""
+        if self.reset_call is None or time.monotonic() - self.reset_call[0] < self.start_timeout:
+            return
+        future = self.reset_call[1]
+        answer = (f"the bridge answered '{future.result().message}'" if future.done() and future.result()
+                  else "the bridge did not answer")
+        self.get_logger().warning(f"no episode start on {topics.EPISODE} {self.start_timeout:.0f} s after calling "
+                                  f"{topics.RESET} ({answer}): not recording; press start again")
+        self.armed, self.state, self.reset_call = False, "idle", None
 
     def current(self) -> Fate | None:
         return next((f for f in reversed(self.fates) if f.kind == "record"), None)
@@ -187,6 +216,7 @@ class Recorder(ModemNode):
             return response
         if self.armed:  # its start event has not arrived: that episode will be dropped when it does
             self.armed = self.reset_pending = False
+            self.reset_call = None
         else:
             fate.kind = "drop"
         self.state = "idle"

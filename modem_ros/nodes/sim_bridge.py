@@ -180,6 +180,7 @@ class SimBridge(ModemNode):
         if not self.finished:
             self.ticks += 1
             self.start_episode()
+            self.get_logger().info(f"episode {self.episode} started on {topics.RESET}")
         response.success, response.message = not self.finished, json.dumps({"episode": self.episode})
         return response
 
