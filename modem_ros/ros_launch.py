@@ -38,6 +38,24 @@ def build(name: str):
         actions.append(DeclareLaunchArgument(MODE_ARGUMENT, default_value=spec.modes[0],
                                              choices=list(spec.modes),
                                              description=f"Bridges: {' | '.join(spec.modes)}."))
+    def refuse_a_shared_domain(context):
+        """As `modem-ros launch` does: refuse to start when a node of this graph already runs on the domain
+        (two graphs on one domain would mix their streams), naming it and another ROS_DOMAIN_ID."""
+        from modem_ros.launcher import refuse_shared_domain
+
+        mode = LaunchConfiguration(MODE_ARGUMENT).perform(context) if spec.modes else None
+        actors = (max(1, int(LaunchConfiguration(ACTORS_ARGUMENT).perform(context))) if spec.actor_nodes else 1)
+        names = []
+        for node in spec.nodes:
+            if node.modes and mode not in node.modes:
+                continue
+            copies = actor_copies(node, actors) if node.name in spec.actor_nodes else [None]
+            names += [f"/{c.namespace}/{node.name}" if c and c.namespace else f"/{node.name}" for c in copies]
+        refuse_shared_domain(names, dict(context.environment))
+        return []
+
+    actions.append(OpaqueFunction(function=refuse_a_shared_domain))
+
     def node_action(node, namespace: str = "", remaps=None, seed_offset: int = 0, context=None):
         overrides = {target.partition(".")[2]: ParameterValue(LaunchConfiguration(arg), value_type=a.kind)
                      for arg, a in spec.arguments.items() for target in a.targets

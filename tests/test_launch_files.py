@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import os
 import sys
 import types
 from dataclasses import fields
@@ -48,6 +49,16 @@ def fake_launch(monkeypatch):
         monkeypatch.setitem(sys.modules, module_name, module)
     # a launch configuration's value at launch time: the FAKE context is a dict of argument values
     sys.modules["launch.substitutions"].LaunchConfiguration.perform = lambda self, context: context[self.args[0]]
+    # the domain check probes DDS for seconds: here it only records the node names it was given
+    checked: list[list[str]] = []
+    monkeypatch.setattr("modem_ros.launcher.refuse_shared_domain", lambda names, env: checked.append(names))
+    return checked
+
+
+class FakeContext(dict):
+    """FAKE launch context: the arguments' values, and the environment the launch runs in."""
+
+    environment = os.environ
 
 
 def built_actions(name: str, **values: str) -> list:
@@ -56,7 +67,9 @@ def built_actions(name: str, **values: str) -> list:
     spec_ = importlib.util.spec_from_file_location(f"{name}_launch", path)
     module = importlib.util.module_from_spec(spec_)
     spec_.loader.exec_module(module)
-    context = {arg: a.default for arg, a in LAUNCHES[name].arguments.items()} | values
+    spec = LAUNCHES[name]
+    modes = {MODE_ARGUMENT: spec.modes[0]} if spec.modes else {}
+    context = FakeContext({arg: a.default for arg, a in spec.arguments.items()} | modes | values)
     actions = []
     for action in module.generate_launch_description().args[0]:
         is_opaque = type(action).__name__ == "OpaqueFunction"
@@ -134,6 +147,16 @@ def test_actors_argument_starts_each_actor_node_once_per_namespace_with_its_seed
         assert remaps["modem/weights"] == "/modem/weights" and remaps["modem/checkpoint"] == "/modem/checkpoint"
     # the trainer is told how many actors to read
     assert nodes[-1].kwargs["parameters"][2]["actors"].args[0].args[0] == "actors"
+
+
+def test_ros2_launch_first_refuses_a_domain_where_its_nodes_already_run(fake_launch):
+    """The same check as `modem-ros launch`, on the nodes this launch will start (mode, actors)."""
+    built_actions("train_sim", actors="2")
+    assert fake_launch[-1] == ["/actor_0/sim_bridge", "/actor_1/sim_bridge", "/actor_0/camera", "/actor_1/camera",
+                               "/actor_0/planner", "/actor_1/planner", "/trainer"]
+    built_actions("record_demos", mode="hardware")
+    assert "/franka_bridge" in fake_launch[-1] and "/sim_bridge" not in fake_launch[-1]
+    assert [type(a).__name__ for a in built_actions("deploy")].count("Node") > 0 and len(fake_launch) == 3
 
 
 @pytest.mark.parametrize("name", sorted(LAUNCHES))
