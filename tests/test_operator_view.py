@@ -30,7 +30,7 @@ MAGENTA = (255, 0, 255)
 def test_progress_messages_keep_only_known_keys_of_the_right_types():
     assert parse_progress('{"t": 3, "length": 50, "goal_distance": 0.5, "succeeded": true, "x": "y"}') == {
         "t": 3, "length": 50, "goal_distance": 0.5, "succeeded": True}
-    for bad, reason in [("nope", ""), ("[1]", "not a JSON object"), ('{"t": "3"}', "'t' must be int"),
+    for bad, reason in [("nope", "Expecting value"), ("[1]", "not a JSON object"), ('{"t": "3"}', "'t' must be int"),
                         ('{"return": NaN}', "'return' must be float"), ('{"t": 2.5}', "'t' must be int"),
                         ('{"succeeded": 1}', "'succeeded' must be bool")]:
         with pytest.raises(ValueError, match=reason):
