@@ -4,6 +4,7 @@ the same nodes, the same parameter file, the same arguments onto the same parame
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -51,7 +52,8 @@ def build(name: str):
                 continue
             copies = actor_copies(node, actors) if node.name in spec.actor_nodes else [None]
             names += [f"/{c.namespace}/{node.name}" if c and c.namespace else f"/{node.name}" for c in copies]
-        refuse_shared_domain(names, dict(context.environment))
+        # the SetEnvironmentVariable actions above have run: launch keeps its environment in os.environ
+        refuse_shared_domain(names, dict(os.environ))
         return []
 
     actions.append(OpaqueFunction(function=refuse_a_shared_domain))

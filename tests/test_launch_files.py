@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ast
 import importlib.util
-import os
 import sys
 import types
 from dataclasses import fields
@@ -55,12 +54,6 @@ def fake_launch(monkeypatch):
     return checked
 
 
-class FakeContext(dict):
-    """FAKE launch context: the arguments' values, and the environment the launch runs in."""
-
-    environment = os.environ
-
-
 def built_actions(name: str, **values: str) -> list:
     """The launch file's actions, its OpaqueFunctions run with the arguments' defaults and `values`."""
     path = LAUNCH_DIR / f"{name}.launch.py"
@@ -69,7 +62,7 @@ def built_actions(name: str, **values: str) -> list:
     spec_.loader.exec_module(module)
     spec = LAUNCHES[name]
     modes = {MODE_ARGUMENT: spec.modes[0]} if spec.modes else {}
-    context = FakeContext({arg: a.default for arg, a in spec.arguments.items()} | modes | values)
+    context = {arg: a.default for arg, a in spec.arguments.items()} | modes | values
     actions = []
     for action in module.generate_launch_description().args[0]:
         is_opaque = type(action).__name__ == "OpaqueFunction"
