@@ -335,24 +335,39 @@ def launch(name: str, items: list[str], out=sys.stdout) -> int:
     out.write(f"[launch] {name}: {', '.join(p.label for p in procs)}; parameters {params_file}; "
               f"ROS_DOMAIN_ID={env.get('ROS_DOMAIN_ID', '0')} discovery {env['ROS_AUTOMATIC_DISCOVERY_RANGE']}\n")
     out.flush()
-    # Ctrl-C and SIGTERM both stop the graph (SIGINT set explicitly: a background start may inherit it ignored)
-    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
-    previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    # Ctrl-C and SIGTERM both stop the graph (SIGINT set explicitly: a background start may inherit it ignored).
+    # Only the first one interrupts: another while stopping (Ctrl-C twice, `timeout`) must not abort the stop,
+    # or nodes would be left running in their own sessions and the trainer cut off while it saves.
+    stopping = False
+
+    def interrupt(*_):
+        if stopping:
+            out.write(f"[launch] already stopping: nodes get {supervisor.grace:.0f} s to save, then SIGTERM, "
+                      "then SIGKILL\n")
+            out.flush()
+            return
+        raise KeyboardInterrupt
+
+    previous_int = signal.signal(signal.SIGINT, interrupt)
+    previous = signal.signal(signal.SIGTERM, interrupt)
     code = 0
     try:
         for proc in procs:
             supervisor.start(proc.label, node_command(proc.node.module, proc.node.name, params_file, proc.remaps,
                                                       proc.namespace), env)
         ended, code = supervisor.wait()
+        stopping = True
         if ended == spec.main_node and code == 0:
             out.write(f"[launch] {ended} finished; stopping the others\n")
         else:
             out.write(f"[launch] {ended} exited with code {code}; stopping the others\n")
             code = code or 1  # a node that should run until stopped has ended: that is a failure
     except KeyboardInterrupt:
+        stopping = True
         out.write("[launch] interrupted; stopping all nodes\n")
         code = 130
     finally:
+        stopping = True
         out.flush()
         supervisor.stop()
         signal.signal(signal.SIGTERM, previous)

@@ -171,10 +171,13 @@ def test_sigint_stops_every_process_within_seconds(graph_home):
     assert len(node_processes("interrupted/launch/train_sim.params.yaml")) == 4, marker
     start = time.monotonic()
     launch.proc.send_signal(signal.SIGINT)
+    launch.wait_for("[launch] interrupted; stopping all nodes", timeout=5)
+    launch.proc.send_signal(signal.SIGTERM)  # a second signal while stopping (Ctrl-C twice, `timeout`)
     code = launch.finish(timeout=30)
-    assert code == 130
+    assert code == 130, launch.text[-3000:]
     assert time.monotonic() - start < 5  # within the SIGINT grace period: no node needed SIGTERM/SIGKILL
-    assert "still running; sending" not in launch.text
+    assert "still running; sending" not in launch.text and "Traceback" not in launch.text
+    assert "[launch] already stopping" in launch.text  # the second signal was taken while stopping, not fatal
     assert node_processes("interrupted/launch/train_sim.params.yaml") == []
 
 
