@@ -39,10 +39,11 @@ def build(name: str):
         actions.append(DeclareLaunchArgument(MODE_ARGUMENT, default_value=spec.modes[0],
                                              choices=list(spec.modes),
                                              description=f"Bridges: {' | '.join(spec.modes)}."))
+
     def refuse_a_shared_domain(context):
         """As `modem-ros launch` does: refuse to start when a node of this graph already runs on the domain
         (two graphs on one domain would mix their streams), naming it and another ROS_DOMAIN_ID."""
-        from modem_ros.launcher import refuse_shared_domain
+        from modem_ros.launcher import Process, refuse_shared_domain
 
         mode = LaunchConfiguration(MODE_ARGUMENT).perform(context) if spec.modes else None
         actors = (max(1, int(LaunchConfiguration(ACTORS_ARGUMENT).perform(context))) if spec.actor_nodes else 1)
@@ -50,8 +51,9 @@ def build(name: str):
         for node in spec.nodes:
             if node.modes and mode not in node.modes:
                 continue
-            copies = actor_copies(node, actors) if node.name in spec.actor_nodes else [None]
-            names += [f"/{c.namespace}/{node.name}" if c and c.namespace else f"/{node.name}" for c in copies]
+            namespaces = ([c.namespace for c in actor_copies(node, actors)] if node.name in spec.actor_nodes
+                          else [""])
+            names += [Process(node, namespace).fqn for namespace in namespaces]
         # the SetEnvironmentVariable actions above have run: launch keeps its environment in os.environ
         refuse_shared_domain(names, dict(os.environ))
         return []
