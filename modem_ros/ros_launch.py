@@ -40,13 +40,17 @@ def build(name: str):
                                              choices=list(spec.modes),
                                              description=f"Bridges: {' | '.join(spec.modes)}."))
 
+    def actor_count(context) -> int:
+        """actors:=N at launch time (1 for a graph without actor nodes)."""
+        return max(1, int(LaunchConfiguration(ACTORS_ARGUMENT).perform(context))) if spec.actor_nodes else 1
+
     def refuse_a_shared_domain(context):
         """As `modem-ros launch` does: refuse to start when a node of this graph already runs on the domain
         (two graphs on one domain would mix their streams), naming it and another ROS_DOMAIN_ID."""
         from modem_ros.launcher import Process, refuse_shared_domain
 
         mode = LaunchConfiguration(MODE_ARGUMENT).perform(context) if spec.modes else None
-        actors = (max(1, int(LaunchConfiguration(ACTORS_ARGUMENT).perform(context))) if spec.actor_nodes else 1)
+        actors = actor_count(context)
         names = []
         for node in spec.nodes:
             if node.modes and mode not in node.modes:
@@ -81,7 +85,7 @@ def build(name: str):
 
     def actor_actions(context):
         """actors:=N: each actor node once per actor (graph.actor_copies), known only at launch time."""
-        actors = max(1, int(LaunchConfiguration(ACTORS_ARGUMENT).perform(context)))
+        actors = actor_count(context)
         copies = [(node, actor_copies(node, actors)) for node in spec.nodes if node.name in spec.actor_nodes]
         out = []
         for i in range(actors):  # actor by actor: bridge, camera, planner
