@@ -217,22 +217,43 @@ def run_learning_bench(task: str, preset: str | None, seeds: list[int], methods:
             run_dir = runs_root / f"{task}_{result['preset']}" / method / f"seed{seed}"
             log(f"bench learn: {method} seed {seed} in {run_dir}")
             if collect_only:
-                evaluations = _evaluations(run_dir)
-                if not evaluations:
-                    log(f"bench learn: {method} seed {seed}: no evaluations in {run_dir}")
+                run = _stopped_run(cfg, method, run_dir, log)
+                if run is None:
                     continue
-                run = run_record(cfg, method, run_dir, evaluations, start=time.time())
-                run["complete"] = _run_finished(run_dir)
             else:
-                run = run_one(cfg, method, run_dir, log_stream)
-            run["commit"] = COMMIT
-            run["machine"] = _machine()
-            result["runs"] = [r for r in result["runs"] if not (r["method"] == method and r["seed"] == seed)]
-            result["runs"].append(run)
-            write_json_atomic(result, out)
-            plot_learning(result, out.with_suffix(".png"))
-            log(f"bench learn: {method} seed {seed}: success {run['success']} at env steps {run['env_steps']}")
+                try:
+                    run = run_one(cfg, method, run_dir, log_stream)
+                except KeyboardInterrupt:  # Ctrl-C or SIGTERM: keep what it learned so far in `out`, then stop
+                    run = _stopped_run(cfg, method, run_dir, log)
+                    if run is not None:
+                        _record(result, run, out, log)
+                    log(f"bench learn: {method} seed {seed} interrupted; its stored episodes and latest.pt are "
+                        f"kept in {run_dir}: the same command resumes it")
+                    raise
+            _record(result, run, out, log)
     return result
+
+
+def _stopped_run(cfg: ModemConfig, method: str, run_dir: Path, log: Callable[[str], None]) -> dict | None:
+    """What a run directory holds so far (`complete: false` unless it reached its last step)."""
+    evaluations = _evaluations(run_dir)
+    if not evaluations:
+        log(f"bench learn: {method} seed {cfg.seed}: no evaluations in {run_dir}")
+        return None
+    run = run_record(cfg, method, run_dir, evaluations, start=time.time())
+    run["complete"] = _run_finished(run_dir)
+    return run
+
+
+def _record(result: dict[str, Any], run: dict[str, Any], out: Path, log: Callable[[str], None]) -> None:
+    """Put `run` in `result` (replacing the same method and seed) and rewrite `out` and its PNG."""
+    run["commit"] = COMMIT
+    run["machine"] = _machine()
+    result["runs"] = [r for r in result["runs"] if not (r["method"] == run["method"] and r["seed"] == run["seed"])]
+    result["runs"].append(run)
+    write_json_atomic(result, out)
+    plot_learning(result, out.with_suffix(".png"))
+    log(f"bench learn: {run['method']} seed {run['seed']}: success {run['success']} at env steps {run['env_steps']}")
 
 
 def merge_results(parts: list[dict[str, Any]]) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -217,10 +218,19 @@ def cmd_pretrain_sources(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from modem_ros.run import train
+    from modem_ros.paths import default_run_dir
+    from modem_ros.run import build_trainer
 
     cfg = _config(args)
-    evaluations = train(cfg, Path(args.run_dir) if args.run_dir else None)
+    run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(cfg.task)
+    trainer = build_trainer(cfg, run_dir)
+    try:
+        evaluations = trainer.run()
+    except KeyboardInterrupt:
+        print(f"modem-ros train: interrupted at agent step {trainer.step} (env step "
+              f"{trainer.step * cfg.action_repeat}); the checkpoints and metrics written so far are in {run_dir}",
+              file=sys.stderr, flush=True)
+        raise
     final = evaluations[-1] if evaluations else {}
     print(f"done: {json.dumps(final)}")
     return 0
@@ -441,6 +451,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     keep_freed_memory()
     parser = build_parser()
@@ -464,8 +478,15 @@ def main(argv: list[str] | None = None) -> int:
     from modem_ros.run import RunDirInUse
     from modem_ros.trainer import ResumeError
 
+    # Ctrl-C and SIGTERM (how a background `nohup` run is stopped: it ignores SIGINT) both interrupt, so a
+    # long command stops the same way either way: what it wrote is whole (atomic), it says so, exits 130.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         return args.func(args)
+    except KeyboardInterrupt:
+        print(f"modem-ros {args.command}: interrupted", file=sys.stderr, flush=True)
+        return 130
     except ConfigError as exc:
         print(f"modem-ros: config error: {exc}", file=sys.stderr)
         return 2

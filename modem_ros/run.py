@@ -21,7 +21,6 @@ from modem_ros.data.episode import Episode
 from modem_ros.data.replay import EpisodeBuffer
 from modem_ros.envs import make_env
 from modem_ros.logger import MetricsLogger
-from modem_ros.paths import default_run_dir
 from modem_ros.trainer import Trainer, scripted_demos
 
 
@@ -182,7 +181,3 @@ def build_trainer(cfg: ModemConfig, run_dir: Path | None = None, log_stream=None
     return Trainer(cfg, env, agent, demo_buffer, replay, logger, eval_env=eval_env, run_dir=run_dir,
                    run_id=run_id_of(run_dir) if run_dir is not None else "", heldout=heldout)
 
-
-def train(cfg: ModemConfig, run_dir: Path | None = None) -> list[dict[str, float]]:
-    run_dir = run_dir or default_run_dir(cfg.task)
-    return build_trainer(cfg, run_dir).run()

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -113,6 +117,8 @@ def test_collect_records_a_stopped_run_as_incomplete_and_merge_joins_seeds(tmp_p
     with pytest.raises(KeyboardInterrupt):
         run_learning_bench("toy-reach", None, [1], ["modem"], TINY, part1, tmp_path / "runs", log=lambda s: None,
                            log_stream=io.StringIO())
+    (interrupted,) = json.loads(part1.read_text())["runs"]  # the stop itself recorded what the run had
+    assert interrupted["complete"] is False and interrupted["env_steps"] == [0, 80]
     monkeypatch.setattr(Trainer, "after_episode", original)
     collected = run_learning_bench("toy-reach", None, [1], ["modem"], TINY, part1, tmp_path / "runs",
                                    log=lambda s: None, collect_only=True)
@@ -149,3 +155,42 @@ def test_a_video_that_cannot_be_encoded_does_not_end_the_run(tmp_path, monkeypat
     notes = [n for n in notes if n["kind"] == "note" and "eval_video" in n]
     assert notes and str(error).splitlines()[0] in notes[0]["eval_video"]
     assert not list((tmp_path / "run" / "videos").glob("*.mp4"))  # no half file left
+
+
+def test_sigterm_stops_a_background_bench_like_ctrl_c(tmp_path):
+    """`nohup ... &` runs ignore SIGINT, so SIGTERM is how they are stopped: one line, the partial run
+    recorded, the lock released, exit 130, no traceback."""
+    runs, out = tmp_path / "runs", tmp_path / "toy.json"
+    overrides = [f"{k}={v}" for k, v in {**TINY, "train_steps": 4000}.items()]
+    proc = subprocess.Popen([sys.executable, "-m", "modem_ros.cli", "bench", "learn", "--task", "toy-reach",
+                             "--methods", "modem", "--seed", "1", "--runs-root", str(runs), "--out", str(out),
+                             *overrides], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    run_dir = runs / "toy-reach_reference" / "modem" / "seed1"
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not any(
+                r["step"] > 0 for r in _evals(run_dir / "metrics.jsonl")):
+            assert proc.poll() is None, proc.stdout.read()
+            time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        text, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, text
+    assert "Traceback" not in text and "interrupted" in text and "the same command resumes it" in text
+    (run,) = json.loads(out.read_text())["runs"]
+    assert run["complete"] is False and run["env_steps"][:2] == [0, 80]
+    assert not (run_dir / "lock").exists()
+
+
+def _evals(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:  # the line being written
+            continue
+    return [r for r in records if r.get("kind") == "eval"]

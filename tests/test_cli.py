@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -93,3 +95,23 @@ def test_train_cli_runs_and_writes_the_run_directory(tmp_path):
 def test_budget_sweep_needs_a_checkpoint():
     proc = modem_ros("bench", "budgets", check=False)
     assert proc.returncode == 2 and "--checkpoint" in proc.stderr
+
+
+def test_sigterm_stops_train_with_one_line_naming_the_step(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "modem_ros.cli", "train", "--task", "toy-reach", "--run-dir",
+                             str(run_dir), *small_overrides(train_steps=4000, seed_steps=40, bc_iters=5)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        metrics = run_dir / "metrics.jsonl"
+        while time.monotonic() < deadline and not (metrics.exists() and '"kind": "train"' in metrics.read_text()):
+            assert proc.poll() is None, proc.stdout.read()
+            time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        text, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, text
+    assert "Traceback" not in text and "modem-ros train: interrupted at agent step" in text
+    assert str(run_dir) in text and not (run_dir / "lock").exists()
