@@ -193,6 +193,9 @@ class Supervisor:
             child.thread.join(timeout=1.0)
 
 
+# Set in the environment of nodes a launcher starts after refuse_shared_domain checked the whole graph
+# (a node started by hand checks its own name instead).
+DOMAIN_CHECKED = "MODEM_ROS_DOMAIN_CHECKED"
 DISCOVERY_WAIT = 4.0  # seconds to look for a graph already on the domain (first discovery ~2.5 s here)
 
 
@@ -328,6 +331,7 @@ def launch(name: str, items: list[str], out=sys.stdout) -> int:
                                           sort_keys=False))
     env = ros_environment()
     refuse_shared_domain([p.fqn for p in procs], env)
+    env[DOMAIN_CHECKED] = "1"
     if sys.stdin.isatty():  # nodes run in their own sessions: tell the teleop node which terminal is ours
         env.setdefault("MODEM_ROS_TTY", os.ttyname(sys.stdin.fileno()))
     supervisor = Supervisor(log_dir=launch_dir, out=out)

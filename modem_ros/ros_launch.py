@@ -47,7 +47,7 @@ def build(name: str):
     def refuse_a_shared_domain(context):
         """As `modem-ros launch` does: refuse to start when a node of this graph already runs on the domain
         (two graphs on one domain would mix their streams), naming it and another ROS_DOMAIN_ID."""
-        from modem_ros.launcher import Process, refuse_shared_domain
+        from modem_ros.launcher import DOMAIN_CHECKED, Process, refuse_shared_domain
 
         mode = LaunchConfiguration(MODE_ARGUMENT).perform(context) if spec.modes else None
         actors = actor_count(context)
@@ -60,7 +60,7 @@ def build(name: str):
             names += [Process(node, namespace).fqn for namespace in namespaces]
         # the SetEnvironmentVariable actions above have run: launch keeps its environment in os.environ
         refuse_shared_domain(names, dict(os.environ))
-        return []
+        return [SetEnvironmentVariable(DOMAIN_CHECKED, "1")]  # its nodes need not check their names again
 
     actions.append(OpaqueFunction(function=refuse_a_shared_domain))
 

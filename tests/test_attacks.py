@@ -324,6 +324,46 @@ def test_launcher_refuses_a_node_name_already_on_the_domain(monkeypatch, tmp_pat
         rclpy.shutdown(context=context)
 
 
+def test_a_node_started_by_hand_refuses_a_name_already_on_the_domain(monkeypatch, tmp_path):
+    """No launcher checked its graph (`ros2 run`, `python -m`): the node checks its own remapped name."""
+    _ros_env(monkeypatch, tmp_path, 31)
+    env = ros_environment()
+    context = rclpy.Context()
+    rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
+    squatter = rclpy.create_node("camera", context=context)  # another graph's camera, alive
+    stop = threading.Event()
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(squatter)
+
+    def spin() -> None:  # a live node answers its parameter service
+        while not stop.is_set():
+            executor.spin_once(timeout_sec=0.05)
+
+    spinner = threading.Thread(target=spin, daemon=True)
+    spinner.start()
+    camera = [sys.executable, "-m", "modem_ros.nodes.camera"]
+    other = None
+    try:
+        refused = subprocess.run(camera, env=env, capture_output=True, text=True, timeout=120)
+        assert refused.returncode == 2, refused.stderr
+        assert f"[Camera] cannot start: /camera already runs on ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']}" in refused.stderr
+        # in its own namespace it is another node: it starts, and is seen on the domain
+        other = subprocess.Popen([*camera, "--ros-args", "-r", "__ns:=/actor_1"], env=env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + 90
+        while ("camera", "/actor_1") not in squatter.get_node_names_and_namespaces():
+            assert other.poll() is None and time.monotonic() < deadline, other.stdout.read()
+            time.sleep(0.2)
+    finally:
+        if other is not None:
+            other.kill()
+            other.wait()
+        stop.set()
+        spinner.join(timeout=2)
+        squatter.destroy_node()
+        rclpy.shutdown(context=context)
+
+
 def _rtps_sockets(env: dict[str, str]) -> list[str]:
     """Local addresses of the UDP sockets a node opens in its domain's RTPS port range (7400 + 250 x domain)."""
     probe = subprocess.Popen([sys.executable, "-m", "modem_ros.domain_probe", "4", "nobody"], env=env,

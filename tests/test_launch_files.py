@@ -149,7 +149,12 @@ def test_ros2_launch_first_refuses_a_domain_where_its_nodes_already_run(fake_lau
                                "/actor_0/planner", "/actor_1/planner", "/trainer"]
     built_actions("record_demos", mode="hardware")
     assert "/franka_bridge" in fake_launch[-1] and "/sim_bridge" not in fake_launch[-1]
-    assert [type(a).__name__ for a in built_actions("deploy")].count("Node") > 0 and len(fake_launch) == 3
+    actions = built_actions("deploy")
+    assert [type(a).__name__ for a in actions].count("Node") > 0 and len(fake_launch) == 3
+    # once checked, the nodes are told so (they would otherwise each probe the domain for their own name)
+    checked = [i for i, a in enumerate(actions) if type(a).__name__ == "SetEnvironmentVariable"
+               and a.args == ("MODEM_ROS_DOMAIN_CHECKED", "1")]
+    assert checked and checked[0] < min(i for i, a in enumerate(actions) if type(a).__name__ == "Node")
 
 
 @pytest.mark.parametrize("name", sorted(LAUNCHES))

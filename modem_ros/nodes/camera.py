@@ -33,8 +33,10 @@ def scaled_info(info: CameraInfo, scale: float, x0: int, y0: int, size: int) -> 
 
 
 class Camera(ModemNode):
+    NAME = "camera"
+
     def __init__(self):
-        super().__init__("camera")
+        super().__init__(self.NAME)
         self.size = self.task_config().img_size
         reliable = self.param("reliable", True, "Lock-step relay (sim): reliable, nothing dropped. False: "
                               "best-effort sensor QoS, newest frame only (hardware).")

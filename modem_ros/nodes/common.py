@@ -4,6 +4,7 @@ the task configuration, and a main() that turns setup errors into one clear line
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -23,6 +24,7 @@ from std_msgs.msg import Float32MultiArray, String
 
 from modem_ros import topics
 from modem_ros.config import NODE_PARAMETERS, ConfigError, ModemConfig, load_node_config
+from modem_ros.launcher import DOMAIN_CHECKED, nodes_already_running
 from modem_ros.robots.arm import FINGER_NAMES, JOINT_NAMES, ArmState
 from modem_ros.robots.safety import ArmCommand
 from modem_ros.weights import MAX_CHUNKS
@@ -53,6 +55,8 @@ class NodeSetupError(RuntimeError):
 
 class ModemNode(Node):
     """A Node with described parameters and the task configuration every modem_ros node shares."""
+
+    NAME = ""  # the node's ROS name before remapping (each node sets it; run_node checks the domain for it)
 
     def param(self, name: str, default: Any, description: str) -> Any:
         return self.declare_parameter(name, default, ParameterDescriptor(description=description)).value
@@ -139,6 +143,24 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+def _already_running(base_name: str) -> str:
+    """Started by hand (`ros2 run`, `python -m`), not by a launcher that checked its whole graph: refuse
+    when a node of this name already runs on the domain — a second planner would load the other run's
+    weights and drive its bridge. Returns the reason, or "" when the name is free (or checked)."""
+    if os.environ.get(DOMAIN_CHECKED) or not base_name:
+        return ""
+    # the name after this process's remaps (-r __ns:=/actor_1, -r __node:=...): a throwaway node resolves
+    # it; without parameter services it answers no probe, so it cannot be mistaken for the other one
+    resolver = rclpy.create_node(base_name, start_parameter_services=False, enable_rosout=False)
+    fqn = resolver.get_fully_qualified_name()
+    resolver.destroy_node()
+    if not nodes_already_running([fqn], dict(os.environ)):
+        return ""
+    domain = os.environ.get("ROS_DOMAIN_ID", "0")
+    return (f"{fqn} already runs on ROS_DOMAIN_ID={domain}; two would mix their streams and weights. Stop it, "
+            f"start this one in another namespace (--ros-args -r __ns:=/name) or on another ROS_DOMAIN_ID")
+
+
 def run_node(node_class: type[Node], args: list[str] | None = None) -> int:
     """rclpy.init, build the node, spin until shutdown. A bad parameter file or value prints one line
     naming it and exits 2 before anything runs; Ctrl-C / SIGTERM shut down cleanly (exit 0)."""
@@ -158,6 +180,10 @@ def run_node(node_class: type[Node], args: list[str] | None = None) -> int:
     node = None
     code = 0
     try:
+        taken = _already_running(node_class.NAME)
+        if taken:
+            print(f"[{name}] cannot start: {taken}", file=sys.stderr, flush=True)
+            return 2
         node = node_class()
         if hasattr(node, "run"):
             node.run()

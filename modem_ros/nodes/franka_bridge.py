@@ -50,8 +50,10 @@ APPROACH_TOLERANCE = 0.01  # metres from START_TCP at which an episode may start
 
 
 class FrankaBridge(ModemNode):
+    NAME = "franka_bridge"
+
     def __init__(self):
-        super().__init__("franka_bridge")
+        super().__init__(self.NAME)
         self.cfg = self.task_config()
         if self.cfg.action_dim != spec.ACTION_DIM or self.cfg.state_dim != spec.STATE_DIM:
             raise NodeSetupError(f"task {self.cfg.task} has action {self.cfg.action_dim}/state {self.cfg.state_dim}; "

@@ -55,8 +55,10 @@ def progress_text(task: str, progress: dict) -> str:
 
 
 class OperatorView(ModemNode):
+    NAME = "operator_view"
+
     def __init__(self, **node_options):
-        super().__init__("operator_view", **node_options)
+        super().__init__(self.NAME, **node_options)
         self.cfg = self.task_config()
         self.zoom = self.param("zoom", 4, "Image magnification (84 px x 4 = 336 px on screen).")
         want_window = self.param("window", True, "Show the window (false: log each episode's progress instead).")

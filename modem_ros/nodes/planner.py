@@ -39,8 +39,10 @@ from modem_ros.weights import WeightsAssembler, WeightsError, parse_header
 
 
 class Planner(ModemNode):
+    NAME = "planner"
+
     def __init__(self, **node_options):
-        super().__init__("planner", **node_options)
+        super().__init__(self.NAME, **node_options)
         cfg = self.task_config()
         device = self.param("device", "auto", "Torch device for acting: auto (cuda if available), cpu, cuda[:N].")
         self.checkpoint = self.param("checkpoint", "", "Checkpoint file to act with; empty = wait for the "

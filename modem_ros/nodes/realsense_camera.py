@@ -35,9 +35,11 @@ def camera_info_msg(i: Intrinsics, stamp, frame_id: str) -> CameraInfo:
 
 
 class RealSenseCamera(ModemNode):
+    NAME = "realsense_camera"
+
     def __init__(self, device=None, **node_options):
         """`device`: an rs.device to open sensor by sensor (pyrealsense2's software device in tests)."""
-        super().__init__("realsense_camera", **node_options)
+        super().__init__(self.NAME, **node_options)
         self.source = RealSenseSource(
             width=self.param("width", 640, "Colour width in pixels (a profile the camera offers)."),
             height=self.param("height", 480, "Colour height in pixels."),

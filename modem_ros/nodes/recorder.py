@@ -44,8 +44,10 @@ class Fate:
 
 
 class Recorder(ModemNode):
+    NAME = "recorder"
+
     def __init__(self, **node_options):
-        super().__init__("recorder", **node_options)
+        super().__init__(self.NAME, **node_options)
         self.cfg = self.task_config()
         self.dataset = Path(self.param("dataset_dir", "", "Dataset directory: one rosbag2 directory per "
                                        "episode; an existing one is continued. Empty = demos/<task>.")

@@ -56,8 +56,10 @@ def camera_info(size: int, fovy_deg: float, stamp: Time, frame_id: str) -> Camer
 
 
 class SimBridge(ModemNode):
+    NAME = "sim_bridge"
+
     def __init__(self, **node_options):
-        super().__init__("sim_bridge", **node_options)
+        super().__init__(self.NAME, **node_options)
         self.cfg = self.task_config()
         self.max_episodes = self.param("max_episodes", 0, "Episodes to run before exiting (0 = until shut down).")
         self.first_episode = self.param("first_episode", 0, "Index of the first episode; episode i resets "

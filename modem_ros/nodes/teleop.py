@@ -33,8 +33,10 @@ REOPEN_PERIOD = 1.0  # seconds between attempts to reopen a lost device
 
 
 class Teleop(ModemNode):
+    NAME = "teleop"
+
     def __init__(self, **node_options):
-        super().__init__("teleop", **node_options)
+        super().__init__(self.NAME, **node_options)
         cfg = self.task_config()
         self.kind = self.param("device", "keyboard", "Input device: keyboard (terminal, works over SSH), gamepad "
                                "(evdev), spacemouse (pyspacemouse).")

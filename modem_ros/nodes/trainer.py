@@ -40,8 +40,10 @@ from modem_ros.weights import pack, planner_state
 
 
 class TrainerNode(ModemNode):
+    NAME = "trainer"
+
     def __init__(self):
-        super().__init__("trainer")
+        super().__init__(self.NAME)
         cfg = self.task_config()
         device = self.param("device", "auto", "Torch device for updates: auto (cuda if available), cpu, cuda[:N].")
         run_dir = self.param("run_dir", "", "Run directory (config snapshot, checkpoints, episodes, metrics.jsonl, "
