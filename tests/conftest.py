@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import signal
 import subprocess
@@ -109,3 +110,32 @@ def franky_sim(tmp_path_factory):
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
+
+
+def metrics_records(path: Path, kind: str) -> list[dict]:
+    """A run's metrics.jsonl records of one kind, read while it is written (a partial last line skipped)."""
+    records = []
+    for line in (path.read_text().splitlines() if path.exists() else []):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return [r for r in records if r.get("kind") == kind]
+
+
+def sigterm_when(args: list[str], ready, timeout: float = 300) -> tuple[int, str]:
+    """Run `modem-ros ARGS` in its own session (as `nohup ... &` would, SIGINT ignored), send it SIGTERM
+    once ready() holds; its exit code and output."""
+    proc = subprocess.Popen([sys.executable, "-m", "modem_ros.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.poll() else ""
+            time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        text, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    return proc.returncode, text
+

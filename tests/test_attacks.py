@@ -3,6 +3,7 @@ line naming what was wrong, and the node keeps running on what it had."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -294,33 +295,41 @@ def test_planner_survives_hostile_announcements_and_loads_only_its_runs_weights(
 def test_launcher_refuses_a_node_name_already_on_the_domain(monkeypatch, tmp_path):
     _ros_env(monkeypatch, tmp_path, 7)
     env = ros_environment()
-    context = rclpy.Context()
-    rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
-    squatter = rclpy.create_node("planner", context=context)  # a first graph's planner, alive (spinning)
-    actor = rclpy.create_node("planner", namespace="/actor_1", context=context)  # its actor 1's planner
-    stop = threading.Event()
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(squatter)
-    executor.add_node(actor)
-
-    def spin() -> None:  # a live node answers its parameter service
-        while not stop.is_set():
-            executor.spin_once(timeout_sec=0.05)
-
-    spinner = threading.Thread(target=spin, daemon=True)
-    spinner.start()
-    try:
+    # a first graph's planner and its actor 1's planner, alive
+    with live_nodes(("planner", "/"), ("planner", "/actor_1")):
         with pytest.raises(Exception, match=r"another graph already runs /planner on ROS_DOMAIN_ID=\d+"):
             refuse_shared_domain(["sim_bridge", "camera", "planner", "trainer"], env)
         refuse_shared_domain(["sim_bridge", "camera"], env)  # the robot side of a split graph: allowed
         with pytest.raises(Exception, match=r"another graph already runs /actor_1/planner on"):
             refuse_shared_domain(["/actor_0/planner", "/actor_1/planner"], env)  # actors go by their full names
         refuse_shared_domain(["/actor_2/planner"], env)
+
+
+@contextlib.contextmanager
+def live_nodes(*names: tuple[str, str]):
+    """Nodes (name, namespace) spinning in this process, as another graph's would: they answer their
+    parameter services, which is how the domain probe tells a live node from one killed moments ago."""
+    context = rclpy.Context()
+    rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
+    nodes = [rclpy.create_node(name, namespace=ns, context=context) for name, ns in names]
+    stop = threading.Event()
+    executor = SingleThreadedExecutor(context=context)
+    for node in nodes:
+        executor.add_node(node)
+
+    def spin() -> None:
+        while not stop.is_set():
+            executor.spin_once(timeout_sec=0.05)
+
+    spinner = threading.Thread(target=spin, daemon=True)
+    spinner.start()
+    try:
+        yield nodes
     finally:
         stop.set()
         spinner.join(timeout=2)
-        actor.destroy_node()
-        squatter.destroy_node()
+        for node in nodes:
+            node.destroy_node()
         rclpy.shutdown(context=context)
 
 
@@ -328,40 +337,25 @@ def test_a_node_started_by_hand_refuses_a_name_already_on_the_domain(monkeypatch
     """No launcher checked its graph (`ros2 run`, `python -m`): the node checks its own remapped name."""
     _ros_env(monkeypatch, tmp_path, 31)
     env = ros_environment()
-    context = rclpy.Context()
-    rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
-    squatter = rclpy.create_node("camera", context=context)  # another graph's camera, alive
-    stop = threading.Event()
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(squatter)
-
-    def spin() -> None:  # a live node answers its parameter service
-        while not stop.is_set():
-            executor.spin_once(timeout_sec=0.05)
-
-    spinner = threading.Thread(target=spin, daemon=True)
-    spinner.start()
     camera = [sys.executable, "-m", "modem_ros.nodes.camera"]
     other = None
-    try:
-        refused = subprocess.run(camera, env=env, capture_output=True, text=True, timeout=120)
-        assert refused.returncode == 2, refused.stderr
-        assert f"[Camera] cannot start: /camera already runs on ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']}" in refused.stderr
-        # in its own namespace it is another node: it starts, and is seen on the domain
-        other = subprocess.Popen([*camera, "--ros-args", "-r", "__ns:=/actor_1"], env=env, stdout=subprocess.PIPE,
-                                 stderr=subprocess.STDOUT, text=True)
-        deadline = time.monotonic() + 90
-        while ("camera", "/actor_1") not in squatter.get_node_names_and_namespaces():
-            assert other.poll() is None and time.monotonic() < deadline, other.stdout.read()
-            time.sleep(0.2)
-    finally:
-        if other is not None:
-            other.kill()
-            other.wait()
-        stop.set()
-        spinner.join(timeout=2)
-        squatter.destroy_node()
-        rclpy.shutdown(context=context)
+    with live_nodes(("camera", "/")) as (squatter,):  # another graph's camera, alive
+        try:
+            refused = subprocess.run(camera, env=env, capture_output=True, text=True, timeout=120)
+            assert refused.returncode == 2, refused.stderr
+            assert (f"[Camera] cannot start: /camera already runs on ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']}"
+                    in refused.stderr)
+            # in its own namespace it is another node: it starts, and is seen on the domain
+            other = subprocess.Popen([*camera, "--ros-args", "-r", "__ns:=/actor_1"], env=env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            deadline = time.monotonic() + 90
+            while ("camera", "/actor_1") not in squatter.get_node_names_and_namespaces():
+                assert other.poll() is None and time.monotonic() < deadline, other.stdout.read()
+                time.sleep(0.2)
+        finally:
+            if other is not None:
+                other.kill()
+                other.wait()
 
 
 def _rtps_sockets(env: dict[str, str]) -> list[str]:

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +11,7 @@ import pytest
 from modem_ros import bench_learn
 from modem_ros.bench_learn import method_config, run_learning_bench, train_resumable
 from modem_ros.trainer import Trainer
-from tests.conftest import SMALL
+from tests.conftest import SMALL, metrics_records, sigterm_when
 
 TINY = {k: str(v) for k, v in {**SMALL, "train_steps": 80, "seed_steps": 40, "eval_freq": 80,
                                 "eval_episodes": 1, "bc_iters": 5}.items()}
@@ -161,36 +157,14 @@ def test_sigterm_stops_a_background_bench_like_ctrl_c(tmp_path):
     """`nohup ... &` runs ignore SIGINT, so SIGTERM is how they are stopped: one line, the partial run
     recorded, the lock released, exit 130, no traceback."""
     runs, out = tmp_path / "runs", tmp_path / "toy.json"
-    overrides = [f"{k}={v}" for k, v in {**TINY, "train_steps": 4000}.items()]
-    proc = subprocess.Popen([sys.executable, "-m", "modem_ros.cli", "bench", "learn", "--task", "toy-reach",
-                             "--methods", "modem", "--seed", "1", "--runs-root", str(runs), "--out", str(out),
-                             *overrides], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
     run_dir = runs / "toy-reach_reference" / "modem" / "seed1"
-    try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and not any(
-                r["step"] > 0 for r in _evals(run_dir / "metrics.jsonl")):
-            assert proc.poll() is None, proc.stdout.read()
-            time.sleep(0.5)
-        proc.send_signal(signal.SIGTERM)
-        text, _ = proc.communicate(timeout=120)
-    finally:
-        proc.kill()
-    assert proc.returncode == 130, text
+    overrides = [f"{k}={v}" for k, v in {**TINY, "train_steps": 4000}.items()]
+    code, text = sigterm_when(["bench", "learn", "--task", "toy-reach", "--methods", "modem", "--seed", "1",
+                               "--runs-root", str(runs), "--out", str(out), *overrides],
+                              ready=lambda: any(r["step"] > 0 for r in metrics_records(run_dir / "metrics.jsonl",
+                                                                                        "eval")))
+    assert code == 130, text
     assert "Traceback" not in text and "interrupted" in text and "the same command resumes it" in text
     (run,) = json.loads(out.read_text())["runs"]
     assert run["complete"] is False and run["env_steps"][:2] == [0, 80]
     assert not (run_dir / "lock").exists()
-
-
-def _evals(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    records = []
-    for line in path.read_text().splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:  # the line being written
-            continue
-    return [r for r in records if r.get("kind") == "eval"]

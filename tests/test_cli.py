@@ -1,14 +1,12 @@
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
-from tests.conftest import SMALL
+from tests.conftest import SMALL, metrics_records, sigterm_when
 
 
 def modem_ros(*args, check=True):
@@ -99,19 +97,9 @@ def test_budget_sweep_needs_a_checkpoint():
 
 def test_sigterm_stops_train_with_one_line_naming_the_step(tmp_path):
     run_dir = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "modem_ros.cli", "train", "--task", "toy-reach", "--run-dir",
-                             str(run_dir), *small_overrides(train_steps=4000, seed_steps=40, bc_iters=5)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 300
-        metrics = run_dir / "metrics.jsonl"
-        while time.monotonic() < deadline and not (metrics.exists() and '"kind": "train"' in metrics.read_text()):
-            assert proc.poll() is None, proc.stdout.read()
-            time.sleep(0.5)
-        proc.send_signal(signal.SIGTERM)
-        text, _ = proc.communicate(timeout=120)
-    finally:
-        proc.kill()
-    assert proc.returncode == 130, text
+    code, text = sigterm_when(["train", "--task", "toy-reach", "--run-dir", str(run_dir),
+                               *small_overrides(train_steps=4000, seed_steps=40, bc_iters=5)],
+                              ready=lambda: metrics_records(run_dir / "metrics.jsonl", "train"))
+    assert code == 130, text
     assert "Traceback" not in text and "modem-ros train: interrupted at agent step" in text
     assert str(run_dir) in text and not (run_dir / "lock").exists()
