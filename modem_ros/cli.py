@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 import time
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 from modem_ros import topics
 from modem_ros.config import ConfigError, ModemConfig, field_docs, load_config, parse_overrides
 from modem_ros.graph import LAUNCHES
-from modem_ros.runtime import keep_freed_memory
+from modem_ros.runtime import interrupt_on_sigterm, keep_freed_memory
 
 # Optional dependencies and the install extra that brings each (setup.py extras_require).
 EXTRA_OF_MODULE = {"pandas": "lerobot", "pyarrow": "lerobot", "mujoco": "sim", "dm_control": "sim",
@@ -451,10 +450,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     keep_freed_memory()
     parser = build_parser()
@@ -478,10 +473,7 @@ def main(argv: list[str] | None = None) -> int:
     from modem_ros.run import RunDirInUse
     from modem_ros.trainer import ResumeError
 
-    # Ctrl-C and SIGTERM (how a background `nohup` run is stopped: it ignores SIGINT) both interrupt, so a
-    # long command stops the same way either way: what it wrote is whole (atomic), it says so, exits 130.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _interrupt)
+    interrupt_on_sigterm()  # what a stopped command wrote is whole (atomic); it says so and exits 130
     try:
         return args.func(args)
     except KeyboardInterrupt:

@@ -6,17 +6,22 @@ import json
 from pathlib import Path
 
 
-def eval_records(metrics_path: Path) -> list[dict]:
-    """The `eval` records of a metrics.jsonl (a run resumed after a crash appends to the same file)."""
+def metrics_records(metrics_path: Path, kind: str) -> list[dict]:
+    """The records of one kind in a metrics.jsonl (a run resumed after a crash appends to the same file)."""
     records = []
     for line in Path(metrics_path).read_text().splitlines():
         try:
             record = json.loads(line)
-        except json.JSONDecodeError:  # a line cut short by a kill; the rest of the file is intact
+        except json.JSONDecodeError:  # a line cut short by a kill, or being written; the rest is intact
             continue
-        if record.get("kind") == "eval":
+        if record.get("kind") == kind:
             records.append(record)
     return records
+
+
+def eval_records(metrics_path: Path) -> list[dict]:
+    """The `eval` records of a metrics.jsonl."""
+    return metrics_records(metrics_path, "eval")
 
 
 def learning_curve(metrics_path: Path, out: Path, title: str = "") -> Path | None:

@@ -1,9 +1,10 @@
-"""Process-level settings that make CPU training fast; call once at program start."""
+"""Process-level settings, called once at program start: CPU training speed, and how a process stops."""
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import signal
 import sys
 
 M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
@@ -25,3 +26,14 @@ def keep_freed_memory() -> bool:
     except (OSError, AttributeError):
         return False
 
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def interrupt_on_sigterm() -> None:
+    """Ctrl-C and SIGTERM both raise KeyboardInterrupt, so a long process stops the same way either way.
+    SIGINT is installed explicitly: a process started in the background by a non-interactive shell
+    (`nohup ... &`) inherits it as ignored, and SIGTERM is then the only way to stop it."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)

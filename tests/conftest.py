@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import json
 import os
 import signal
 import subprocess
@@ -110,17 +109,6 @@ def franky_sim(tmp_path_factory):
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
-
-
-def metrics_records(path: Path, kind: str) -> list[dict]:
-    """A run's metrics.jsonl records of one kind, read while it is written (a partial last line skipped)."""
-    records = []
-    for line in (path.read_text().splitlines() if path.exists() else []):
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return [r for r in records if r.get("kind") == kind]
 
 
 def sigterm_when(args: list[str], ready, timeout: float = 300) -> tuple[int, str]:

@@ -10,8 +10,9 @@ import pytest
 
 from modem_ros import bench_learn
 from modem_ros.bench_learn import method_config, run_learning_bench, train_resumable
+from modem_ros.plots import eval_records
 from modem_ros.trainer import Trainer
-from tests.conftest import SMALL, metrics_records, sigterm_when
+from tests.conftest import SMALL, sigterm_when
 
 TINY = {k: str(v) for k, v in {**SMALL, "train_steps": 80, "seed_steps": 40, "eval_freq": 80,
                                 "eval_episodes": 1, "bc_iters": 5}.items()}
@@ -161,8 +162,8 @@ def test_sigterm_stops_a_background_bench_like_ctrl_c(tmp_path):
     overrides = [f"{k}={v}" for k, v in {**TINY, "train_steps": 4000}.items()]
     code, text = sigterm_when(["bench", "learn", "--task", "toy-reach", "--methods", "modem", "--seed", "1",
                                "--runs-root", str(runs), "--out", str(out), *overrides],
-                              ready=lambda: any(r["step"] > 0 for r in metrics_records(run_dir / "metrics.jsonl",
-                                                                                        "eval")))
+                              ready=lambda: (run_dir / "metrics.jsonl").exists()
+                              and any(r["step"] > 0 for r in eval_records(run_dir / "metrics.jsonl")))
     assert code == 130, text
     assert "Traceback" not in text and "interrupted" in text and "the same command resumes it" in text
     (run,) = json.loads(out.read_text())["runs"]

@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from tests.conftest import SMALL, metrics_records, sigterm_when
+from modem_ros.plots import metrics_records
+from tests.conftest import SMALL, sigterm_when
 
 
 def modem_ros(*args, check=True):
@@ -99,7 +100,8 @@ def test_sigterm_stops_train_with_one_line_naming_the_step(tmp_path):
     run_dir = tmp_path / "run"
     code, text = sigterm_when(["train", "--task", "toy-reach", "--run-dir", str(run_dir),
                                *small_overrides(train_steps=4000, seed_steps=40, bc_iters=5)],
-                              ready=lambda: metrics_records(run_dir / "metrics.jsonl", "train"))
+                              ready=lambda: (run_dir / "metrics.jsonl").exists()
+                              and metrics_records(run_dir / "metrics.jsonl", "train"))
     assert code == 130, text
     assert "Traceback" not in text and "modem-ros train: interrupted at agent step" in text
     assert str(run_dir) in text and not (run_dir / "lock").exists()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from modem_ros.config import NODE_PARAMETERS, ConfigError, ModemConfig, load_nod
 from modem_ros.launcher import DOMAIN_CHECKED, nodes_already_running
 from modem_ros.robots.arm import FINGER_NAMES, JOINT_NAMES, ArmState
 from modem_ros.robots.safety import ArmCommand
+from modem_ros.runtime import interrupt_on_sigterm
 from modem_ros.weights import MAX_CHUNKS
 
 # Lock-step streams (sim, and everything the trainer learns from): nothing may be lost or reordered,
@@ -139,10 +139,6 @@ def write_results(path: str, payload: dict[str, Any]) -> None:
     tmp.replace(target)
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
 def _already_running(base_name: str) -> str:
     """Started by hand (`ros2 run`, `python -m`), not by a launcher that checked its whole graph: refuse
     when a node of this name already runs on the domain — a second planner would load the other run's
@@ -168,10 +164,7 @@ def run_node(node_class: type[Node], args: list[str] | None = None) -> int:
     # Python's own SIGINT (KeyboardInterrupt) instead of rclpy's handler: the latter only stops spinning,
     # and a trainer in a minutes-long update burst would not notice. Checkpoints are atomic, so
     # interrupting anywhere is safe. SIGTERM (the launcher's second try) is treated the same.
-    # Installed explicitly: a process started in the background by a non-interactive shell inherits
-    # SIGINT as ignored, and Python then never raises KeyboardInterrupt.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _interrupt)
+    interrupt_on_sigterm()
     try:
         rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     except Exception as err:  # noqa: BLE001 - rcl reports a malformed --params-file as a generic error
