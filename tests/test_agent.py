@@ -39,6 +39,23 @@ def test_policy_loss_falls_with_the_critic_fixed(cfg):
     assert all(torch.equal(a, b) for a, b in zip(q_before, agent.model.q1.parameters(), strict=True))
 
 
+def test_update_reports_the_share_of_saturated_policy_outputs(cfg):
+    """pi_saturation is the share of the policy mean's components at |tanh| > 0.99 on the batch's latents:
+    half when half the action dimensions sit at the bound, none when the mean is 0 (noise included)."""
+    agent = ModemAgent(cfg)
+    last = agent.model.pi_net[-1]
+    batch = random_batch(cfg, agent.device)
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.copy_(torch.tensor([8.0, -8.0] + [0.0] * (cfg.action_dim - 2)))
+    out = agent.update(batch, step=0)
+    assert float(out["pi_saturation"]) == pytest.approx(2 / cfg.action_dim)
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.zero_()
+    assert float(agent.update(batch, step=1)["pi_saturation"]) == 0.0
+
+
 def test_target_network_follows_by_ema(cfg):
     agent = ModemAgent(small_config(update_freq=1, tau=0.5))
     before = [p.clone() for p in agent.target.parameters()]

@@ -25,7 +25,7 @@ from modem_ros.agent.conservative import ConservativeQ
 from modem_ros.agent.cuda_graph import GraphedPlan
 from modem_ros.agent.extensions import UpdateContext, UpdateExtension
 from modem_ros.agent.moto import Moto
-from modem_ros.agent.networks import PlanningHeads, WorldModel
+from modem_ros.agent.networks import PlanningHeads, WorldModel, policy_sample
 from modem_ros.agent.offline import augment_next_latents
 from modem_ros.agent.planner import LatentModel, MPPIPlanner
 from modem_ros.config import ModemConfig
@@ -76,6 +76,9 @@ def validate_observation(obs: dict[str, Any], cfg: ModemConfig) -> tuple[np.ndar
         bad = np.flatnonzero(~np.isfinite(state)).tolist()
         raise ObservationError(f"observation 'state' has non-finite values (NaN/inf) at indices {bad}")
     return rgb, state.astype(np.float32, copy=False)
+
+
+PI_SATURATED = 0.99  # |tanh| past this: the policy's gradient through tanh is < 2% of its slope at 0
 
 
 def behaviour_regularisation(cfg: ModemConfig, step: int) -> float:
@@ -279,7 +282,7 @@ class ModemAgent:
             extension.step()
             if (anchor := extension.anchor(step)) is not None:
                 anchors.append(anchor)
-        terms["pi_loss"], terms["pi_grad_norm"] = self._update_pi(zs, anchors)
+        terms["pi_loss"], terms["pi_grad_norm"], terms["pi_saturation"] = self._update_pi(zs, anchors)
         self.num_updates += 1
         self.last_update_step = step
         if step % self.cfg.update_freq == 0:
@@ -289,21 +292,22 @@ class ModemAgent:
         return out
 
     def _update_pi(self, zs: torch.Tensor, anchors: list[tuple[torch.Tensor, float]] = ()) -> tuple[
-            torch.Tensor, torch.Tensor]:
+            torch.Tensor, torch.Tensor, torch.Tensor]:
         """Policy loss -sum_t rho^t min(Q1, Q2)(z_t, pi(z_t)) on detached latents; Q is frozen. Each anchor
         (actions [H, B, A], coef) adds coef * sum_t rho^t |pi(z_t) - a_t|^2: MOTO's pull toward the data's
-        actions, Vid2Act's toward the teachers'. Returns (loss, the policy's gradient norm before clipping)."""
+        actions, Vid2Act's toward the teachers'. Returns (loss, the policy's gradient norm before clipping,
+        the share of the policy mean's components past |0.99|: tanh saturated, so its gradient ~0)."""
         cfg = self.cfg
         self.model.set_q_grad(False)
         with self._autocast():
             z = zs.flatten(0, 1)
-            pi = self.model.pi(z, cfg.min_std)
-            q = torch.min(*self.model.q(z, pi)).view(zs.shape[0], -1)
+            mu = torch.tanh(self.model.pi_net(z))
+            q = torch.min(*self.model.q(z, policy_sample(mu, cfg.min_std))).view(zs.shape[0], -1)
             rho = cfg.rho ** torch.arange(zs.shape[0], device=zs.device, dtype=torch.float32)
             pi_loss = -(q.float().mean(1) * rho).sum()
             if anchors:
                 horizon = anchors[0][0].shape[0]
-                mean = torch.tanh(self.model.pi_net(zs[:horizon].flatten(0, 1))).view_as(anchors[0][0]).float()
+                mean = mu[:horizon * zs.shape[1]].view_as(anchors[0][0]).float()
                 for actions, coef in anchors:
                     pi_loss = pi_loss + coef * ((mean - actions).pow(2).mean((1, 2)) * rho[:horizon]).sum()
         self.pi_optim.zero_grad(set_to_none=True)
@@ -311,7 +315,8 @@ class ModemAgent:
         grad_norm = nn.utils.clip_grad_norm_(self.pi_params, cfg.grad_clip_norm)
         self.pi_optim.step()
         self.model.set_q_grad(True)
-        return pi_loss.detach(), grad_norm.detach()
+        saturated = (mu.detach().abs() > PI_SATURATED).float().mean()
+        return pi_loss.detach(), grad_norm.detach(), saturated
 
     def bc_update(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Behaviour cloning: MSE between pi(h(aug(obs), state)) and the demo action (phase 1).

@@ -60,6 +60,14 @@ class ImageEncoder(nn.Module):
 ACTION_EPS = 1e-6  # the reference's truncated normal clamps into [-1 + eps, 1 - eps]
 
 
+def policy_sample(mu: torch.Tensor, std: float) -> torch.Tensor:
+    """The reference's truncated normal around the policy mean mu: noise of `std` clipped at 0.3, the sum
+    clamped into the action box with a straight-through gradient; mu itself when std <= 0."""
+    if std <= 0:
+        return mu
+    return clamp_straight_through(mu + (torch.randn_like(mu) * std).clamp_(-0.3, 0.3))
+
+
 def clamp_straight_through(x: torch.Tensor) -> torch.Tensor:
     """x clamped into (-1, 1) in value, with the gradient of x itself (as if unclamped): at the bound
     a plain clamp would zero the policy's gradient, the reference's TruncatedNormal keeps it."""
@@ -111,10 +119,7 @@ class WorldModel(nn.Module):
     def pi(self, z: torch.Tensor, std: float = 0.0) -> torch.Tensor:
         """Policy mean tanh(pi(z)); with std > 0, the reference's truncated normal: noise clipped at
         0.3, the sum clamped into the action box with a straight-through gradient."""
-        mu = torch.tanh(self.pi_net(z))
-        if std <= 0:
-            return mu
-        return clamp_straight_through(mu + (torch.randn_like(mu) * std).clamp_(-0.3, 0.3))
+        return policy_sample(torch.tanh(self.pi_net(z)), std)
 
     def q(self, z: torch.Tensor, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         za = torch.cat([z, a], dim=-1)
