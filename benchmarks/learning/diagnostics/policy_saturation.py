@@ -2,7 +2,9 @@
 do over training, per method. For each saved checkpoint it encodes the observations of the run's own
 last N training episodes and of the 5 demos (the same demos for every method) and reports the policy
 mean's saturation (share of action components with |tanh| > 0.99), its mean |a|, its distance to the
-actions that were taken, and min(Q1, Q2)(z, pi(z)).
+actions that were taken, min(Q1, Q2)(z, pi(z)), and the critic's bias on the episodes of the set that
+succeeded: min(Q1, Q2)(z_t, a_t) minus the discounted return-to-go (Meta-World's reward is success - 1 and
+success persists, so a successful episode's 100-step return is its infinite-horizon value; > 0 = optimism).
 
     .venv/bin/python benchmarks/learning/diagnostics/policy_saturation.py RUNS_ROOT TASK_PRESET [EPISODES]
 
@@ -15,12 +17,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from modem_ros.agent.modem import ModemAgent
+from modem_ros.agent.modem import PI_SATURATED, ModemAgent
+from modem_ros.agent.offline import q_vs_return
 from modem_ros.config import ModemConfig
 from modem_ros.data.demos import episode_dirs, read_episode
 
 
-def frames(episodes: list, stack: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def frames(episodes: list) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(rgb [N, C, H, W] uint8, state [N, S], taken action [N, A]) of every step of the episodes."""
     rgb = np.stack([r for e in episodes for r in e.rgb[:-1]])
     state = np.stack([s for e in episodes for s in e.state[:-1]])
@@ -29,12 +32,15 @@ def frames(episodes: list, stack: int) -> tuple[torch.Tensor, torch.Tensor, torc
 
 
 @torch.no_grad()
-def row(agent: ModemAgent, rgb: torch.Tensor, state: torch.Tensor, taken: torch.Tensor) -> dict[str, float]:
+def row(agent: ModemAgent, episodes: list) -> dict[str, float]:
+    rgb, state, taken = frames(episodes)
+    succeeded = [e for e in episodes if e.succeeded]
     z = torch.cat([agent.model.encode(r, s) for r, s in zip(rgb.split(256), state.split(256), strict=True)])
     mean = agent.model.pi(z)
     q = torch.min(*agent.model.q(z, mean))
-    return {"saturated": float((mean.abs() > 0.99).float().mean()), "mean_abs": float(mean.abs().mean()),
-            "dist_taken": float((mean - taken).pow(2).sum(1).sqrt().mean()), "q": float(q.mean())}
+    return {"saturated": float((mean.abs() > PI_SATURATED).float().mean()), "mean_abs": float(mean.abs().mean()),
+            "dist_taken": float((mean - taken).pow(2).sum(1).sqrt().mean()), "q": float(q.mean()),
+            "q_bias": q_vs_return(agent, succeeded, agent.cfg.discount)["q_bias"] if succeeded else float("nan")}
 
 
 def main(root: Path, last: int) -> None:
@@ -47,16 +53,16 @@ def main(root: Path, last: int) -> None:
         run = seed_dir.parent
         train = [read_episode(p, cfg.frame_stack).episode for p in episode_dirs(seed_dir / "episodes")[-last:]]
         demos = [read_episode(p, cfg.frame_stack).episode for p in episode_dirs(demo_dir)]
-        sets = {"train": frames(train, cfg.frame_stack), "demos": frames(demos, cfg.frame_stack)}
+        sets = {"train": train, "demos": demos}
         print(f"\n{run.name}: pi(z) on the last {last} training episodes' and the demos' observations")
-        print(f"{'agent step':>10} {'set':>6} {'|a|>0.99':>9} {'mean |a|':>9} {'|pi-a|':>7} {'Q':>8}")
+        print(f"{'agent step':>10} {'set':>6} {'|a|>0.99':>9} {'mean |a|':>9} {'|pi-a|':>7} {'Q':>8} {'Q - G':>7}")
         for ckpt in sorted((seed_dir / "checkpoints").glob("step_*.pt")):
             agent = ModemAgent(cfg, torch.device("cpu"))
             agent.load(ckpt)
-            for name, (rgb, state, taken) in sets.items():
-                r = row(agent, rgb, state, taken)
+            for name, episodes in sets.items():
+                r = row(agent, episodes)
                 print(f"{int(ckpt.stem.split('_')[1]):>10} {name:>6} {r['saturated']:>9.2f} {r['mean_abs']:>9.2f} "
-                      f"{r['dist_taken']:>7.2f} {r['q']:>8.2f}", flush=True)
+                      f"{r['dist_taken']:>7.2f} {r['q']:>8.2f} {r['q_bias']:>7.2f}", flush=True)
 
 
 if __name__ == "__main__":
