@@ -98,8 +98,7 @@ def _machine() -> dict[str, Any]:
 
 def _evaluations(run_dir: Path) -> list[dict[str, Any]]:
     """Eval records of a run's metrics.jsonl, the last one per step (a resume may repeat one)."""
-    path = run_dir / "metrics.jsonl"
-    by_step = {int(r["step"]): r for r in (eval_records(path) if path.exists() else [])}
+    by_step = {int(r["step"]): r for r in eval_records(run_dir / "metrics.jsonl")}
     return [by_step[s] for s in sorted(by_step)]
 
 

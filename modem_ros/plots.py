@@ -7,9 +7,11 @@ from pathlib import Path
 
 
 def metrics_records(metrics_path: Path, kind: str) -> list[dict]:
-    """The records of one kind in a metrics.jsonl (a run resumed after a crash appends to the same file)."""
+    """The records of one kind in a metrics.jsonl (a run resumed after a crash appends to the same file);
+    none while the run has not written the file yet."""
     records = []
-    for line in Path(metrics_path).read_text().splitlines():
+    path = Path(metrics_path)
+    for line in (path.read_text().splitlines() if path.exists() else []):
         try:
             record = json.loads(line)
         except json.JSONDecodeError:  # a line cut short by a kill, or being written; the rest is intact

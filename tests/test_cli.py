@@ -100,8 +100,7 @@ def test_sigterm_stops_train_with_one_line_naming_the_step(tmp_path):
     run_dir = tmp_path / "run"
     code, text = sigterm_when(["train", "--task", "toy-reach", "--run-dir", str(run_dir),
                                *small_overrides(train_steps=4000, seed_steps=40, bc_iters=5)],
-                              ready=lambda: (run_dir / "metrics.jsonl").exists()
-                              and metrics_records(run_dir / "metrics.jsonl", "train"))
+                              ready=lambda: metrics_records(run_dir / "metrics.jsonl", "train"))
     assert code == 130, text
     assert "Traceback" not in text and "modem-ros train: interrupted at agent step" in text
     assert str(run_dir) in text and not (run_dir / "lock").exists()
