@@ -41,7 +41,7 @@ def test_policy_loss_falls_with_the_critic_fixed(cfg):
 
 def test_update_reports_the_share_of_saturated_policy_outputs(cfg):
     """pi_saturation is the share of the policy mean's components at |tanh| > 0.99 on the batch's latents:
-    half when half the action dimensions sit at the bound, none when the mean is 0 (noise included)."""
+    2 / action_dim when two action dimensions sit at the bound, none when the mean is 0 (noise included)."""
     agent = ModemAgent(cfg)
     last = agent.model.pi_net[-1]
     batch = random_batch(cfg, agent.device)

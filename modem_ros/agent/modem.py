@@ -81,6 +81,11 @@ def validate_observation(obs: dict[str, Any], cfg: ModemConfig) -> tuple[np.ndar
 PI_SATURATED = 0.99  # |tanh| past this: the policy's gradient through tanh is < 2% of its slope at 0
 
 
+def saturated_share(mean: torch.Tensor) -> torch.Tensor:
+    """The share of the policy mean's components past |PI_SATURATED| (logged as `pi_saturation`)."""
+    return (mean.detach().abs() > PI_SATURATED).float().mean()
+
+
 def behaviour_regularisation(cfg: ModemConfig, step: int) -> float:
     """MOTO's policy regularisation toward the data's actions: bc_reg_coef through seeding (and any offline
     phase), annealed linearly to 0 over bc_reg_steps once online learning starts; 0 when off."""
@@ -315,8 +320,7 @@ class ModemAgent:
         grad_norm = nn.utils.clip_grad_norm_(self.pi_params, cfg.grad_clip_norm)
         self.pi_optim.step()
         self.model.set_q_grad(True)
-        saturated = (mu.detach().abs() > PI_SATURATED).float().mean()
-        return pi_loss.detach(), grad_norm.detach(), saturated
+        return pi_loss.detach(), grad_norm.detach(), saturated_share(mu)
 
     def bc_update(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Behaviour cloning: MSE between pi(h(aug(obs), state)) and the demo action (phase 1).

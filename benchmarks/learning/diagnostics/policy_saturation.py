@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from modem_ros.agent.modem import PI_SATURATED, ModemAgent
+from modem_ros.agent.modem import ModemAgent, saturated_share
 from modem_ros.agent.offline import q_vs_return
 from modem_ros.config import ModemConfig
 from modem_ros.data.demos import episode_dirs, read_episode
@@ -38,7 +38,7 @@ def row(agent: ModemAgent, episodes: list) -> dict[str, float]:
     z = torch.cat([agent.model.encode(r, s) for r, s in zip(rgb.split(256), state.split(256), strict=True)])
     mean = agent.model.pi(z)
     q = torch.min(*agent.model.q(z, mean))
-    return {"saturated": float((mean.abs() > PI_SATURATED).float().mean()), "mean_abs": float(mean.abs().mean()),
+    return {"saturated": float(saturated_share(mean)), "mean_abs": float(mean.abs().mean()),
             "dist_taken": float((mean - taken).pow(2).sum(1).sqrt().mean()), "q": float(q.mean()),
             "q_bias": q_vs_return(agent, succeeded, agent.cfg.discount)["q_bias"] if succeeded else float("nan")}
 
