@@ -157,7 +157,8 @@ class Trainer:
             if report_every and (i + 1) % report_every == 0 and i + 1 < num_updates:
                 self.logger.log("update", self.step, {"updates_done": i + 1, "updates_total": num_updates,
                                                       "total_loss": float(metrics["total_loss"]),
-                                                      "pi_saturation": float(metrics["pi_saturation"])})
+                                                      "pi_saturation": float(metrics["pi_saturation"]),
+                                                      "pi_q_grad": float(metrics["pi_q_grad"])})
             if checkpoint_every and (i + 1) % checkpoint_every == 0 and i + 1 < num_updates:
                 self.save("latest.pt", pending=(start + i + 1, num_updates - i - 1))
         out = {k: float(v) for k, v in metrics.items()}  # one host sync per call, not per update

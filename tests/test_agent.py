@@ -34,7 +34,7 @@ def test_policy_loss_falls_with_the_critic_fixed(cfg):
         p.data.normal_(0, 0.3)
     zs = torch.randn(cfg.horizon + 1, 32, cfg.latent_dim)
     q_before = [p.clone() for p in agent.model.q1.parameters()]
-    losses = [float(agent._update_pi(zs)[0]) for _ in range(80)]
+    losses = [float(agent._update_pi(zs)["pi_loss"]) for _ in range(80)]
     assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 0.05
     assert all(torch.equal(a, b) for a, b in zip(q_before, agent.model.q1.parameters(), strict=True))
 
@@ -54,6 +54,23 @@ def test_update_reports_the_share_of_saturated_policy_outputs(cfg):
         last.weight.zero_()
         last.bias.zero_()
     assert float(agent.update(batch, step=1)["pi_saturation"]) == 0.0
+
+
+@pytest.mark.parametrize("min_std", [0.0, 0.05])
+def test_update_reports_the_critics_action_gradient_at_the_policy(min_std):
+    """pi_q_grad is the mean |dQ/da| at the policy's action, read back from the policy loss's gradient:
+    with both Q heads linear in the action (Q = c . a) it is |c| exactly, whatever the horizon weights
+    rho^t, the batch size, the sampling noise or a behaviour-regularisation anchor on the same mean."""
+    cfg = small_config(min_std=min_std)
+    agent = ModemAgent(cfg)
+    c = torch.arange(1.0, cfg.action_dim + 1)
+    agent.model.q = lambda z, a: ((a * c).sum(-1, keepdim=True),) * 2
+    zs = torch.randn(cfg.horizon + 1, 16, cfg.latent_dim)
+    anchor = (torch.zeros(cfg.horizon, 16, cfg.action_dim), 1.0)
+    out = agent._update_pi(zs, [anchor])
+    assert float(out["pi_q_grad"]) == pytest.approx(float(c.norm()), rel=1e-5)
+    agent.model.q = lambda z, a: ((a * 0).sum(-1, keepdim=True),) * 2  # a critic flat in the action
+    assert float(agent._update_pi(zs)["pi_q_grad"]) == 0.0
 
 
 def test_target_network_follows_by_ema(cfg):

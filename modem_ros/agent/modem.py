@@ -287,7 +287,7 @@ class ModemAgent:
             extension.step()
             if (anchor := extension.anchor(step)) is not None:
                 anchors.append(anchor)
-        terms["pi_loss"], terms["pi_grad_norm"], terms["pi_saturation"] = self._update_pi(zs, anchors)
+        terms.update(self._update_pi(zs, anchors))
         self.num_updates += 1
         self.last_update_step = step
         if step % self.cfg.update_freq == 0:
@@ -296,31 +296,41 @@ class ModemAgent:
         out["priorities"] = priorities.detach().float()
         return out
 
-    def _update_pi(self, zs: torch.Tensor, anchors: list[tuple[torch.Tensor, float]] = ()) -> tuple[
-            torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _update_pi(self, zs: torch.Tensor, anchors: list[tuple[torch.Tensor, float]] = ()) -> dict[
+            str, torch.Tensor]:
         """Policy loss -sum_t rho^t min(Q1, Q2)(z_t, pi(z_t)) on detached latents; Q is frozen. Each anchor
         (actions [H, B, A], coef) adds coef * sum_t rho^t |pi(z_t) - a_t|^2: MOTO's pull toward the data's
-        actions, Vid2Act's toward the teachers'. Returns (loss, the policy's gradient norm before clipping,
-        the share of the policy mean's components past |0.99|: tanh saturated, so its gradient ~0)."""
+        actions, Vid2Act's toward the teachers'. Returns pi_loss; pi_grad_norm (the policy's gradient norm
+        before clipping); pi_saturation (the share of the policy mean's components past |0.99|: tanh
+        saturated, so its gradient ~0); pi_q_grad (the mean over the batch of |dQ/da| at the policy's
+        action: how much the critic tells the policy about its action)."""
         cfg = self.cfg
+        horizon, batch = zs.shape[:2]
         self.model.set_q_grad(False)
         with self._autocast():
             z = zs.flatten(0, 1)
             mu = torch.tanh(self.model.pi_net(z))
-            q = torch.min(*self.model.q(z, policy_sample(mu, cfg.min_std))).view(zs.shape[0], -1)
-            rho = cfg.rho ** torch.arange(zs.shape[0], device=zs.device, dtype=torch.float32)
+            action = policy_sample(mu, cfg.min_std)
+            if action is mu:  # std 0: its own node, so its gradient is the critic's alone (anchors act on mu)
+                action = mu.clone()
+            action.retain_grad()
+            q = torch.min(*self.model.q(z, action)).view(horizon, batch)
+            rho = cfg.rho ** torch.arange(horizon, device=zs.device, dtype=torch.float32)
             pi_loss = -(q.float().mean(1) * rho).sum()
             if anchors:
-                horizon = anchors[0][0].shape[0]
-                mean = mu[:horizon * zs.shape[1]].view_as(anchors[0][0]).float()
+                steps = anchors[0][0].shape[0]
+                mean = mu[:steps * batch].view_as(anchors[0][0]).float()
                 for actions, coef in anchors:
-                    pi_loss = pi_loss + coef * ((mean - actions).pow(2).mean((1, 2)) * rho[:horizon]).sum()
+                    pi_loss = pi_loss + coef * ((mean - actions).pow(2).mean((1, 2)) * rho[:steps]).sum()
         self.pi_optim.zero_grad(set_to_none=True)
         pi_loss.backward()
         grad_norm = nn.utils.clip_grad_norm_(self.pi_params, cfg.grad_clip_norm)
         self.pi_optim.step()
         self.model.set_q_grad(True)
-        return pi_loss.detach(), grad_norm.detach(), saturated_share(mu)
+        # d pi_loss / d a_(t,b) = -(rho^t / B) dQ/da: undo the weights to read the critic's own gradient
+        dq_da = action.grad.float().view(horizon, batch, -1) * (-batch / rho.view(-1, 1, 1))
+        return {"pi_loss": pi_loss.detach(), "pi_grad_norm": grad_norm.detach(),
+                "pi_saturation": saturated_share(mu), "pi_q_grad": dq_da.norm(dim=-1).mean()}
 
     def bc_update(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Behaviour cloning: MSE between pi(h(aug(obs), state)) and the demo action (phase 1).
