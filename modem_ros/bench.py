@@ -53,7 +53,8 @@ def matmul_gflops(device: torch.device, n: int = 2048, repeats: int = 10) -> dic
     On CPU both torch.mm (MKL sgemm) and oneDNN's matmul are measured: on AMD CPUs MKL runs AVX2
     code while oneDNN uses AVX-512, about 2x apart. The ratio we report uses the faster of the two,
     the machine's real fp32 ceiling; the torch.mm rate is kept for comparison. On CUDA the bf16
-    rate is measured too, the ceiling of amp_bf16 runs.
+    rate is measured too, the ceiling of amp_bf16 runs, and on a CPU whose oneDNN has bf16 kernels
+    (AVX512-BF16 / AMX), where the CPU's amp_bf16 planning runs its wide GEMMs in bf16.
     """
     a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
     rate = lambda fn: 2 * n**3 / (statistics.median(time_calls(fn, device, repeats, 3)) / 1e3) / 1e9  # noqa: E731
@@ -61,7 +62,7 @@ def matmul_gflops(device: torch.device, n: int = 2048, repeats: int = 10) -> dic
     if device.type == "cpu" and ONEDNN_AVAILABLE:
         bt = b.t().contiguous()
         rates["onednn"] = rate(lambda: torch.ops.mkldnn._linear_pointwise(a, bt, None, "none", [], ""))
-    if device.type == "cuda":  # the ceiling of amp_bf16 runs
+    if device.type == "cuda" or torch.ops.mkldnn._is_mkldnn_bf16_supported():  # the ceiling of amp_bf16 runs
         a16, b16 = a.bfloat16(), b.bfloat16()
         rates["torch_mm_bf16"] = rate(lambda: a16 @ b16)
     return rates
@@ -162,19 +163,22 @@ def write_json(result: dict[str, Any], path: Path) -> None:
 
 
 def run_budget_sweep(checkpoint: Path, budgets: list[tuple[int, int]], episodes: int,
-                     device: torch.device) -> dict[str, Any]:
+                     device: torch.device, overrides: dict[str, str] | None = None) -> dict[str, Any]:
     """Evaluate one trained checkpoint under cheaper planning budgets (num_samples, iterations):
-    the effect of each on return and success, next to its latency, on the same eval episodes."""
+    the effect of each on return and success, next to its latency, on the same eval episodes.
+    `overrides` (key=value, typed and checked like any config's) change how it runs, e.g. amp_bf16."""
     from modem_ros.config import ModemConfig as Config
+    from modem_ros.config import load_config
     from modem_ros.data.episode import eval_episode_seed
     from modem_ros.envs import make_env
     from modem_ros.trainer import run_episode
 
     state = torch.load(checkpoint, map_location=device, weights_only=True)
     base = Config(**state["config"])
+    typed = {k: getattr(load_config(base.task, overrides), k) for k in overrides or {}}
     rows = []
     for num_samples, iterations in budgets:
-        cfg = Config(**{**state["config"], "num_samples": num_samples, "iterations": iterations,
+        cfg = Config(**{**state["config"], **typed, "num_samples": num_samples, "iterations": iterations,
                         "num_elites": min(base.num_elites, num_samples)})
         agent = ModemAgent(cfg, device)
         agent.load_state_dict(state)
@@ -194,7 +198,8 @@ def run_budget_sweep(checkpoint: Path, budgets: list[tuple[int, int]], episodes:
                      "success_rate": float(np.mean([r.succeeded for r in results])),
                      "median_ms_per_action": statistics.median(times)})
     return {"benchmark": "budgets", "task": base.task, "checkpoint": str(checkpoint), "episodes": episodes,
-            "img_size": base.img_size, "rows": rows, "machine": machine_info(device)}
+            "img_size": base.img_size, "overrides": dict(overrides or {}), "rows": rows,
+            "machine": machine_info(device)}
 
 
 def format_budget_table(result: dict[str, Any]) -> str:

@@ -60,7 +60,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             raise ConfigError("bench budgets needs --checkpoint PATH (a trained agent)")
         budgets = [tuple(int(x) for x in b.split("x")) for b in args.budgets.split(",")]
         result = bench.run_budget_sweep(Path(args.checkpoint), budgets, args.episodes,
-                                        resolve_device(args.device or "auto"))
+                                        resolve_device(args.device or "auto"), parse_overrides(args.overrides))
         default_out, table = "bench_budgets.json", bench.format_budget_table(result)
     else:
         cfg = _config(args)

@@ -144,7 +144,8 @@ class ModemConfig:
     latent_dim: int = param(50, "Size of the latent state z.")
     # --- execution ----------------------------------------------------------------------------
     device: str = param("auto", "Torch device: auto (cuda if available), cpu or cuda[:N].")
-    amp_bf16: bool = param(False, "Run forward passes under bfloat16 autocast (GPU speed option).")
+    amp_bf16: bool = param(False, "bfloat16 speed option: forward passes under bf16 autocast (GPU; the "
+                                  "CPU update too); on CPU, planning's hidden GEMMs in bf16 with fp32 outputs.")
     encoder_chunk: int = param(0, "Samples per no-grad encoder pass in an update; 0 = auto "
                                   "(batch_size on CPU, where cache-sized passes are faster; all on GPU).")
     compile: bool = param(False, "torch.compile the update's loss computation (GPU speed option).")

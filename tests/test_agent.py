@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from modem_ros.agent.modem import ModemAgent, ObservationError
-from modem_ros.bench import random_batch
+from modem_ros.bench import random_batch, random_obs
 from modem_ros.data.replay import EpisodeBuffer
 from tests.conftest import small_config
 from tests.helpers import coded_episode
@@ -156,6 +156,21 @@ def test_bf16_autocast_update_runs_and_learns(cfg):
     history = [agent.update(batch, step=i) for i in range(30)]
     assert all(torch.isfinite(h["total_loss"]) for h in history)
     assert float(history[-1]["consistency_loss"]) < float(history[0]["consistency_loss"])
+
+
+def test_bf16_on_cpu_plans_with_bf16_copies_refreshed_after_each_update():
+    agent = ModemAgent(small_config(amp_bf16=True))
+    obs = random_obs(agent.cfg, np.random.default_rng(0))
+    first = agent.model.dynamics[0].weight
+    for step in range(2):
+        action = agent.act(obs, step=agent.cfg.seed_steps, eval_mode=True, t0=True)
+        assert action.dtype == np.float32 and action.shape == (agent.cfg.action_dim,)
+        assert np.all(np.abs(action) <= 1)
+        version, copy = agent.plan_bf16_weights[id(first)]  # the wide layers planned in bf16
+        assert copy.dtype == torch.bfloat16 and version == first._version
+        torch.testing.assert_close(copy.float(), first.detach(), rtol=1e-2, atol=1e-3)
+        agent.update(random_batch(agent.cfg, agent.device), step=step)
+    assert ModemAgent(small_config()).plan_bf16_weights is None  # fp32 planning by default
 
 
 def test_compiled_update_computes_the_same_losses_as_eager():

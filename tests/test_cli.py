@@ -89,6 +89,13 @@ def test_train_cli_runs_and_writes_the_run_directory(tmp_path):
     assert [(r["num_samples"], r["iterations"]) for r in rows] == [(64, 3), (16, 1)]
     assert all(0 <= r["success_rate"] <= 1 and r["median_ms_per_action"] > 0 for r in rows)
     assert "ms/action" in proc.stdout
+    # overrides change how the checkpoint runs (e.g. bf16 planning) and are recorded; a bad one is named
+    modem_ros("bench", "budgets", "--checkpoint", str(run_dir / "checkpoints" / "final.pt"), "--budgets", "16x1",
+              "--episodes", "1", "--out", str(out), "--device", "cpu", "amp_bf16=true")
+    assert json.loads(out.read_text())["overrides"] == {"amp_bf16": "true"}
+    proc = modem_ros("bench", "budgets", "--checkpoint", str(run_dir / "checkpoints" / "final.pt"),
+                     "--budgets", "16x1", "--episodes", "1", "--device", "cpu", "no_such_key=1", check=False)
+    assert proc.returncode != 0 and "no_such_key" in proc.stderr
 
 
 def test_budget_sweep_needs_a_checkpoint():

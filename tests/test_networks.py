@@ -49,6 +49,32 @@ def test_reward_and_q_heads_start_at_zero(cfg):
     assert torch.all(model.next(z, a)[1] == 0) and torch.all(model.q(z, a)[0] == 0)
 
 
+def test_bf16_planning_heads_keep_fp32_outputs_and_recast_changed_weights(cfg):
+    """amp_bf16's CPU planning: the wide layers in bf16, every output fp32 and within bf16 rounding of the
+    fp32 heads; after an optimizer step changes the weights in place, the cached bf16 copies follow."""
+    model = WorldModel(cfg)
+    for p in model.parameters():
+        p.data.add_(0.05 * torch.randn_like(p))
+    z, a = torch.randn(37, cfg.latent_dim), torch.rand(37, cfg.action_dim) * 2 - 1
+    za = torch.cat([z, a], -1)
+    cache: dict = {}
+    with torch.no_grad():
+        fp32, bf16 = PlanningHeads(model), PlanningHeads(model, cache)
+        outputs = [(bf16.next(za)[0], fp32.next(za)[0]), (bf16.next(za)[1], fp32.next(za)[1]),
+                   (bf16.q_min(za), fp32.q_min(za)), (bf16.pi(z, 0.0), fp32.pi(z, 0.0))]
+    for low, ref in outputs:
+        assert low.dtype == torch.float32
+        torch.testing.assert_close(low, ref, rtol=0.05, atol=0.02)
+        assert not torch.equal(low, ref)  # the bf16 GEMMs did run
+    optim = torch.optim.Adam(model.parameters(), lr=0.05)
+    model.next(z, a)[1].sum().backward()
+    optim.step()
+    with torch.no_grad():
+        after, fresh = PlanningHeads(model, cache).next(za)[1], PlanningHeads(model, {}).next(za)[1]
+    torch.testing.assert_close(after, fresh, rtol=0, atol=0)
+    assert not torch.allclose(after, outputs[1][0])
+
+
 @pytest.mark.parametrize("onednn", [False, pytest.param(True, marks=pytest.mark.skipif(
     not ONEDNN_AVAILABLE, reason="torch has no oneDNN linear here"))])
 def test_planning_heads_compute_the_same_functions(cfg, onednn):

@@ -7,6 +7,7 @@ passes, augmentation stays uint8, and nothing is copied to the host inside an up
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import errno
 import os
@@ -128,10 +129,18 @@ class ModemAgent:
         # (horizon, eval_mode), captured on first use. On CPU the eager oneDNN planner is the fast one.
         self._plan_graphs: dict[tuple[int, bool], GraphedPlan] | None = (
             {} if cfg.cuda_graph and self.device.type == "cuda" else None)
+        # amp_bf16 on CPU: planning's hidden GEMMs in bf16 (PlanningHeads), weights cast once per update
+        self.plan_bf16_weights: dict[int, tuple[int, torch.Tensor]] | None = (
+            {} if cfg.amp_bf16 and self.device.type == "cpu" else None)
 
     # ------------------------------------------------------------------ acting
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.amp_bf16)
+
+    def _plan_autocast(self):
+        """Planning's precision: autocast on a GPU. On CPU, PlanningHeads runs the wide GEMMs in bf16
+        itself and keeps its outputs in fp32, which CPU autocast would cast down."""
+        return self._autocast() if self.device.type != "cpu" else contextlib.nullcontext()
 
     @torch.no_grad()
     def encode_obs(self, obs: dict[str, Any]) -> torch.Tensor:
@@ -166,8 +175,8 @@ class ModemAgent:
                     rgb, state, mean0, bound_t)
             action, self.planner.prev_mean = self._plan_graphs[horizon, eval_mode](rgb, state, mean0, bound_t)
         elif planning:
-            with self._autocast():
-                action = self.planner.plan(self.planning_heads(), self.encode_obs(obs), horizon, bound,
+            with self._plan_autocast():
+                action = self.planner.plan(self.planning_heads(), self.encode_obs(obs).float(), horizon, bound,
                                            t0=t0, eval_mode=eval_mode)
         elif self.cfg.seeding == "uniform":  # TD-MPC's seeding (validated like any observation)
             self._obs_tensors(obs)
@@ -207,7 +216,7 @@ class ModemAgent:
     def planning_heads(self) -> LatentModel:
         """What the planner imagines with: the world model's heads, as each extension changes them (MOTO's
         penalty, conservative Q); the reference's heads when there is none."""
-        heads: LatentModel = PlanningHeads(self.model)
+        heads: LatentModel = PlanningHeads(self.model, self.plan_bf16_weights)
         for extension in self.extensions:
             heads = extension.wrap_planning(heads)
         return heads

@@ -179,30 +179,56 @@ def fast_linear(x: torch.Tensor, layer: nn.Linear) -> torch.Tensor:
 
 class PlanningHeads:
     """The dynamics, reward, Q and policy MLPs evaluated for planning: the same functions as
-    WorldModel.next / q / pi, with in-place activations and the GEMMs on the fastest fp32 kernel."""
+    WorldModel.next / q / pi, with in-place activations and the GEMMs on the fastest fp32 kernel.
 
-    def __init__(self, model: WorldModel):
+    With `bf16_weights` (a dict the caller keeps, agent.plan_bf16_weights), the wide hidden layers run as
+    bf16 GEMMs (oneDNN accumulates in fp32; AMX / AVX512-BF16 CPUs run them 2-3x faster) on weights
+    cast once per change of the parameter (its version counter: an optimizer step or a weight load; a
+    write through `param.data` is not seen), while every output — latents, rewards, Q values, policy
+    actions — comes from an fp32 layer, so values are ranked and summed in fp32."""
+
+    def __init__(self, model: WorldModel, bf16_weights: dict[int, tuple[int, torch.Tensor]] | None = None):
         self.model = model
+        self._bf16 = bf16_weights
 
-    @staticmethod
-    def _mlp(x: torch.Tensor, net: nn.Sequential) -> torch.Tensor:
-        x = F.elu(fast_linear(x, net[0]), inplace=True)
-        x = F.elu(fast_linear(x, net[2]), inplace=True)
-        return fast_linear(x, net[4])
+    def _bf16_copy(self, param: torch.Tensor) -> torch.Tensor:
+        hit = self._bf16.get(id(param))
+        if hit is None or hit[0] != param._version:
+            hit = self._bf16[id(param)] = (param._version, param.detach().to(torch.bfloat16))
+        return hit[1]
+
+    def _hidden(self, x: torch.Tensor, layer: nn.Linear) -> torch.Tensor:
+        if self._bf16 is None:
+            return fast_linear(x, layer)
+        return F.linear(x.to(torch.bfloat16), self._bf16_copy(layer.weight), self._bf16_copy(layer.bias))
+
+    def _mlp(self, x: torch.Tensor, net: nn.Sequential) -> torch.Tensor:
+        x = F.elu(self._hidden(x, net[0]), inplace=True)
+        x = F.elu(self._hidden(x, net[2]), inplace=True)
+        return fast_linear(x.float(), net[4])
 
     def next(self, za: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self._mlp(za, self.model.dynamics), self._mlp(za, self.model.reward)
 
     @staticmethod
     def q_value(za: torch.Tensor, head: nn.Sequential) -> torch.Tensor:
-        """One Q head of q_head()'s layout (also the conservative ensemble's heads)."""
+        """One Q head of q_head()'s layout in fp32 (also the conservative ensemble's heads)."""
         norm = head[1]
         x = F.layer_norm(fast_linear(za, head[0]), norm.normalized_shape, norm.weight, norm.bias, norm.eps)
         x = F.elu(fast_linear(x.tanh_(), head[3]), inplace=True)
         return fast_linear(x, head[5])
 
+    def _q(self, za: torch.Tensor, head: nn.Sequential) -> torch.Tensor:
+        if self._bf16 is None:
+            return self.q_value(za, head)
+        norm = head[1]
+        x = F.layer_norm(self._hidden(za, head[0]).float(), norm.normalized_shape, norm.weight, norm.bias,
+                         norm.eps)
+        x = F.elu(self._hidden(x.tanh_(), head[3]), inplace=True)
+        return fast_linear(x.float(), head[5])
+
     def q_min(self, za: torch.Tensor) -> torch.Tensor:
-        return torch.min(self.q_value(za, self.model.q1), self.q_value(za, self.model.q2))
+        return torch.min(self._q(za, self.model.q1), self._q(za, self.model.q2))
 
     def pi(self, z: torch.Tensor, std: float) -> torch.Tensor:
         mu = torch.tanh_(self._mlp(z, self.model.pi_net))
