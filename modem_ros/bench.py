@@ -62,7 +62,8 @@ def matmul_gflops(device: torch.device, n: int = 2048, repeats: int = 10) -> dic
     if device.type == "cpu" and ONEDNN_AVAILABLE:
         bt = b.t().contiguous()
         rates["onednn"] = rate(lambda: torch.ops.mkldnn._linear_pointwise(a, bt, None, "none", [], ""))
-    if device.type == "cuda" or torch.ops.mkldnn._is_mkldnn_bf16_supported():  # the ceiling of amp_bf16 runs
+    cpu_bf16 = device.type == "cpu" and ONEDNN_AVAILABLE and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    if device.type == "cuda" or cpu_bf16:  # the ceiling of amp_bf16 runs
         a16, b16 = a.bfloat16(), b.bfloat16()
         rates["torch_mm_bf16"] = rate(lambda: a16 @ b16)
     return rates

@@ -166,8 +166,8 @@ def test_bf16_on_cpu_plans_with_bf16_copies_refreshed_after_each_update():
         action = agent.act(obs, step=agent.cfg.seed_steps, eval_mode=True, t0=True)
         assert action.dtype == np.float32 and action.shape == (agent.cfg.action_dim,)
         assert np.all(np.abs(action) <= 1)
-        version, copy = agent.plan_bf16_weights[id(first)]  # the wide layers planned in bf16
-        assert copy.dtype == torch.bfloat16 and version == first._version
+        param, version, copy = agent.plan_bf16_weights[id(first)]  # the wide layers planned in bf16
+        assert param is first and copy.dtype == torch.bfloat16 and version == first._version
         torch.testing.assert_close(copy.float(), first.detach(), rtol=1e-2, atol=1e-3)
         agent.update(random_batch(agent.cfg, agent.device), step=step)
     assert ModemAgent(small_config()).plan_bf16_weights is None  # fp32 planning by default

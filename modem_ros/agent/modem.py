@@ -130,7 +130,7 @@ class ModemAgent:
         self._plan_graphs: dict[tuple[int, bool], GraphedPlan] | None = (
             {} if cfg.cuda_graph and self.device.type == "cuda" else None)
         # amp_bf16 on CPU: planning's hidden GEMMs in bf16 (PlanningHeads), weights cast once per update
-        self.plan_bf16_weights: dict[int, tuple[int, torch.Tensor]] | None = (
+        self.plan_bf16_weights: dict[int, tuple] | None = (
             {} if cfg.amp_bf16 and self.device.type == "cpu" else None)
 
     # ------------------------------------------------------------------ acting

@@ -187,15 +187,15 @@ class PlanningHeads:
     write through `param.data` is not seen), while every output — latents, rewards, Q values, policy
     actions — comes from an fp32 layer, so values are ranked and summed in fp32."""
 
-    def __init__(self, model: WorldModel, bf16_weights: dict[int, tuple[int, torch.Tensor]] | None = None):
+    def __init__(self, model: WorldModel, bf16_weights: dict[int, tuple] | None = None):
         self.model = model
-        self._bf16 = bf16_weights
+        self._bf16 = bf16_weights  # id(param) -> (param, its version when cast, the bf16 copy)
 
     def _bf16_copy(self, param: torch.Tensor) -> torch.Tensor:
         hit = self._bf16.get(id(param))
-        if hit is None or hit[0] != param._version:
-            hit = self._bf16[id(param)] = (param._version, param.detach().to(torch.bfloat16))
-        return hit[1]
+        if hit is None or hit[0] is not param or hit[1] != param._version:
+            hit = self._bf16[id(param)] = (param, param._version, param.detach().to(torch.bfloat16))
+        return hit[2]
 
     def _hidden(self, x: torch.Tensor, layer: nn.Linear) -> torch.Tensor:
         if self._bf16 is None:
