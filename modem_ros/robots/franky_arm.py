@@ -19,6 +19,7 @@ from modem_ros.robots.arm import ArmError, ArmState
 from modem_ros.robots.safety import ArmCommand
 
 GRIPPER_CLOSE_WAIT = 3.0  # seconds close() lets a running gripper command end (a full stroke takes ~1 s)
+MOTION_STOP_WAIT = 5.0  # seconds a stopped motion gets to end; past it, no call waits on it forever
 
 
 class FrankyArm:
@@ -122,8 +123,11 @@ class FrankyArm:
 
     def _finish_motion(self) -> None:
         self.stop()
+        ended = True
         with contextlib.suppress(self.franky.Exception):  # "Move command preempted": how a stopped motion ends
-            self.robot.join_motion()
+            ended = self.robot.join_motion(MOTION_STOP_WAIT)
+        if not ended:
+            raise ArmError(f"the motion did not end within {MOTION_STOP_WAIT} s of stop()")
 
     def stop(self) -> None:
         self._check_open()
@@ -147,8 +151,8 @@ class FrankyArm:
             return
         with contextlib.suppress(self.franky.Exception):
             self.robot.stop()
-        with contextlib.suppress(self.franky.Exception):  # even after a failed stop
-            self.robot.join_motion()
+        with contextlib.suppress(self.franky.Exception):  # even after a failed stop; bounded: close never hangs
+            self.robot.join_motion(MOTION_STOP_WAIT)
         # A gripper command still running in franky's worker thread uses the Gripper: dropping it first
         # crashed the process natively (seen in CI right after a test that toggled the gripper). Let the
         # command end, stopping it if it takes longer than a command can.
