@@ -211,24 +211,16 @@ class PlanningHeads:
         return self._mlp(za, self.model.dynamics), self._mlp(za, self.model.reward)
 
     @staticmethod
-    def q_value(za: torch.Tensor, head: nn.Sequential) -> torch.Tensor:
-        """One Q head of q_head()'s layout in fp32 (also the conservative ensemble's heads)."""
+    def q_value(za: torch.Tensor, head: nn.Sequential, hidden=fast_linear) -> torch.Tensor:
+        """One Q head of q_head()'s layout (also the conservative ensemble's heads); `hidden` runs its two
+        wide layers (fp32 by default), the output layer is fp32 (.float() is free on fp32 tensors)."""
         norm = head[1]
-        x = F.layer_norm(fast_linear(za, head[0]), norm.normalized_shape, norm.weight, norm.bias, norm.eps)
-        x = F.elu(fast_linear(x.tanh_(), head[3]), inplace=True)
-        return fast_linear(x, head[5])
-
-    def _q(self, za: torch.Tensor, head: nn.Sequential) -> torch.Tensor:
-        if self._bf16 is None:
-            return self.q_value(za, head)
-        norm = head[1]
-        x = F.layer_norm(self._hidden(za, head[0]).float(), norm.normalized_shape, norm.weight, norm.bias,
-                         norm.eps)
-        x = F.elu(self._hidden(x.tanh_(), head[3]), inplace=True)
+        x = F.layer_norm(hidden(za, head[0]).float(), norm.normalized_shape, norm.weight, norm.bias, norm.eps)
+        x = F.elu(hidden(x.tanh_(), head[3]), inplace=True)
         return fast_linear(x.float(), head[5])
 
     def q_min(self, za: torch.Tensor) -> torch.Tensor:
-        return torch.min(self._q(za, self.model.q1), self._q(za, self.model.q2))
+        return torch.min(self.q_value(za, self.model.q1, self._hidden), self.q_value(za, self.model.q2, self._hidden))
 
     def pi(self, z: torch.Tensor, std: float) -> torch.Tensor:
         mu = torch.tanh_(self._mlp(z, self.model.pi_net))
