@@ -17,8 +17,9 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from modem_ros.agent import fast_elu
 from modem_ros.agent.modem import Batch, ModemAgent
-from modem_ros.agent.networks import ONEDNN_AVAILABLE, portable_kernels
+from modem_ros.agent.networks import ONEDNN_AVAILABLE, ONEDNN_LINEAR, portable_kernels
 from modem_ros.config import ModemConfig
 
 
@@ -89,7 +90,8 @@ def machine_info(device: torch.device) -> dict[str, Any]:
             "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
             # The vector ISA torch dispatches to: "AMD EPYC" hosts here have come with AVX-512 (oneDNN
             # matmul ~436 GFLOP/s on 2 cores) and with AVX2 only (~114): CPU times compare within one ISA.
-            "cpu_isa": torch.backends.cpu.get_cpu_capability()}
+            "cpu_isa": torch.backends.cpu.get_cpu_capability(),
+            "planning_kernels_default": {"onednn_linear": ONEDNN_LINEAR, "fast_elu": fast_elu.available()}}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
