@@ -52,6 +52,9 @@ class ModemConfig:
                           "(TD-MPC, MoDem's ablation).")
     seeding: str = param("bc", "Who acts before seed_steps: bc (MoDem: the BC policy with min_std noise) or "
                                "uniform (TD-MPC: uniform random actions).")
+    seed_std: float = param(0.0, "Noise std of the BC policy while it seeds (seeding=bc), its noise clipped at "
+                                 "0.3 like every policy sample; 0 = min_std, the reference. An ablation knob: "
+                                 "how much action diversity the seed data gets (BENCHMARKS.md, mw-hammer).")
     bc_iters: int = param(0, "Policy pretraining iterations; 0 means 2 * demos * episode_length.")
     eval_freq: int = param(2000, "ENV steps (agent steps x action_repeat, as the reference counts) "
                                  "between evaluations.")
@@ -240,6 +243,8 @@ class ModemConfig:
                               "training would end before the first planned episode (train_steps=0 = BC only)")
         if self.demos < 0:
             raise ConfigError(f"config key 'demos' must be >= 0, got {self.demos}")
+        if self.seed_std < 0:
+            raise ConfigError(f"config key 'seed_std' must be >= 0 (0 = min_std), got {self.seed_std}")
         if self.seeding not in ("bc", "uniform"):
             raise ConfigError(f"config key 'seeding' must be bc or uniform, got {self.seeding!r}")
         if self.img_size < 43:

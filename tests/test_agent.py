@@ -102,6 +102,20 @@ def test_bc_lowers_action_error_on_demos(cfg):
     assert demo_mse() < 0.3 * before
 
 
+@pytest.mark.parametrize("seed_std, spread", [(0.0, 0.05), (0.2, 0.2)])
+def test_bc_seeding_noise_is_min_std_unless_seed_std_is_set(seed_std, spread):
+    """The seeding policy's actions scatter around pi(z) with the noise of min_std (the reference) or of
+    seed_std, clipped at 0.3."""
+    cfg = small_config(seed_std=seed_std, min_std=0.05)
+    agent = ModemAgent(cfg)
+    obs = _obs(cfg, rgb=np.full(cfg.rgb_shape, 90, np.uint8))
+    mean = agent.model.pi(agent.encode_obs(obs))[0].detach().numpy()
+    torch.manual_seed(0)
+    noise = np.stack([agent.act(obs, step=0) for _ in range(400)]) - mean
+    assert np.abs(noise).max() <= 0.3 + 1e-6
+    assert noise.std() == pytest.approx(spread, rel=0.15)
+
+
 def _obs(cfg, **changes):
     obs = {"rgb": np.zeros(cfg.rgb_shape, np.uint8), "state": np.zeros(cfg.state_dim, np.float32)}
     obs.update(changes)

@@ -181,8 +181,8 @@ class ModemAgent:
         elif self.cfg.seeding == "uniform":  # TD-MPC's seeding (validated like any observation)
             self._obs_tensors(obs)
             action = torch.rand(self.cfg.action_dim, device=self.device) * 2 - 1
-        else:
-            action = self.model.pi(self.encode_obs(obs), self.cfg.min_std)[0]
+        else:  # MoDem's BC seeding
+            action = self.model.pi(self.encode_obs(obs), self.cfg.seed_std or self.cfg.min_std)[0]
         return action.float().cpu().numpy()
 
     def _bc_acts(self, step: int) -> bool:
