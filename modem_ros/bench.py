@@ -21,6 +21,7 @@ from modem_ros.agent import fast_elu
 from modem_ros.agent.modem import Batch, ModemAgent
 from modem_ros.agent.networks import ONEDNN_AVAILABLE, ONEDNN_LINEAR, portable_kernels
 from modem_ros.config import ModemConfig
+from modem_ros.runtime import cpuinfo
 
 
 def _sync(device: torch.device) -> None:
@@ -92,13 +93,7 @@ def machine_info(device: torch.device) -> dict[str, Any]:
             # matmul ~436 GFLOP/s on 2 cores) and with AVX2 only (~114): CPU times compare within one ISA.
             "cpu_isa": torch.backends.cpu.get_cpu_capability(),
             "planning_kernels_default": {"onednn_linear": ONEDNN_LINEAR, "fast_elu": fast_elu.available()}}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                info["cpu"] = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    info["cpu"] = cpuinfo("model name") or info["cpu"]
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info

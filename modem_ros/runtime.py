@@ -6,8 +6,20 @@ import ctypes
 import ctypes.util
 import signal
 import sys
+from pathlib import Path
 
 M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
+
+
+def cpuinfo(*keys: str) -> str:
+    """The value of the first /proc/cpuinfo field named one of `keys` ("" where there is none, or no
+    /proc/cpuinfo): what the host's CPU is, for choices and records that depend on it."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return ""
+    fields = (line.split(":", 1) for line in lines if ":" in line)
+    return next((value.strip() for name, value in fields if name.strip() in keys), "")
 
 
 def keep_freed_memory() -> bool:

@@ -28,6 +28,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from modem_ros.runtime import cpuinfo
+
 SOURCE = r"""
 #include <stdint.h>
 #include <string.h>
@@ -83,13 +85,7 @@ _state: dict = {"lib": None, "tried": False, "enabled": os.environ.get("MODEM_RO
 
 def _cpu_key() -> str:
     """The CPU's feature flags (what -march=native compiles for), so a build never runs on another ISA."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("flags", "Features")):
-                return line
-    except OSError:
-        pass
-    return platform.processor() + platform.machine()
+    return cpuinfo("flags", "Features") or platform.processor() + platform.machine()
 
 
 def _build(cache: Path) -> Path:

@@ -7,7 +7,6 @@ match it; `modem-ros info` prints them per module.
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -15,6 +14,7 @@ from torch import nn
 
 from modem_ros.agent.fast_elu import elu_
 from modem_ros.config import ModemConfig
+from modem_ros.runtime import cpuinfo
 
 MODULES = ("encoder", "state_encoder", "fusion", "dynamics", "reward", "pi", "q1", "q2")
 
@@ -151,21 +151,13 @@ def _onednn_linear_available() -> bool:
 ONEDNN_AVAILABLE = _onednn_linear_available()
 
 
-def _cpu_vendor() -> str:
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return ""
-    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("vendor_id")), "")
-
-
 # Planning's GEMMs go through oneDNN only where it is the faster kernel, measured per host kind
 # (BENCHMARKS.md, scripts/plan_kernels.py): an AMD CPU with AVX-512, where MKL's sgemm falls back to
 # AVX2 and oneDNN runs ~2x it (436 vs 200 GFLOP/s on 2 cores). On an AVX2-only AMD host oneDNN is the
 # slower one (a Meta-World 224 px plan 232 vs 188 ms), and on an Intel Xeon with AVX-512 MKL has its
 # AVX-512 kernels and F.linear wins too (83 vs 92 ms).
 ONEDNN_LINEAR = (ONEDNN_AVAILABLE and torch.backends.cpu.get_cpu_capability().startswith("AVX512")
-                 and _cpu_vendor() == "AuthenticAMD")
+                 and cpuinfo("vendor_id") == "AuthenticAMD")
 _kernels = {"onednn": ONEDNN_LINEAR}
 
 
