@@ -29,7 +29,9 @@ import numpy as np
 from modem_ros.config import ModemConfig, load_config
 from modem_ros.data.demos import episode_dirs, read_episode, write_episode
 from modem_ros.data.episode import eval_episode_seed
+from modem_ros.envs.franka_cell import TASKS as FRANKA_TASKS
 from modem_ros.plots import eval_records
+from modem_ros.robots.safety_audit import audit_run
 from modem_ros.run import build_trainer, ensure_demos
 from modem_ros.trainer import Trainer, run_episode
 
@@ -162,13 +164,16 @@ def _run_finished(run_dir: Path) -> bool:
 
 def run_record(cfg: ModemConfig, method: str, run_dir: Path, evaluations: list[dict[str, Any]],
                start: float) -> dict[str, Any]:
-    return {"method": method, "seed": cfg.seed,
+    record = {"method": method, "seed": cfg.seed,
             "agent_steps": [int(e["step"]) for e in evaluations],
             "env_steps": [int(e["step"]) * cfg.action_repeat for e in evaluations],
             "success": [float(e["success_rate"]) for e in evaluations],
             "return": [float(e["episode_return"]) for e in evaluations],
             "train_seconds": round(_train_seconds(run_dir), 1),
             "wall_s_last_session": round(time.time() - start, 1), "run_dir": str(run_dir), "complete": True}
+    if cfg.task in FRANKA_TASKS and (run_dir / "episodes").is_dir():  # what the robot's safety layer would do
+        record["safety"] = audit_run(run_dir / "episodes", cfg.action_repeat)
+    return record
 
 
 def _train_seconds(run_dir: Path) -> float:
@@ -253,6 +258,10 @@ def _record(result: dict[str, Any], run: dict[str, Any], out: Path, log: Callabl
     write_json_atomic(result, out)
     plot_learning(result, out.with_suffix(".png"))
     log(f"bench learn: {run['method']} seed {run['seed']}: success {run['success']} at env steps {run['env_steps']}")
+    if "safety" in run:
+        rates = run["safety"]["per_1000_steps"]
+        log(f"bench learn: {run['method']} seed {run['seed']}: the robot's safety layer on its training actions, per "
+            f"1000 agent steps: " + ", ".join(f"{k} {v}" for k, v in rates.items()))
 
 
 def merge_results(parts: list[dict[str, Any]]) -> dict[str, Any]:
