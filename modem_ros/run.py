@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import fcntl
 import json
 import os
 import socket
@@ -118,13 +119,18 @@ def ensure_demos(cfg: ModemConfig, log=print) -> Path:
     if cfg.demo_dir:
         return Path(cfg.demo_dir)
     directory = demo_cache_dir(cfg)
-    have = len(episode_dirs(directory)) if directory.is_dir() else 0
-    if have < cfg.demos:
-        log(f"demos: generating {cfg.demos - have} expert episodes of {cfg.task} into {directory} (first use)")
-        written, attempts, _ = generate(cfg, cfg.demos - have, directory)
-        if have + len(written) < cfg.demos:
-            raise DemoError(f"{directory}: the expert succeeded in {sum(attempts)} of {len(attempts)} attempts; "
-                            f"{have + len(written)} of {cfg.demos} demos available")
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    # Several runs starting at once (bench_learn_parallel.sh) share this cache: one generates, the others
+    # wait for it and find the demos there, instead of racing to write the same episode names.
+    with open(directory.parent / f".{directory.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        have = len(episode_dirs(directory)) if directory.is_dir() else 0
+        if have < cfg.demos:
+            log(f"demos: generating {cfg.demos - have} expert episodes of {cfg.task} into {directory} (first use)")
+            written, attempts, _ = generate(cfg, cfg.demos - have, directory)
+            if have + len(written) < cfg.demos:
+                raise DemoError(f"{directory}: the expert succeeded in {sum(attempts)} of {len(attempts)} "
+                                f"attempts; {have + len(written)} of {cfg.demos} demos available")
     return directory
 
 
