@@ -250,11 +250,15 @@ LAUNCHES: dict[str, LaunchSpec] = {
     "deploy": LaunchSpec(
         name="deploy",
         description="Run a trained policy on a Franka: RealSense + camera + planner (checkpoint) + teleop gate "
-                    "+ Franka bridge with the safety layer.",
+                    "+ Franka bridge with the safety layer. mode:=sim rehearses it on the Franka cell: the same "
+                    "graph, with the bridge driving the simulated arm in real time and publishing its camera.",
         params_file="deploy.yaml",
-        nodes=(REALSENSE, replace(CAMERA, params=tuple(_CAMERA_PARAMS["hardware"].items())),
+        nodes=(replace(REALSENSE, modes=("hardware",)),
+               replace(CAMERA, params=tuple(_CAMERA_PARAMS["hardware"].items())),
                replace(PLANNER, remaps=(("modem/action", "modem/planner/action"),)),
-               replace(TELEOP, params=(("robot", True),)), FRANKA_BRIDGE),
+               replace(TELEOP, params=(("robot", True),)),
+               *_per_mode(FRANKA_BRIDGE, {"hardware": {"simulate": False},
+                                          "sim": {"simulate": True, "reward_source": "sim"}})),
         arguments={
             "task": Argument("franka-reach", "Franka task the checkpoint was trained on (config/suites/franka.yaml).",
                              _everywhere("task", ("camera", "planner", "teleop", "franka_bridge"))),
@@ -273,6 +277,7 @@ LAUNCHES: dict[str, LaunchSpec] = {
             "teleop_device": _INTERVENTION_DEVICE,
         },
         main_node="franka_bridge",
+        modes=("hardware", "sim"),
     ),
 }
 

@@ -104,6 +104,20 @@ def test_each_mode_starts_its_own_nodes_with_the_modes_fixed_parameters(tmp_path
         prepare("record_demos", ["teleop_rate:=fast"])
 
 
+def test_deploy_on_the_cell_swaps_only_what_drives_the_arm(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _, robot_nodes, robot, _ = prepare("deploy", ["robot_ip:=10.0.0.2", "checkpoint:=a.pt"])
+    _, sim_nodes, sim, _ = prepare("deploy", ["mode:=sim", "checkpoint:=a.pt"])
+    assert [n.name for n in robot_nodes] == ["realsense_camera", "camera", "planner", "teleop", "franka_bridge"]
+    assert [n.name for n in sim_nodes] == ["camera", "planner", "teleop", "franka_bridge"]  # the bridge renders
+    assert robot["franka_bridge"]["simulate"] is False and robot["franka_bridge"]["reward_source"] == "operator"
+    assert sim["franka_bridge"]["simulate"] is True and sim["franka_bridge"]["reward_source"] == "sim"
+    for node in ("camera", "planner", "teleop"):  # the rest of the graph is the robot's, parameter for parameter
+        assert sim[node] == robot[node], node
+    same = {k: v for k, v in sim["franka_bridge"].items() if k not in ("simulate", "reward_source", "robot_ip")}
+    assert same == {k: v for k, v in robot["franka_bridge"].items() if k in same}
+
+
 def test_actors_start_actor_nodes_per_namespace_with_own_seeds_and_one_trainer(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     spec, nodes, params, _ = prepare("train_sim", ["actors:=2", "seed:=5", "nodes:=sim_bridge,planner,trainer"])

@@ -91,7 +91,7 @@ class FrankaCellEnv:
         mujoco.mju_mat2Quat(quat, self.data.site_xmat[self.tcp])  # w, x, y, z
         return ArmState(self.tcp_pos, np.roll(quat, -1), self.data.qpos[:ARM_JOINTS].copy(), self.width)
 
-    def _success(self) -> bool:
+    def success(self) -> bool:
         obj = self.tcp_pos if self.task == "franka-reach" else self.cube_pos
         return spec.at_goal(self.task, obj, self.goal)
 
@@ -148,16 +148,21 @@ class FrankaCellEnv:
         q = self.data.qpos[:ARM_JOINTS] + dq
         return np.clip(q, self.model.jnt_range[:ARM_JOINTS, 0], self.model.jnt_range[:ARM_JOINTS, 1])
 
+    def servo(self, target: np.ndarray, gripper_width: float) -> None:
+        """One control period: the joint servos towards the TCP `target` (one DLS IK step), the gripper
+        towards `gripper_width` metres. The training step and the deploy rehearsal's arm (CellArm) share it."""
+        self.target = target
+        self.data.ctrl[:ARM_JOINTS] = self._ik()
+        self.data.ctrl[ARM_JOINTS] = 255.0 * gripper_width / spec.GRIPPER_MAX_WIDTH
+        mujoco.mj_step(self.model, self.data, nstep=self.substeps)
+
     def step(self, action: np.ndarray) -> tuple[Obs, float, bool, dict[str, Any]]:
         action = check_action(action, self.action_dim)
         for _ in range(self.action_repeat):
             # the target leads the measured TCP by at most MAX_LEAD: a blocked arm does not wind up
             lead = np.clip(self.target - self.tcp_pos, -MAX_LEAD, MAX_LEAD)
-            self.target = spec.tcp_target(self.tcp_pos + lead, action)
-            self.data.ctrl[:ARM_JOINTS] = self._ik()
-            self.data.ctrl[ARM_JOINTS] = 255.0 * spec.gripper_width(action) / spec.GRIPPER_MAX_WIDTH
-            mujoco.mj_step(self.model, self.data, nstep=self.substeps)
-        success = self._success()
+            self.servo(spec.tcp_target(self.tcp_pos + lead, action), spec.gripper_width(action))
+        success = self.success()
         self.t += 1
         return self._obs(first=False), float(success) - 1.0, self.t >= self.episode_length, {
             "success": success, "goal_distance": self.goal_distance()}

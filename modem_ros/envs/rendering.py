@@ -13,15 +13,16 @@ import numpy as np
 
 class CameraRenderer:
     def __init__(self, model: mujoco.MjModel, size: int, camera: int | str, flip: bool = False,
-                 shadows: bool = False):
-        self.renderer = mujoco.Renderer(model, size, size)
+                 shadows: bool = False, width: int | None = None):
+        """`size`: the frame's height, and its width unless `width` is given (a sensor's aspect)."""
+        self.renderer = mujoco.Renderer(model, size, width or size)
         self.camera, self.flip, self.shadows = camera, flip, shadows
         cam_id = camera if isinstance(camera, int) else mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, camera)
         # vertical field of view (degrees) for CameraInfo; -1 is MuJoCo's free camera (45 degrees)
         self.fovy = float(model.cam_fovy[cam_id]) if cam_id >= 0 else 45.0
 
     def render(self, data: mujoco.MjData) -> np.ndarray:
-        """One frame as uint8 [3, size, size] (channels first, as the agent consumes it)."""
+        """One frame as uint8 [3, size, width] (channels first, as the agent consumes it)."""
         self.renderer.update_scene(data, camera=self.camera)
         flags = self.renderer.scene.flags
         flags[mujoco.mjtRndFlag.mjRND_SHADOW] = self.shadows

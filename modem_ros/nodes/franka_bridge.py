@@ -21,7 +21,7 @@ from dataclasses import fields
 
 import numpy as np
 from geometry_msgs.msg import PoseStamped
-from sensor_msgs.msg import Image, JointState
+from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Bool, Float32, Float32MultiArray, String
 from std_srvs.srv import Trigger
 
@@ -34,6 +34,7 @@ from modem_ros.nodes.common import (
     NodeSetupError,
     array_msg,
     image_array,
+    image_msg,
     joint_state_msg,
     json_msg,
     pose_msg,
@@ -60,6 +61,9 @@ class FrankaBridge(ModemNode):
                                  f"the Franka bridge serves the franka-* tasks ({spec.ACTION_DIM}/{spec.STATE_DIM})")
         backend = self.param("backend", "franky", "franky (direct FCI through franky-control) or franka_ros2 "
                              "(the official driver's topics: its JointTrajectoryController or a Cartesian one).")
+        self.simulate = self.param("simulate", False, "Drive the Franka cell (MuJoCo, robots/cell_arm.py) in real "
+                                   "time instead of a robot, and publish its camera as the RealSense would: "
+                                   "deploy mode:=sim, the rehearsal before the robot (backend is then unused).")
         self.dry_run = self.param("dry_run", False, "Compute, count and log every command without sending it.")
         self.max_episodes = self.param("max_episodes", 0, "Episodes to run before exiting (0 = until shut down).")
         self.auto_reset = self.param("auto_reset", False, "Home and start the next episode as soon as one ends. "
@@ -75,8 +79,9 @@ class FrankaBridge(ModemNode):
         self.reward_source = self.param("reward_source", "operator", "Where success (reward = success - 1) "
                                         f"comes from: operator (the teleop success key on {topics.OPERATOR_SUCCESS}, "
                                         "kept to the episode's end), goal (franka-reach: the TCP within the task's "
-                                        "success radius of `goal`) or classifier (a learned success detector on "
-                                        f"{topics.IMAGE}: `modem-ros classifier`).")
+                                        "success radius of `goal`), classifier (a learned success detector on "
+                                        f"{topics.IMAGE}: `modem-ros classifier`) or sim (simulate only: the "
+                                        "cell's own success).")
         self.goal = np.asarray(self.param("goal", [0.0, 0.0, 0.0], "reward_source goal: the reach target, base "
                                           "frame, metres (measure it on your marker)."), np.float64)
         self.classifier_path = self.param("classifier", "", "reward_source classifier: the file `modem-ros classifier` "
@@ -95,7 +100,7 @@ class FrankaBridge(ModemNode):
                                            "listening, a wrong topic).")
         grasp_force = self.param("grasp_force", 20.0, "Newtons the gripper grasps with (capped at gripper_max_force).")
         self.period = self.cfg.action_repeat * spec.CONTROL_PERIOD
-        self.arm = self._make_backend(backend)
+        self.arm = self._make_cell() if self.simulate else self._make_backend(backend)
         self.state: ArmState | None = None
         try:  # a dry run starts its episodes from this state (it does not home)
             self.state = self.arm.read()
@@ -149,9 +154,12 @@ class FrankaBridge(ModemNode):
             self.start_episode()
 
     def check_reward_source(self) -> None:
-        if self.reward_source not in ("operator", "goal", "classifier"):
-            raise NodeSetupError(f"parameter reward_source is '{self.reward_source}': expected operator, goal or "
-                                 "classifier")
+        if self.reward_source not in ("operator", "goal", "classifier", "sim"):
+            raise NodeSetupError(f"parameter reward_source is '{self.reward_source}': expected operator, goal, "
+                                 "classifier or sim")
+        if self.reward_source == "sim" and not self.simulate:
+            raise NodeSetupError("reward_source sim is the Franka cell's own success: it needs simulate:=true "
+                                 "(deploy mode:=sim); on a robot use operator, goal or classifier")
         if self.reward_source == "classifier":
             if not self.classifier_path:
                 raise NodeSetupError("reward_source classifier needs parameter classifier: the file "
@@ -175,6 +183,34 @@ class FrankaBridge(ModemNode):
             raise NodeSetupError(f"parameter goal {self.goal.tolist()} is not a point in the workspace box "
                                  f"{spec.WORKSPACE_LOW.tolist()}..{spec.WORKSPACE_HIGH.tolist()}: set the reach "
                                  "target's position (base frame, metres)")
+
+    def _make_cell(self):
+        """The Franka cell as the arm, and its camera published as the RealSense's stream (a timer at the
+        sensor's rate, so the camera node pairs observations with frames as it does on the robot)."""
+        from modem_ros.robots.cell_arm import CellArm
+
+        size = self.param("sim_camera_size", [640, 480], "simulate: width and height of the published camera "
+                          "stream (the RealSense profile; the camera node crops and resizes it).")
+        fps = self.param("sim_camera_fps", 30.0, "simulate: frames per second of the published camera stream.")
+        if len(size) != 2 or min(size) < 1 or not fps > 0:
+            raise NodeSetupError(f"parameters sim_camera_size {list(size)} / sim_camera_fps {fps}: expected "
+                                 "[width, height] in pixels and a positive rate")
+        arm = CellArm(self.cfg.task, width=int(size[0]), height=int(size[1]))
+        self.raw_image_pub = self.create_publisher(Image, topics.RAW_IMAGE, SENSOR)
+        self.raw_info_pub = self.create_publisher(CameraInfo, topics.RAW_CAMERA_INFO, SENSOR)
+        self.create_timer(1.0 / fps, self.publish_cell_camera)
+        return arm
+
+    def publish_cell_camera(self) -> None:
+        frame, stamp = self.arm.camera_frame(), self.get_clock().now().to_msg()
+        msg = image_msg(frame, stamp, topics.CAMERA_FRAME)
+        info = CameraInfo(width=frame.shape[1], height=frame.shape[0], distortion_model="plumb_bob",
+                          d=[0.0] * 5, k=self.arm.camera_matrix(), r=[1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0])
+        k = info.k
+        info.p = [k[0], 0.0, k[2], 0.0, 0.0, k[4], k[5], 0.0, 0.0, 0.0, 1.0, 0.0]
+        info.header.stamp, info.header.frame_id = stamp, topics.CAMERA_FRAME
+        self.raw_image_pub.publish(msg)
+        self.raw_info_pub.publish(info)
 
     def _make_backend(self, backend: str):
         if backend == "franky":
@@ -213,6 +249,8 @@ class FrankaBridge(ModemNode):
         self.watchdog.feed("observation", time.monotonic())
 
     def success_now(self) -> bool:
+        if self.reward_source == "sim":
+            return self.arm.success()
         if self.reward_source == "goal":
             return spec.at_goal(self.cfg.task, self.state.position, self.goal)
         if self.reward_source == "classifier":
