@@ -5,8 +5,6 @@ camera it publishes as the RealSense would. A checkpoint is rehearsed exactly as
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -64,8 +62,3 @@ def test_deploy_on_the_cell_runs_the_robots_graph_and_reports_each_episode(graph
         assert np.linalg.norm(tcp - spec.START_TCP) > 0.005, e
         assert np.all(tcp >= spec.WORKSPACE_LOW - 0.01) and np.all(tcp <= spec.WORKSPACE_HIGH + 0.01), e
     assert results["round_trip_ms"]["median"] > 0
-    # the bridge refuses the cell's reward on a robot
-    refused = subprocess.run([sys.executable, "-m", "modem_ros.nodes.franka_bridge", "--ros-args", "-p",
-                              "task:=franka-reach", "-p", "reward_source:=sim", "-p", "robot_ip:=10.0.0.2"],
-                             cwd=home, env=env, capture_output=True, text=True, timeout=60)
-    assert refused.returncode != 0 and "reward_source sim" in refused.stdout + refused.stderr

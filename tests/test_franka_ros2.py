@@ -201,7 +201,8 @@ def test_an_arm_that_never_moves_faults_the_approach_instead_of_waiting_forever(
 @pytest.mark.parametrize(("params", "message"), [
     ({"reward_source": "goal", "task": "franka-push"}, "franka-push's object is not tracked on hardware"),
     ({"reward_source": "goal", "goal": "[0.0, 0.0, 2.0]"}, "parameter goal [0.0, 0.0, 2.0] is not a point in"),
-    ({"reward_source": "detector"}, "parameter reward_source is 'detector': expected operator, goal or classifier"),
+    ({"reward_source": "detector"}, "reward_source is 'detector': expected operator, goal, classifier or sim"),
+    ({"reward_source": "sim"}, "reward_source sim is the Franka cell's own success: it needs simulate:=true"),
     ({"reward_source": "classifier"}, "reward_source classifier needs parameter classifier"),
     ({"reward_source": "classifier", "classifier": "{tmp}/clf32.pt"}, "trained on 32 px frames, the agent's are 224"),
     ({"reward_source": "classifier", "classifier": "{tmp}/gone.pt"}, "gone.pt: not a readable success classifier"),
