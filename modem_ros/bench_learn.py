@@ -298,6 +298,14 @@ def summary_table(result: dict[str, Any]) -> str:
             vals = [r["success"][r["env_steps"].index(step)] for r in runs if step in r["env_steps"]]
             cells.append(f"{step}: {np.mean(vals):.2f} [{min(vals):.2f}-{max(vals):.2f}] (n={len(vals)})")
         lines.append(f"  {method:<6} " + "; ".join(cells))
+    audited = [r for r in result["runs"] if "safety" in r]
+    if audited:
+        lines.append("the robot's safety layer on the training actions, per 1000 agent steps, mean over seeds "
+                     "(clips / holds / faults):")
+        for method in sorted({r["method"] for r in audited}):
+            rates = [r["safety"]["per_1000_steps"] for r in audited if r["method"] == method]
+            lines.append(f"  {method:<6} " + " / ".join(f"{np.mean([x[k] for x in rates]):.1f}"
+                                                        for k in ("clips", "holds", "faults")) + f" (n={len(rates)})")
     return "\n".join(lines)
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from modem_ros.bench_learn import method_config, run_record
+from modem_ros.bench_learn import method_config, run_record, summary_table
 from modem_ros.data.demos import write_episode
 from modem_ros.data.episode import Episode
 from modem_ros.robots import franka_spec as spec
@@ -80,3 +80,5 @@ def test_bench_learn_records_the_audit_for_franka_cell_runs_only(tmp_path):
     assert franka["safety"]["agent_steps"] == 10 and franka["safety"]["per_1000_steps"]["clipped_accel"] == 900.0
     toy = run_record(method_config("toy-reach", "cpu-small", "modem", 1, {}), "modem", tmp_path, evals, 0.0)
     assert "safety" not in toy
+    table = summary_table({"task": "franka-push", "preset": "cpu-small", "runs": [franka, {**franka, "seed": 2}]})
+    assert "safety layer" in table and "modem  900.0 / 0.0 / 0.0 (n=2)" in table
