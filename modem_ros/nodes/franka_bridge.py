@@ -185,20 +185,18 @@ class FrankaBridge(ModemNode):
                                  "target's position (base frame, metres)")
 
     def _make_cell(self):
-        """The Franka cell as the arm, and its camera published as the RealSense's stream (a timer at the
-        sensor's rate, so the camera node pairs observations with frames as it does on the robot)."""
+        """The Franka cell as the arm; its camera goes out as the RealSense's stream, one frame rendered just
+        before each observation (the camera node pairs the newest frame with each state, as on the robot;
+        rendering only what is used keeps the rehearsal's own load off the control period)."""
         from modem_ros.robots.cell_arm import CellArm
 
         size = self.param("sim_camera_size", [640, 480], "simulate: width and height of the published camera "
                           "stream (the RealSense profile; the camera node crops and resizes it).")
-        fps = self.param("sim_camera_fps", 30.0, "simulate: frames per second of the published camera stream.")
-        if len(size) != 2 or min(size) < 1 or not fps > 0:
-            raise NodeSetupError(f"parameters sim_camera_size {list(size)} / sim_camera_fps {fps}: expected "
-                                 "[width, height] in pixels and a positive rate")
+        if len(size) != 2 or min(size) < 1:
+            raise NodeSetupError(f"parameter sim_camera_size {list(size)}: expected [width, height] in pixels")
         arm = CellArm(self.cfg.task, width=int(size[0]), height=int(size[1]))
         self.raw_image_pub = self.create_publisher(Image, topics.RAW_IMAGE, SENSOR)
         self.raw_info_pub = self.create_publisher(CameraInfo, topics.RAW_CAMERA_INFO, SENSOR)
-        self.create_timer(1.0 / fps, self.publish_cell_camera)
         return arm
 
     def publish_cell_camera(self) -> None:
@@ -350,6 +348,8 @@ class FrankaBridge(ModemNode):
             self.end_episode()
 
     def publish_observation(self) -> None:
+        if self.simulate:
+            self.publish_cell_camera()
         s, stamp = self.state, self.get_clock().now().to_msg()
         self.pub[topics.STATE].publish(array_msg(spec.state_vector(s.position, s.gripper_width, s.joints)))
         self.joint_pub.publish(joint_state_msg(s, stamp))
