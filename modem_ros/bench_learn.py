@@ -29,7 +29,6 @@ import numpy as np
 from modem_ros.config import ModemConfig, load_config
 from modem_ros.data.demos import episode_dirs, read_episode, write_episode
 from modem_ros.data.episode import eval_episode_seed
-from modem_ros.envs.franka_cell import TASKS as FRANKA_TASKS
 from modem_ros.plots import eval_records
 from modem_ros.robots.safety_audit import audit_run
 from modem_ros.run import build_trainer, ensure_demos
@@ -171,7 +170,7 @@ def run_record(cfg: ModemConfig, method: str, run_dir: Path, evaluations: list[d
             "return": [float(e["episode_return"]) for e in evaluations],
             "train_seconds": round(_train_seconds(run_dir), 1),
             "wall_s_last_session": round(time.time() - start, 1), "run_dir": str(run_dir), "complete": True}
-    if cfg.task in FRANKA_TASKS and (run_dir / "episodes").is_dir():  # what the robot's safety layer would do
+    if cfg.suite == "franka" and (run_dir / "episodes").is_dir():  # what the robot's safety layer would do
         record["safety"] = audit_run(run_dir / "episodes", cfg.action_repeat)
     return record
 

@@ -65,3 +65,17 @@ def test_deploy_on_the_cell_runs_the_robots_graph_and_reports_each_episode(graph
     # answers most control periods (measured beside two training runs: 28-29 of 30)
     assert episodes[-1]["outcomes"].get("acted", 0) >= STEPS // 2, episodes[-1]
     assert results["round_trip_ms"]["median"] > 0
+
+
+def test_the_cells_camera_info_is_the_pinhole_of_its_sensor_sized_frame():
+    from builtin_interfaces.msg import Time
+
+    from modem_ros.nodes.common import camera_info
+
+    info = camera_info(120, 42.0, Time(), "camera_color_optical_frame", width=160)
+    f = 60 / np.tan(np.radians(21.0))
+    assert (info.width, info.height) == (160, 120)
+    assert np.allclose(info.k, [f, 0, 79.5, 0, f, 59.5, 0, 0, 1])
+    assert np.allclose(info.p[:7], [f, 0, 79.5, 0, 0, f, 59.5])
+    square = camera_info(84, 42.0, Time(), "camera_color_optical_frame")  # the sim bridge's agent-size frames
+    assert (square.width, square.height) == (84, 84) and square.k[2] == square.k[5] == 41.5

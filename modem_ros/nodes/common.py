@@ -4,6 +4,7 @@ the task configuration, and a main() that turns setup errors into one clear line
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -18,7 +19,7 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
-from sensor_msgs.msg import Image, JointState
+from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Float32MultiArray, String
 
 from modem_ros import topics
@@ -100,6 +101,22 @@ def image_msg(frame_hwc: np.ndarray, stamp, frame_id: str) -> Image:
     msg.height, msg.width = frame_hwc.shape[:2]
     msg.encoding, msg.is_bigendian, msg.step = "rgb8", 0, frame_hwc.shape[1] * 3
     msg.data = np.ascontiguousarray(frame_hwc, np.uint8).tobytes()  # bytes: 1000x faster than an ndarray
+    return msg
+
+
+def camera_info(size: int, fovy_deg: float, stamp, frame_id: str, width: int | None = None) -> CameraInfo:
+    """Pinhole intrinsics of a MuJoCo camera rendered `size` pixels high and `width` (default `size`) wide:
+    square pixels, MuJoCo's vertical field of view, centred principal point."""
+    width = width or size
+    f = 0.5 * size / math.tan(math.radians(fovy_deg) / 2)
+    cx, cy = (width - 1) / 2, (size - 1) / 2
+    msg = CameraInfo()
+    msg.header.stamp, msg.header.frame_id = stamp, frame_id
+    msg.height, msg.width = size, width
+    msg.distortion_model, msg.d = "plumb_bob", [0.0] * 5
+    msg.k = [f, 0.0, cx, 0.0, f, cy, 0.0, 0.0, 1.0]
+    msg.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    msg.p = [f, 0.0, cx, 0.0, 0.0, f, cy, 0.0, 0.0, 0.0, 1.0, 0.0]
     return msg
 
 

@@ -33,6 +33,7 @@ from modem_ros.nodes.common import (
     ModemNode,
     NodeSetupError,
     array_msg,
+    camera_info,
     image_array,
     image_msg,
     joint_state_msg,
@@ -201,14 +202,9 @@ class FrankaBridge(ModemNode):
 
     def publish_cell_camera(self) -> None:
         frame, stamp = self.arm.camera_frame(), self.get_clock().now().to_msg()
-        msg = image_msg(frame, stamp, topics.CAMERA_FRAME)
-        info = CameraInfo(width=frame.shape[1], height=frame.shape[0], distortion_model="plumb_bob",
-                          d=[0.0] * 5, k=self.arm.camera_matrix(), r=[1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0])
-        k = info.k
-        info.p = [k[0], 0.0, k[2], 0.0, 0.0, k[4], k[5], 0.0, 0.0, 0.0, 1.0, 0.0]
-        info.header.stamp, info.header.frame_id = stamp, topics.CAMERA_FRAME
-        self.raw_image_pub.publish(msg)
-        self.raw_info_pub.publish(info)
+        self.raw_image_pub.publish(image_msg(frame, stamp, topics.CAMERA_FRAME))
+        self.raw_info_pub.publish(camera_info(frame.shape[0], self.arm.camera.fovy, stamp, topics.CAMERA_FRAME,
+                                              width=frame.shape[1]))
 
     def _make_backend(self, backend: str):
         if backend == "franky":

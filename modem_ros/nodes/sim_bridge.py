@@ -11,7 +11,6 @@ graph knows it is a simulation.
 from __future__ import annotations
 
 import json
-import math
 import time
 
 import numpy as np
@@ -31,6 +30,7 @@ from modem_ros.nodes.common import (
     STREAM,
     ModemNode,
     array_msg,
+    camera_info,
     image_msg,
     joint_state_msg,
     json_msg,
@@ -39,20 +39,6 @@ from modem_ros.nodes.common import (
     run_node,
     write_results,
 )
-
-
-def camera_info(size: int, fovy_deg: float, stamp: Time, frame_id: str) -> CameraInfo:
-    """Pinhole intrinsics of a square MuJoCo camera (square pixels, centred principal point)."""
-    f = 0.5 * size / math.tan(math.radians(fovy_deg) / 2)
-    c = (size - 1) / 2
-    msg = CameraInfo()
-    msg.header.stamp, msg.header.frame_id = stamp, frame_id
-    msg.height = msg.width = size
-    msg.distortion_model, msg.d = "plumb_bob", [0.0] * 5
-    msg.k = [f, 0.0, c, 0.0, f, c, 0.0, 0.0, 1.0]
-    msg.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
-    msg.p = [f, 0.0, c, 0.0, 0.0, f, c, 0.0, 0.0, 0.0, 1.0, 0.0]
-    return msg
 
 
 class SimBridge(ModemNode):

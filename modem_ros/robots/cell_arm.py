@@ -13,7 +13,6 @@ resets of the trainer's evaluations and eval_sim), as a person resetting the cel
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 
@@ -36,7 +35,6 @@ class CellArm:
                  clock: Callable[[], float] = time.monotonic):
         self.env = FrankaCellEnv(task, img_size=16, frame_stack=1)  # its own agent-size renderer is unused
         self.camera = CameraRenderer(self.env.model, height, camera, width=width)
-        self.width, self.height = width, height
         self.clock = clock
         self.episode = 0                       # the next home() lays out evaluation episode `episode`
         self.target = self.env.tcp_pos
@@ -92,8 +90,3 @@ class CellArm:
         """The agent's camera now at the sensor's resolution, uint8 [height, width, 3] (rgb8)."""
         self._advance()
         return np.ascontiguousarray(self.camera.render(self.env.data).transpose(1, 2, 0))
-
-    def camera_matrix(self) -> list[float]:
-        """The pinhole K (row-major 3x3) of camera_frame(): square pixels, MuJoCo's vertical field of view."""
-        f = self.height / 2 / math.tan(math.radians(self.camera.fovy) / 2)
-        return [f, 0.0, self.width / 2, 0.0, f, self.height / 2, 0.0, 0.0, 1.0]
