@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,6 @@ from modem_ros.config import NODE_PARAMETERS, ConfigError, ModemConfig, load_nod
 from modem_ros.launcher import DOMAIN_CHECKED, nodes_already_running
 from modem_ros.robots.arm import FINGER_NAMES, JOINT_NAMES, ArmState
 from modem_ros.robots.safety import ArmCommand
-from modem_ros.runtime import interrupt_on_sigterm
 from modem_ros.weights import MAX_CHUNKS
 
 # Lock-step streams (sim, and everything the trainer learns from): nothing may be lost or reordered,
@@ -174,14 +175,52 @@ def _already_running(base_name: str) -> str:
             f"start this one in another namespace (--ros-args -r __ns:=/name) or on another ROS_DOMAIN_ID")
 
 
+_stop = threading.Event()  # a stop signal arrived while the node was spinning
+_in_spin = False
+
+
+def spin_once(node: Node, timeout_sec: float) -> None:
+    """rclpy.spin_once that a stop signal never cuts in half: a signal inside it only asks the node's loop
+    to end (keep_spinning() turns False). A KeyboardInterrupt raised there could land inside rclpy's
+    Task constructor and leave a half-built Task whose __del__ prints a traceback at exit."""
+    global _in_spin
+    _in_spin = True
+    try:
+        rclpy.spin_once(node, timeout_sec=timeout_sec)
+    finally:
+        _in_spin = False
+
+
+def keep_spinning() -> bool:
+    """Whether a node's loop goes on: the context is up and no stop signal has arrived."""
+    return rclpy.ok() and not _stop.is_set()
+
+
+def stop_requested() -> bool:
+    return _stop.is_set()
+
+
+def _on_stop_signal(signum, frame) -> None:
+    if _in_spin and not _stop.is_set():
+        _stop.set()  # the loop ends after this spin (<= 0.1 s): a clean stop between callbacks
+        return
+    raise KeyboardInterrupt  # outside rclpy (a trainer's update burst), or a second signal: stop now
+
+
+def install_stop_signals() -> None:
+    """Ctrl-C and SIGTERM stop a node the same way: between callbacks while it spins, at once elsewhere.
+    Set explicitly: a process started in the background by a non-interactive shell inherits SIGINT ignored."""
+    signal.signal(signal.SIGINT, _on_stop_signal)
+    signal.signal(signal.SIGTERM, _on_stop_signal)
+
+
 def run_node(node_class: type[Node], args: list[str] | None = None) -> int:
     """rclpy.init, build the node, spin until shutdown. A bad parameter file or value prints one line
     naming it and exits 2 before anything runs; Ctrl-C / SIGTERM shut down cleanly (exit 0)."""
     name = node_class.__name__
-    # Python's own SIGINT (KeyboardInterrupt) instead of rclpy's handler: the latter only stops spinning,
-    # and a trainer in a minutes-long update burst would not notice. Checkpoints are atomic, so
-    # interrupting anywhere is safe. SIGTERM (the launcher's second try) is treated the same.
-    interrupt_on_sigterm()
+    # Our own handler instead of rclpy's: the latter only stops spinning, and a trainer in a minutes-long
+    # update burst would not notice (it gets KeyboardInterrupt; checkpoints are atomic, so that is safe).
+    install_stop_signals()
     try:
         rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     except Exception as err:  # noqa: BLE001 - rcl reports a malformed --params-file as a generic error
@@ -198,8 +237,8 @@ def run_node(node_class: type[Node], args: list[str] | None = None) -> int:
         if hasattr(node, "run"):
             node.run()
         else:  # short waits, not rclpy.spin: Python only raises KeyboardInterrupt between waits
-            while rclpy.ok():
-                rclpy.spin_once(node, timeout_sec=0.1)
+            while keep_spinning():
+                spin_once(node, timeout_sec=0.1)
     except (NodeSetupError, ConfigError, ParameterException) as err:
         print(f"[{name}] cannot start: {err}", file=sys.stderr, flush=True)
         code = 2

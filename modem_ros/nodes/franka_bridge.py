@@ -38,9 +38,11 @@ from modem_ros.nodes.common import (
     image_msg,
     joint_state_msg,
     json_msg,
+    keep_spinning,
     pose_msg,
     round_trip_summary,
     run_node,
+    spin_once,
     write_results,
 )
 from modem_ros.robots import franka_spec as spec
@@ -532,10 +534,8 @@ class FrankaBridge(ModemNode):
         self.safety_pub.publish(json_msg(counts))
 
     def run(self) -> None:
-        import rclpy
-
-        while rclpy.ok() and not self.finished:
-            rclpy.spin_once(self, timeout_sec=0.05)
+        while keep_spinning() and not self.finished:
+            spin_once(self, timeout_sec=0.05)
         self.report_safety()
         time.sleep(0.5)  # let the last messages leave
 

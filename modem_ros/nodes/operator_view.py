@@ -14,12 +14,11 @@ import math
 import os
 
 import numpy as np
-import rclpy
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
 from modem_ros import topics
-from modem_ros.nodes.common import FOLLOW, LATCHED, ModemNode, image_array, run_node
+from modem_ros.nodes.common import FOLLOW, LATCHED, ModemNode, image_array, keep_spinning, run_node, spin_once
 
 GREEN, GREY = "#1b7f2a", "#333333"
 PROGRESS_KEYS = {"episode": int, "t": int, "length": int, "return": float, "goal_distance": float, "succeeded": bool}
@@ -138,8 +137,8 @@ class OperatorView(ModemNode):
         self.keys = msg.data
 
     def run(self) -> None:
-        while rclpy.ok():
-            rclpy.spin_once(self, timeout_sec=0.03)
+        while keep_spinning():
+            spin_once(self, timeout_sec=0.03)
             if self.root is not None:
                 try:
                     self.refresh()

@@ -28,7 +28,7 @@ from std_srvs.srv import Trigger
 from modem_ros import topics
 from modem_ros.data.demos import DemoError, episode_dirs, next_episode_path, read_meta, write_episode
 from modem_ros.data.recording import Streams, cadence
-from modem_ros.nodes.common import FOLLOW, ModemNode, NodeSetupError, image_array, run_node
+from modem_ros.nodes.common import FOLLOW, ModemNode, NodeSetupError, image_array, keep_spinning, run_node, spin_once
 from modem_ros.paths import default_dataset_dir
 
 
@@ -291,10 +291,8 @@ class Recorder(ModemNode):
             self.done = True
 
     def run(self) -> None:
-        import rclpy
-
-        while rclpy.ok() and not self.done:
-            rclpy.spin_once(self, timeout_sec=0.1)
+        while keep_spinning() and not self.done:
+            spin_once(self, timeout_sec=0.1)
 
 
 def main(args=None) -> int:

@@ -34,9 +34,11 @@ from modem_ros.nodes.common import (
     image_msg,
     joint_state_msg,
     json_msg,
+    keep_spinning,
     pose_msg,
     round_trip_summary,
     run_node,
+    spin_once,
     write_results,
 )
 
@@ -208,10 +210,8 @@ class SimBridge(ModemNode):
             self.get_logger().warning(f"no action for {idle:.0f} s at episode {self.episode} step {self.t}: {why}")
 
     def run(self) -> None:
-        import rclpy
-
-        while rclpy.ok() and not self.finished:
-            rclpy.spin_once(self, timeout_sec=0.1)
+        while keep_spinning() and not self.finished:
+            spin_once(self, timeout_sec=0.1)
         time.sleep(0.5)  # let the last messages leave before the process exits
 
     def destroy_node(self) -> None:

@@ -20,7 +20,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import rclpy
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 from std_msgs.msg import Bool, Float32, Float32MultiArray, MultiArrayDimension, String, UInt8MultiArray
@@ -31,7 +30,18 @@ from modem_ros.data.demos import DemoError, episode_dirs, read_episode, write_ep
 from modem_ros.data.episode import Episode
 from modem_ros.data.stream import EpisodeAssembler, StreamError
 from modem_ros.graph import actor_name, actor_topic
-from modem_ros.nodes.common import LATCHED, STREAM, WEIGHTS, ModemNode, NodeSetupError, image_array, run_node
+from modem_ros.nodes.common import (
+    LATCHED,
+    STREAM,
+    WEIGHTS,
+    ModemNode,
+    NodeSetupError,
+    image_array,
+    keep_spinning,
+    run_node,
+    spin_once,
+    stop_requested,
+)
 from modem_ros.paths import default_run_dir
 from modem_ros.run import RunDirInUse, build_trainer, ensure_demos
 from modem_ros.runtime import keep_freed_memory
@@ -175,10 +185,16 @@ class TrainerNode(ModemNode):
     def run(self) -> None:
         try:
             self._train()
-        except KeyboardInterrupt:  # everything up to the last checkpoint is kept: say how to go on
-            print(f"[trainer] interrupted at step {self.trainer.step}; resume with: modem-ros launch train_sim "
-                  f"run_dir:={self.run_dir.resolve()} (and the same task/preset arguments)", flush=True)
+        except KeyboardInterrupt:  # a stop signal during an update burst
+            self.say_interrupted()
             raise
+        if stop_requested():  # a stop signal while waiting for episodes
+            self.say_interrupted()
+
+    def say_interrupted(self) -> None:
+        """Everything up to the last checkpoint is kept: say how to go on."""
+        print(f"[trainer] interrupted at step {self.trainer.step}; resume with: modem-ros launch train_sim "
+              f"run_dir:={self.run_dir.resolve()} (and the same task/preset arguments)", flush=True)
 
     def next_episode(self) -> tuple[str, Episode] | None:
         """The first complete episode of any actor (actors in order, so none starves)."""
@@ -200,8 +216,8 @@ class TrainerNode(ModemNode):
         self.trainer.begin()
         self.announce()
         started = waiting_since = time.perf_counter()
-        while rclpy.ok() and not self.trainer.done:
-            rclpy.spin_once(self, timeout_sec=0.05)
+        while keep_spinning() and not self.trainer.done:
+            spin_once(self, timeout_sec=0.05)
             popped = self.next_episode()
             if popped is None:
                 continue
