@@ -170,9 +170,30 @@ def run_record(cfg: ModemConfig, method: str, run_dir: Path, evaluations: list[d
             "return": [float(e["episode_return"]) for e in evaluations],
             "train_seconds": round(_train_seconds(run_dir), 1),
             "wall_s_last_session": round(time.time() - start, 1), "run_dir": str(run_dir), "complete": True}
+    offline = _offline_phase(run_dir)
+    if offline:
+        record["offline"] = offline
     if cfg.suite == "franka" and (run_dir / "episodes").is_dir():  # what the robot's safety layer would do
         record["safety"] = audit_run(run_dir / "episodes", cfg.action_repeat)
     return record
+
+
+OFFLINE_KEYS = ("updates_done", "q_bias", "q_abs_error", "seconds_per_update", "total_loss", "value_loss")
+
+
+def _offline_phase(run_dir: Path) -> dict[str, float]:
+    """The finished offline phase's numbers (issue 20): the critic's bias against the true discounted
+    return on held-out offline episodes, time per update, its last losses. Empty without one."""
+    path = run_dir / "metrics.jsonl"
+    found: dict[str, float] = {}
+    for line in path.read_text().splitlines() if path.exists() else []:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if record.get("kind") == "offline" and record.get("updates_done") == record.get("updates_total"):
+            found = {k: record[k] for k in OFFLINE_KEYS if k in record}
+    return found
 
 
 def _train_seconds(run_dir: Path) -> float:
@@ -305,6 +326,14 @@ def summary_table(result: dict[str, Any]) -> str:
             rates = [r["safety"]["per_1000_steps"] for r in audited if r["method"] == method]
             lines.append(f"  {method:<6} " + " / ".join(f"{np.mean([x[k] for x in rates]):.1f}"
                                                         for k in ("clips", "holds", "faults")) + f" (n={len(rates)})")
+    pretrained = [r for r in result["runs"] if "q_bias" in r.get("offline", {})]
+    if pretrained:
+        lines.append("after the offline phase, the critic against the true discounted return on held-out offline "
+                     "episodes, mean over seeds (bias / mean |error|):")
+        for method in sorted({r["method"] for r in pretrained}):
+            got = [r["offline"] for r in pretrained if r["method"] == method]
+            lines.append(f"  {method:<6} {np.mean([x['q_bias'] for x in got]):+.3f} / "
+                         f"{np.mean([x['q_abs_error'] for x in got]):.3f} (n={len(got)})")
     return "\n".join(lines)
 
 

@@ -125,6 +125,7 @@ class Trainer:
         self._enter("offline")
         every = max(1, n // 10)
         metrics: dict[str, Any] = {}
+        started, first = time.perf_counter(), self._offline_next
         for i in range(self._offline_next, n):
             batch, sources = sample_mixed(self.demo_buffer, self.replay_buffer, schedules.kappa(cfg, 0),
                                           cfg.batch_size)
@@ -137,6 +138,8 @@ class Trainer:
                 self.save("latest.pt")
         self.agent.last_update_step = 0  # the std schedule counts interaction, which has not begun
         out = {k: float(v) for k, v in metrics.items()}
+        if n > first:  # this session's updates (a resumed phase's earlier ones are in its first session)
+            out["seconds_per_update"] = (time.perf_counter() - started) / (n - first)
         if self.heldout:
             out.update(q_vs_return(self.agent, self.heldout, cfg.discount))
         self.logger.log("offline", 0, {"updates_done": n, "updates_total": n, **out})

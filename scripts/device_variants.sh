@@ -33,8 +33,8 @@ generate() {  # TASK NAME N generate-args...: one dataset, skipped when it exist
     >"$out/logs/data_$name.log" 2>&1 || echo "device_variants: could not make $name (see its log)"
 }
 mixed() {  # TASK: the offline set of issue 20
-  generate "$1" "$1-noise0.3" "${N_NOISY:-20}" --noise 0.3 &
-  generate "$1" "$1-noise1.0" "${N_NOISY:-20}" --noise 1.0 &
+  generate "$1" "$1-noise0.3" "${N_NOISY:-20}" --noise 0.3 --keep-failures &
+  generate "$1" "$1-noise1.0" "${N_NOISY:-20}" --noise 1.0 --keep-failures &
   generate "$1" "$1-random" "${N_RANDOM:-10}" --policy random &
 }
 mixed_dirs() { echo "$data/$1-noise0.3,$data/$1-noise1.0,$data/$1-random"; }

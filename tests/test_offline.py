@@ -112,3 +112,27 @@ def test_behaviour_regularisation_pulls_the_policy_to_the_data_and_anneals_onlin
     before_off, after_off = policy_error(0.0)
     # the critic alone moves the policy far from the data's actions; regularised, it stays at or near them
     assert after < before and after < 0.3 * after_off, (before, after, before_off, after_off)
+
+
+def test_bench_learn_records_the_offline_phase_of_the_offline_methods_only(tmp_path, offline_data, monkeypatch):
+    from modem_ros import bench_learn
+    from modem_ros.bench_learn import run_learning_bench, summary_table
+    from tests.test_bench_learn import TINY
+
+    for method in ("modem+offline", "modem+offline+aug"):  # the methods' 1000 updates, cut to a test's budget
+        monkeypatch.setitem(bench_learn.METHODS, method, {**bench_learn.METHODS[method], "offline_steps": "12"})
+
+    out = tmp_path / "learning.json"
+    overrides = {**TINY, "train_steps": "0", "offline_dirs": str(offline_data)}
+    result = run_learning_bench("toy-reach", None, [1], ["modem", "modem+offline", "modem+offline+aug"], overrides,
+                                out, tmp_path / "runs", log=lambda s: None, log_stream=io.StringIO())
+    runs = {r["method"]: r for r in json.loads(out.read_text())["runs"]}
+    assert "offline" not in runs["modem"]  # MoDem from its demos: no offline phase, nothing to report
+    for method in ("modem+offline", "modem+offline+aug"):
+        offline = runs[method]["offline"]
+        assert offline["updates_done"] == 12  # the method's offline_steps, all done before the step-0 eval
+        assert np.isfinite(offline["q_bias"]) and offline["q_abs_error"] >= abs(offline["q_bias"]) - 1e-6
+        assert offline["seconds_per_update"] > 0 and runs[method]["env_steps"] == [0]
+    assert runs["modem+offline"]["offline"]["q_bias"] != runs["modem+offline+aug"]["offline"]["q_bias"]
+    table = summary_table(result)
+    assert "held-out offline episodes" in table and "modem+offline+aug" in table.split("held-out")[1]
