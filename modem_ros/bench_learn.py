@@ -70,15 +70,28 @@ METHOD_DATA = {
 }
 
 
-def method_config(task: str, preset: str | None, method: str, seed: int, overrides: dict[str, str]) -> ModemConfig:
+# Budgets a method sets that a run may change for all of them at once (key=value): a longer offline phase
+# is the same comparison at another budget, not another method. Any other method key wins over overrides.
+METHOD_BUDGETS = ("offline_steps",)
+
+
+def method_settings(method: str, overrides: dict[str, str]) -> dict[str, str]:
+    """What `method` changes from the task's config, with the run's budgets (METHOD_BUDGETS) applied to
+    the methods that have them."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
+    return {k: overrides.get(k, v) if k in METHOD_BUDGETS else v for k, v in METHODS[method].items()}
+
+
+def method_config(task: str, preset: str | None, method: str, seed: int, overrides: dict[str, str]) -> ModemConfig:
+    settings = method_settings(method, overrides)
+    overrides = {k: v for k, v in overrides.items() if k not in METHOD_BUDGETS}  # only the methods that have them
     for key, (takes, made_by) in METHOD_DATA.items():
         if not takes(method):
             overrides = {k: v for k, v in overrides.items() if k != key}
         elif not overrides.get(key):
             raise ValueError(f"method {method} needs {key}=... ({made_by})")
-    return load_config(task, {**overrides, **METHODS[method], "seed": str(seed)}, preset=preset)
+    return load_config(task, {**overrides, **settings, "seed": str(seed)}, preset=preset)
 
 
 def _commit() -> str:
@@ -181,18 +194,26 @@ def run_record(cfg: ModemConfig, method: str, run_dir: Path, evaluations: list[d
 OFFLINE_KEYS = ("updates_done", "q_bias", "q_abs_error", "seconds_per_update", "total_loss", "value_loss")
 
 
-def _offline_phase(run_dir: Path) -> dict[str, float]:
+def _offline_phase(run_dir: Path) -> dict[str, Any]:
     """The finished offline phase's numbers (issue 20): the critic's bias against the true discounted
-    return on held-out offline episodes, time per update, its last losses. Empty without one."""
+    return on held-out offline episodes, time per update, its last losses; and `q_curve`, the bias and
+    mean |error| at each tenth of the phase ([updates_done, q_bias, q_abs_error] rows). Empty without one."""
     path = run_dir / "metrics.jsonl"
-    found: dict[str, float] = {}
+    found: dict[str, Any] = {}
+    curve: dict[int, list[float]] = {}  # by updates_done: a resumed phase logs a tenth again
     for line in path.read_text().splitlines() if path.exists() else []:
         try:
             record = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if record.get("kind") == "offline" and record.get("updates_done") == record.get("updates_total"):
+        if record.get("kind") != "offline":
+            continue
+        if "q_bias" in record:
+            curve[int(record["updates_done"])] = [record["q_bias"], record["q_abs_error"]]
+        if record.get("updates_done") == record.get("updates_total"):
             found = {k: record[k] for k in OFFLINE_KEYS if k in record}
+    if found and curve:
+        found["q_curve"] = [[done, *curve[done]] for done in sorted(curve)]
     return found
 
 
@@ -226,7 +247,7 @@ def run_learning_bench(task: str, preset: str | None, seeds: list[int], methods:
     `complete: false`), e.g. after a time-boxed run on a lent machine."""
     result: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {}
     result.update({"task": task, "preset": preset or "reference", "overrides": overrides,
-                   "machine": _machine(), "methods": {m: METHODS[m] for m in methods}})
+                   "machine": _machine(), "methods": {m: method_settings(m, overrides) for m in methods}})
     result.setdefault("runs", [])
     result.setdefault("config", {})
     for seed in seeds:

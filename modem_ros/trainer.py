@@ -133,8 +133,11 @@ class Trainer:
             write_back_priorities(sources, metrics.pop("priorities"))
             self._offline_next = i + 1
             if (i + 1) % every == 0 and i + 1 < n:
-                self.logger.log("offline", 0, {"updates_done": i + 1, "updates_total": n,
-                                               "total_loss": float(metrics["total_loss"])})
+                progress = {"updates_done": i + 1, "updates_total": n, "total_loss": float(metrics["total_loss"]),
+                            "value_loss": float(metrics["value_loss"])}
+                if self.heldout:  # the critic's drift over the phase: paper 002's overfitting is a trend
+                    progress.update(q_vs_return(self.agent, self.heldout, cfg.discount))
+                self.logger.log("offline", 0, progress)
                 self.save("latest.pt")
         self.agent.last_update_step = 0  # the std schedule counts interaction, which has not begun
         out = {k: float(v) for k, v in metrics.items()}

@@ -37,6 +37,11 @@ def test_methods_differ_only_where_named():
         assert method_config("toy-reach", None, method, 2, data).offline_dirs == ""
     with pytest.raises(ValueError, match="offline_dirs"):
         method_config("toy-reach", None, "modem+moto", 2, TINY)
+    # a run's offline budget goes to every method with an offline phase, and gives none to the others
+    longer = {**data, "offline_steps": "4000"}
+    assert method_config("toy-reach", None, "modem+offline+aug", 2, longer).offline_steps == 4000
+    assert method_config("toy-reach", None, "modem", 2, longer).offline_steps == 0
+    assert method_config("toy-reach", None, "modem+offline+aug", 2, longer).offline_aug_ratio == 0.5
 
 
 def test_vid2act_methods_alone_get_the_teachers_and_differ_only_where_named():

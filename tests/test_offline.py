@@ -79,6 +79,8 @@ def test_the_offline_phase_runs_after_bc_and_resumes_where_it_stopped(tmp_path, 
     records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     final = [r for r in records if r["kind"] == "offline" and r["updates_done"] == 20]
     assert final and np.isfinite(final[-1]["q_bias"])  # measured on the held-out episode
+    tenths = sorted({r["updates_done"] for r in records if r["kind"] == "offline" and "q_bias" in r})
+    assert tenths == list(range(2, 21, 2))  # the critic measured at every tenth, across the resume
     assert [r["phase"] for r in records if r["kind"] == "phase"][:2] == ["pretrain", "offline"]
     again.begin()  # the graph calls begin() after resume: nothing runs twice
     assert spy.updates == list(range(12, 20))
@@ -133,6 +135,9 @@ def test_bench_learn_records_the_offline_phase_of_the_offline_methods_only(tmp_p
         assert offline["updates_done"] == 12  # the method's offline_steps, all done before the step-0 eval
         assert np.isfinite(offline["q_bias"]) and offline["q_abs_error"] >= abs(offline["q_bias"]) - 1e-6
         assert offline["seconds_per_update"] > 0 and runs[method]["env_steps"] == [0]
+        curve = offline["q_curve"]  # [updates_done, bias, |error|] per tenth (every 1 at 12 updates), then the end
+        assert [row[0] for row in curve] == list(range(1, 13)) and curve[-1][1:] == [offline["q_bias"],
+                                                                                  offline["q_abs_error"]]
     assert runs["modem+offline"]["offline"]["q_bias"] != runs["modem+offline+aug"]["offline"]["q_bias"]
     table = summary_table(result)
     assert "held-out offline episodes" in table and "modem+offline+aug" in table.split("held-out")[1]
