@@ -134,6 +134,16 @@ def ensure_demos(cfg: ModemConfig, log=print) -> Path:
     return directory
 
 
+def split_heldout(episodes: list) -> tuple[list, list]:
+    """(kept, held out): every tenth episode kept out of training, where the critic's overfitting is
+    measured. Every tenth, not the last tenth: offline_dirs come one dataset after another, and a held-out
+    set of the last directory alone would measure the critic on one quality of data (e.g. only random)."""
+    if len(episodes) < 2:
+        return episodes, []
+    out = set(range(9, len(episodes), 10)) or {len(episodes) - 1}
+    return [e for i, e in enumerate(episodes) if i not in out], [e for i, e in enumerate(episodes) if i in out]
+
+
 def build_trainer(cfg: ModemConfig, run_dir: Path | None = None, log_stream=None, collect: bool = True) -> Trainer:
     """The trainer with its own env (`collect`, the plain loop) or without (the ROS graph, where the
     sim bridge owns the env and episodes arrive as messages); evaluation always has its own env."""
@@ -167,8 +177,7 @@ def build_trainer(cfg: ModemConfig, run_dir: Path | None = None, log_stream=None
     for demo in demos:
         demo_buffer.add(demo)
     offline = load_offline(cfg, logger)
-    heldout = offline[-max(1, len(offline) // 10):] if cfg.offline_steps and len(offline) >= 2 else []
-    offline = offline[:len(offline) - len(heldout)]  # a tenth kept out: the critic's overfitting is measured on it
+    offline, heldout = split_heldout(offline) if cfg.offline_steps else (offline, [])
     replay = EpisodeBuffer(cfg, cfg.train_steps + cfg.episode_length + sum(len(e) for e in offline), agent.device,
                            name="replay")
     for episode in offline:

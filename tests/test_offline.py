@@ -14,7 +14,7 @@ from modem_ros.agent.modem import ModemAgent
 from modem_ros.agent.offline import augment_next_latents, q_vs_return
 from modem_ros.data.demos import write_episode
 from modem_ros.envs.point_reach import PointReachEnv
-from modem_ros.run import build_trainer
+from modem_ros.run import build_trainer, split_heldout
 from modem_ros.trainer import run_episode
 from tests.conftest import small_config
 from tests.test_reference_update import _Spy
@@ -43,6 +43,15 @@ def test_q_vs_return_measures_the_critics_bias_against_the_true_return():
     out = q_vs_return(agent, [episode], 0.9)
     returns = [sum(0.9 ** k * r for k, r in enumerate(episode.reward[t:])) for t in range(10)]
     assert out["q_bias"] == pytest.approx(-np.mean(returns), rel=1e-5)
+
+
+def test_the_held_out_episodes_are_spread_over_the_datasets_not_the_last_one():
+    # offline_dirs load one directory after another: 20 expert-like, 20 noisy, 10 random episodes
+    episodes = [f"expert{i}" for i in range(20)] + [f"noisy{i}" for i in range(20)] + [f"random{i}" for i in range(10)]
+    kept, heldout = split_heldout(episodes)
+    assert heldout == ["expert9", "expert19", "noisy9", "noisy19", "random9"]
+    assert len(kept) == 45 and not set(kept) & set(heldout)
+    assert split_heldout(["a", "b", "c"]) == (["a", "b"], ["c"]) and split_heldout(["a"]) == (["a"], [])
 
 
 @pytest.fixture
