@@ -178,11 +178,15 @@ def cmd_pretrain_sources(args: argparse.Namespace) -> int:
     import torch
 
     from modem_ros.agent.modem import ModemAgent
-    from modem_ros.agent.vid2act import pretrain_teacher, shape_mismatch
+    from modem_ros.agent.vid2act import SpaceMap, TeacherError, pretrain_teacher, shape_mismatch
     from modem_ros.data.demos import load_demo_dir
     from modem_ros.data.replay import EpisodeBuffer
 
     target = _config(args)
+    try:
+        space_map = SpaceMap.parse(args.state_map, args.action_map)
+    except ValueError as err:
+        raise ConfigError(f"pretrain-sources: {err}") from err
     out_dir = Path(args.out)
     written = []
     for directory in [d.strip() for d in args.sources.split(",") if d.strip()]:
@@ -195,10 +199,12 @@ def cmd_pretrain_sources(args: argparse.Namespace) -> int:
                               f"{len(bags)} of tasks {tasks}")
         overrides = parse_overrides(args.overrides) | {"img_size": str(target.img_size)}
         cfg = load_config(tasks[0], overrides, preset=args.preset)
-        diff = shape_mismatch(cfg, target)
+        diff = shape_mismatch(cfg, target, space_map)
         if diff:
             raise ConfigError(f"pretrain-sources: source {tasks[0]} ({directory}) and target {target.task} differ in "
-                              f"{diff} (source, target); Vid2Act here needs equal observation and action shapes")
+                              f"{diff} (source, target); Vid2Act needs equal image shapes, and equal state and "
+                              "action sizes unless --state-map/--action-map say which target dimension each "
+                              "source dimension is")
         torch.manual_seed(cfg.seed)
         agent = ModemAgent(cfg)
         buffer = EpisodeBuffer(cfg, sum(len(b.episode) for b in bags) + cfg.episode_length, agent.device,
@@ -209,7 +215,11 @@ def cmd_pretrain_sources(args: argparse.Namespace) -> int:
             except ValueError as err:
                 raise ConfigError(f"pretrain-sources: {bag.path}: {err}") from err
         out_dir.mkdir(parents=True, exist_ok=True)
-        written.append(pretrain_teacher(agent, buffer, args.updates, out_dir / f"{tasks[0]}.pt", tasks[0]))
+        try:
+            written.append(pretrain_teacher(agent, buffer, args.updates, out_dir / f"{tasks[0]}.pt", tasks[0],
+                                            space_map=space_map))
+        except TeacherError as err:
+            raise ConfigError(f"pretrain-sources: {err}") from err
     if not written:
         raise ConfigError("pretrain-sources: give at least one source directory")
     print("vid2act_teachers=" + ",".join(str(p) for p in written))
@@ -434,6 +444,11 @@ def build_parser() -> argparse.ArgumentParser:
     common(sources)
     sources.add_argument("--out", required=True, help="directory for the teacher files (<source task>.pt)")
     sources.add_argument("--updates", type=int, default=2000, help="offline updates per teacher")
+    sources.add_argument("--state-map", default="", help="sources of another state size: for each source state "
+                         "dimension, the target's dimension it is (comma-separated), e.g. 0,1,2")
+    sources.add_argument("--action-map", default="", help="sources of another action size: for each source "
+                         "action dimension, the target's dimension it is, e.g. 0,1 (x, y of a 4-d target); "
+                         "replay guides only the mapped dimensions")
     sources.set_defaults(func=cmd_pretrain_sources)
 
     train = sub.add_parser("train", help="three-phase MoDem training in plain Python")

@@ -166,3 +166,88 @@ def buffer_with(buffer: EpisodeBuffer, env) -> EpisodeBuffer:
     for seed in range(2):
         buffer.add(run_episode(env, lambda o, t: rng.uniform(-1, 1, 2), seed=seed))
     return buffer
+
+
+def test_a_teacher_of_other_sizes_serves_through_its_map_and_guides_only_what_it_maps(tmp_path):
+    """Target: 6-d state, 3-d actions. 'point': a toy-reach teacher (4-d state, 2-d actions) whose source
+    dimensions are the target's state [5, 0, 1, 2] and actions [2, 0]; 'same': a teacher of the target's
+    sizes. Target action dimension 1 is the 'same' teacher's alone; 0 and 2 are weighted over both."""
+    target, source = small_config(state_dim=6, action_dim=3), small_config()
+    cpu = torch.device("cpu")
+    with pytest.raises(TeacherError, match="state_dim.*--state-map"):
+        Teacher.load(save_teacher(tmp_path / "bare.pt", source, "toy-reach"), target, cpu)
+    with pytest.raises(TeacherError, match=r"0\.\.5"):  # a map into dimensions the target does not have
+        Teacher.load(save_teacher(tmp_path / "bad.pt", source, "toy-reach", state_map=[5, 0, 1, 9],
+                                  action_map=[2, 0]), target, cpu)
+    point = Teacher.load(save_teacher(tmp_path / "point.pt", source, "toy-reach", state_map=[5, 0, 1, 2],
+                                      action_map=[2, 0]), target, cpu)
+    same = Teacher("same", WorldModel(target).requires_grad_(False))
+    transfer = Vid2Act(target, [point, same], cpu)
+    rgb, state, action = random_batch(target, bsz=8)
+    predicted = torch.randn(target.horizon, 8, target.latent_dim)
+    transfer.distill_loss(rgb, state, action, predicted)
+    guide, coef = transfer.anchor(0)  # every dimension has a teacher: no mask
+    with torch.no_grad():
+        obs_rgb, obs_state, act = rgb[:target.horizon].flatten(0, 1), state[:target.horizon].flatten(0, 1), \
+            action.flatten(0, 1)
+        z_point = point.model.encode(obs_rgb, obs_state[:, [5, 0, 1, 2]])
+        z_same = same.model.encode(obs_rgb, obs_state)
+        proj = torch.stack([transfer.project[0](point.model.dynamics(torch.cat([z_point, act[:, [2, 0]]], -1))),
+                            transfer.project[1](same.model.dynamics(torch.cat([z_same, act], -1)))])
+        w = torch.softmax(transfer.importance(torch.cat([proj, predicted.flatten(0, 1).expand_as(proj)], -1))
+                          .squeeze(-1), 0)
+        a_point, a_same = torch.tanh(point.model.pi_net(z_point)), torch.tanh(same.model.pi_net(z_same))
+    want = torch.stack([w[0] * a_point[:, 1] + w[1] * a_same[:, 0], a_same[:, 1],
+                        w[0] * a_point[:, 0] + w[1] * a_same[:, 2]], -1)
+    torch.testing.assert_close(guide, want.view_as(guide))
+    alone = Vid2Act(target, [point], cpu)  # with the mapped teacher alone, dimension 1 gets no pull
+    alone.distill_loss(rgb, state, action, predicted)
+    guide, coef, cover = alone.anchor(0)
+    assert cover.tolist() == [1.0, 0.0, 1.0] and torch.all(guide[..., 1] == 0)
+    torch.testing.assert_close(guide[..., 2], a_point[:, 0].view(target.horizon, 8))
+
+
+def test_a_masked_anchor_does_not_pull_the_dimensions_it_does_not_cover():
+    cfg = small_config(action_dim=3, state_dim=4)
+    torch.manual_seed(0)
+    agent = ModemAgent(cfg)
+    zs = torch.randn(cfg.horizon + 1, 8, cfg.latent_dim)
+    target = torch.rand(cfg.horizon, 8, 3) * 2 - 1
+    elsewhere = target.clone()
+    elsewhere[..., 1] = -target[..., 1]  # differs only in the uncovered dimension
+    cover = torch.tensor([1.0, 0.0, 1.0])
+
+    def policy_after(anchor) -> list[torch.Tensor]:
+        probe = ModemAgent(cfg)
+        probe.load_state_dict(agent.state_dict())
+        torch.manual_seed(1)
+        probe._update_pi(zs, [anchor])
+        return [p.detach().clone() for p in probe.model.pi_net.parameters()]
+
+    same = policy_after((target, 10.0, cover))
+    assert all(torch.equal(a, b) for a, b in zip(same, policy_after((elsewhere, 10.0, cover)), strict=True))
+    unmasked = policy_after((elsewhere, 10.0))  # without the mask the uncovered dimension pulls too
+    assert not all(torch.equal(a, b) for a, b in zip(same, unmasked, strict=True))
+
+
+def test_pretrain_sources_makes_a_mapped_teacher_for_a_target_of_other_sizes(tmp_path, capsys):
+    env = PointReachEnv(img_size=SMALL["img_size"], episode_length=SMALL["episode_length"])
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        episode = run_episode(env, lambda o, t: rng.uniform(-1, 1, 2), seed=i)
+        write_episode(episode, tmp_path / "src" / f"episode_{i:06d}", {"task": "toy-reach"})
+    overrides = [f"{k}={v}" for k, v in {**SMALL, "batch_size": 8}.items()]
+    args = ["pretrain-sources", str(tmp_path / "src"), "--task", "franka-reach", "--out", str(tmp_path / "t"),
+            "--updates", "2", *overrides]
+    assert main(args) == 2  # toy-reach (4-d state, 2-d actions) cannot read a Franka cell's vectors as they are
+    assert "state_dim" in capsys.readouterr().err
+    assert main([*args, "--state-map", "0,1,2,3", "--action-map", "0,1,0"]) == 2  # 3 entries for 2 dimensions
+    assert "action map" in capsys.readouterr().err
+    assert main([*args, "--state-map", "0,1,2,3", "--action-map", "0,1"]) == 0
+    saved = torch.load(tmp_path / "t" / "toy-reach.pt", weights_only=True)
+    assert saved["state_map"] == [0, 1, 2, 3] and saved["action_map"] == [0, 1]
+    from modem_ros.config import load_config
+    teacher = Teacher.load(tmp_path / "t" / "toy-reach.pt", load_config("franka-reach", SMALL), torch.device("cpu"))
+    assert teacher.space_map.action == (0, 1)
+    assert main([*args, "--state-map", "3,2,1,0", "--action-map", "0,1"]) == 2  # rerun with another map
+    assert "was made with" in capsys.readouterr().err

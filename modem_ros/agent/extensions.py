@@ -40,8 +40,9 @@ class UpdateExtension(Protocol):
     def step(self) -> None:
         """After the backward pass: clip and step the extension's own parameters."""
 
-    def anchor(self, step: int) -> tuple[torch.Tensor, float] | None:
-        """Actions [H, B, A] the policy is pulled toward at agent step `step`, with their weight; or None."""
+    def anchor(self, step: int) -> tuple | None:
+        """Actions [H, B, A] the policy is pulled toward at agent step `step`, with their weight, and
+        optionally a [A] mask of the action dimensions the pull applies to; or None."""
 
     def wrap_planning(self, heads: LatentModel) -> LatentModel:
         """The heads planning imagines with (planner.LatentModel), changed or as they are."""

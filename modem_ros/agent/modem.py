@@ -305,11 +305,11 @@ class ModemAgent:
         out["priorities"] = priorities.detach().float()
         return out
 
-    def _update_pi(self, zs: torch.Tensor, anchors: list[tuple[torch.Tensor, float]] = ()) -> dict[
-            str, torch.Tensor]:
+    def _update_pi(self, zs: torch.Tensor, anchors: list[tuple] = ()) -> dict[str, torch.Tensor]:
         """Policy loss -sum_t rho^t min(Q1, Q2)(z_t, pi(z_t)) on detached latents; Q is frozen. Each anchor
-        (actions [H, B, A], coef) adds coef * sum_t rho^t |pi(z_t) - a_t|^2: MOTO's pull toward the data's
-        actions, Vid2Act's toward the teachers'. Returns pi_loss; pi_grad_norm (the policy's gradient norm
+        (actions [H, B, A], coef[, cover [A]]) adds coef * sum_t rho^t |pi(z_t) - a_t|^2 (over the covered
+        action dimensions only): MOTO's pull toward the data's actions, Vid2Act's toward the teachers'.
+        Returns pi_loss; pi_grad_norm (the policy's gradient norm
         before clipping); pi_saturation (the share of the policy mean's components past |0.99|: tanh
         saturated, so its gradient ~0); pi_q_grad (the mean over the batch of |dQ/da| at the policy's
         action: how much the critic tells the policy about its action)."""
@@ -329,8 +329,9 @@ class ModemAgent:
             if anchors:
                 steps = anchors[0][0].shape[0]
                 mean = mu[:steps * batch].view_as(anchors[0][0]).float()
-                for actions, coef in anchors:
-                    pi_loss = pi_loss + coef * ((mean - actions).pow(2).mean((1, 2)) * rho[:steps]).sum()
+                for actions, coef, *cover in anchors:  # cover: [A] action dimensions the anchor speaks for
+                    gap = (mean - actions).pow(2) * (cover[0] if cover else 1.0)
+                    pi_loss = pi_loss + coef * (gap.mean((1, 2)) * rho[:steps]).sum()
         self.pi_optim.zero_grad(set_to_none=True)
         pi_loss.backward()
         grad_norm = nn.utils.clip_grad_norm_(self.pi_params, cfg.grad_clip_norm)

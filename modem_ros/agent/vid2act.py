@@ -17,8 +17,11 @@ Teachers are world models (+ policies) pretrained one per source dataset (`pretr
   grows. (The paper generates source-like actions with a weight-conditioned VAE; the teachers' BC policies
   play that role here, on the same weights.)
 
-Source and target must share observation and action shapes (img_size, frame_stack, state_dim,
-action_dim): a teacher of another shape is refused naming the key, since no action mapping is defined.
+Source and target must share image shapes (img_size, frame_stack). State and action sizes may differ
+only through an explicit map given when the teacher is made (`pretrain-sources --state-map/--action-map`,
+`SpaceMap`): source dimension i is the target's dimension map[i]; the teacher reads the target's state
+and actions through it, and its proposed actions guide only the target dimensions some teacher maps.
+Without a map, a teacher of another shape is refused naming the key and both sizes.
 """
 
 from __future__ import annotations
@@ -36,11 +39,53 @@ from modem_ros.agent.planner import LatentModel
 from modem_ros.config import ModemConfig
 
 SHAPE_KEYS = ("img_size", "frame_stack", "state_dim", "action_dim")
+MAPPABLE = {"state_dim": "state", "action_dim": "action"}  # shape key -> SpaceMap field that bridges it
 
 
-def shape_mismatch(source: ModemConfig, target: ModemConfig) -> dict[str, tuple]:
-    """{key: (source, target)} of the observation/action sizes that differ (empty: a teacher can serve)."""
-    return {k: (getattr(source, k), getattr(target, k)) for k in SHAPE_KEYS if getattr(source, k) != getattr(target, k)}
+@dataclass(frozen=True)
+class SpaceMap:
+    """How a teacher of another task reads the target's vectors: source state (action) dimension i is the
+    target's dimension state[i] (action[i]). None: the same space, dimension for dimension."""
+
+    state: tuple[int, ...] | None = None
+    action: tuple[int, ...] | None = None
+
+    @classmethod
+    def parse(cls, state: str | None, action: str | None) -> SpaceMap:
+        """From the CLI's comma-separated index lists ('' or None: no map)."""
+        def indices(text: str | None, what: str) -> tuple[int, ...] | None:
+            if not text:
+                return None
+            try:
+                return tuple(int(x) for x in text.split(","))
+            except ValueError:
+                raise ValueError(f"--{what}-map {text!r}: give comma-separated target dimensions, e.g. 0,1,2") from None
+        return cls(indices(state, "state"), indices(action, "action"))
+
+    def to_dict(self) -> dict[str, list[int] | None]:
+        return {"state_map": None if self.state is None else list(self.state),
+                "action_map": None if self.action is None else list(self.action)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> SpaceMap:
+        return cls(*(None if d.get(k) is None else tuple(int(x) for x in d[k]) for k in ("state_map", "action_map")))
+
+
+def shape_mismatch(source: ModemConfig, target: ModemConfig, space_map: SpaceMap = SpaceMap()) -> dict[str, tuple]:
+    """{key: (source, target)} of the observation/action sizes that differ and no map bridges (empty: a
+    teacher can serve). A map is checked here too: one target dimension per source dimension, each in the
+    target's range, none twice; a bad map is reported under its key with what is wrong."""
+    out: dict[str, tuple] = {}
+    for key in SHAPE_KEYS:
+        src, tgt = getattr(source, key), getattr(target, key)
+        index = getattr(space_map, MAPPABLE[key]) if key in MAPPABLE else None
+        if index is None:
+            if src != tgt:
+                out[key] = (src, tgt)
+        elif len(index) != src or len(set(index)) != len(index) or not all(0 <= i < tgt for i in index):
+            out[key] = (src, tgt, f"{MAPPABLE[key]} map {list(index)}: needs {src} distinct target dimensions "
+                                  f"in 0..{tgt - 1}")
+    return out
 
 
 class TeacherError(ValueError):
@@ -53,10 +98,28 @@ class Teacher:
 
     name: str
     model: WorldModel
+    space_map: SpaceMap = SpaceMap()
 
     @property
     def latent_dim(self) -> int:
         return self.model.fusion[-1].out_features
+
+    def source_state(self, state: torch.Tensor) -> torch.Tensor:
+        return state if self.space_map.state is None else state[..., list(self.space_map.state)]
+
+    def source_action(self, action: torch.Tensor) -> torch.Tensor:
+        return action if self.space_map.action is None else action[..., list(self.space_map.action)]
+
+    def target_action(self, action: torch.Tensor, action_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """A source action [N, a] in the target's space [N, A] (unmapped dimensions 0) and which target
+        dimensions it speaks for [A] (1 mapped, 0 not)."""
+        if self.space_map.action is None:
+            return action, torch.ones(action_dim, device=action.device)
+        out = action.new_zeros(*action.shape[:-1], action_dim)
+        out[..., list(self.space_map.action)] = action
+        cover = torch.zeros(action_dim, device=action.device)
+        cover[list(self.space_map.action)] = 1.0
+        return out, cover
 
     @classmethod
     def load(cls, path: str | Path, target: ModemConfig, device: torch.device) -> Teacher:
@@ -69,13 +132,15 @@ class Teacher:
         if "source" not in state:
             raise TeacherError(f"vid2act teacher {path}: no 'source' entry; make teachers with "
                                "`modem-ros pretrain-sources`")
-        diff = shape_mismatch(cfg, target)
+        space_map = SpaceMap.from_dict(state)
+        diff = shape_mismatch(cfg, target, space_map)
         if diff:
             raise TeacherError(f"vid2act teacher {path} (source {state['source']}): (teacher, target) differ in "
-                               f"{diff}; sources must share the target's observation and action shapes")
+                               f"{diff}; sources share the target's image shapes, and its state and action sizes "
+                               "unless the teacher was made with --state-map/--action-map")
         model = WorldModel(cfg).to(device)
         model.load_state_dict(state["model"])
-        return cls(name=str(state["source"]), model=model.requires_grad_(False).eval())
+        return cls(name=str(state["source"]), model=model.requires_grad_(False).eval(), space_map=space_map)
 
 
 class Vid2Act(nn.Module):
@@ -97,6 +162,7 @@ class Vid2Act(nn.Module):
         self.to(device)
         self.optim = torch.optim.Adam(self.parameters(), lr=cfg.lr)
         self._guide: torch.Tensor | None = None  # [H, B, A] of the latest distill_loss call
+        self._cover: torch.Tensor | None = None  # [A]: target action dimensions some teacher maps (None: all)
 
     @property
     def names(self) -> list[str]:
@@ -110,19 +176,27 @@ class Vid2Act(nn.Module):
         horizon, bsz = action.shape[:2]
         obs_rgb, obs_state = rgb[:horizon].flatten(0, 1), state[:horizon].flatten(0, 1)
         with torch.no_grad():
-            preds, actions = [], []
+            preds, actions, covers = [], [], []
             for teacher in self.teachers:
-                z = teacher.model.encode(obs_rgb, obs_state)
-                preds.append(teacher.model.dynamics(torch.cat([z, action.flatten(0, 1)], -1)))
-                actions.append(torch.tanh(teacher.model.pi_net(z)))
+                z = teacher.model.encode(obs_rgb, teacher.source_state(obs_state))
+                preds.append(teacher.model.dynamics(torch.cat([z, teacher.source_action(action.flatten(0, 1))], -1)))
+                proposed, cover = teacher.target_action(torch.tanh(teacher.model.pi_net(z)), action.shape[-1])
+                actions.append(proposed)
+                covers.append(cover)
         student = predicted.flatten(0, 1)
         projected = torch.stack([p(x) for p, x in zip(self.project, preds, strict=True)])          # [K, N, L]
         logits = self.importance(torch.cat([projected, student.unsqueeze(0).expand_as(projected)], -1))
         weights = torch.softmax(logits.squeeze(-1), dim=0)                                         # [K, N]
         mse = (student.unsqueeze(0) - projected).pow(2).mean(-1)                                   # [K, N]
         loss = (weights.clamp(min=self.cfg.vid2act_weight_floor) * mse).mean(1).sum()
+        # per action dimension, the weighted mean over the teachers that map it (all of them when no
+        # teacher has a map: the weights sum to one); a dimension no teacher maps gets no guidance
+        share = weights.detach().unsqueeze(-1) * torch.stack(covers).unsqueeze(1)                  # [K, N, A]
+        guide = (share * torch.stack(actions)).sum(0) / share.sum(0).clamp(min=1e-8)
+        self._guide = guide.view(horizon, bsz, -1)
+        cover = (torch.stack(covers).sum(0) > 0).float()
+        self._cover = None if bool(cover.all()) else cover
         w = weights.detach()
-        self._guide = (w.unsqueeze(-1) * torch.stack(actions)).sum(0).view(horizon, bsz, -1)
         terms = {"vid2act_distill_loss": loss.detach()}
         for name, mean in zip(self.names, w.mean(1), strict=True):
             terms[f"vid2act_w/{name}"] = mean
@@ -131,9 +205,11 @@ class Vid2Act(nn.Module):
     def loss(self, ctx: UpdateContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         return self.distill_loss(ctx.rgb, ctx.state, ctx.action, ctx.predicted)
 
-    def anchor(self, step: int) -> tuple[torch.Tensor, float] | None:
+    def anchor(self, step: int) -> tuple | None:
         guide, coef = self.guidance(step)
-        return None if guide is None else (guide, coef)
+        if guide is None:
+            return None
+        return (guide, coef) if self._cover is None else (guide, coef, self._cover)
 
     def wrap_planning(self, heads: LatentModel) -> LatentModel:
         return heads  # the transfer acts through training only
@@ -169,15 +245,18 @@ def load_teachers(cfg: ModemConfig, device: torch.device) -> list[Teacher]:
 
 
 def pretrain_teacher(agent, buffer, updates: int, out: Path, source: str, log=print,
-                     checkpoint_every: int = 500) -> Path:
+                     checkpoint_every: int = 500, space_map: SpaceMap = SpaceMap()) -> Path:
     """World model, reward, critic and policy of one source, offline on its episodes (`buffer`), plus
     behaviour cloning of its actions each update (the policy action replay proposes). Resumable: `out`
-    is rewritten every `checkpoint_every` updates with the count done; a rerun continues from it."""
+    is rewritten every `checkpoint_every` updates with the count done; a rerun continues from it.
+    `space_map` (the source's dimensions in the target's state/action) is saved with the teacher."""
     done = 0
     if out.exists():
         state = agent.load(out)
         if state.get("source") != source:
             raise TeacherError(f"{out} is the teacher of {state.get('source')!r}, not {source!r}")
+        if SpaceMap.from_dict(state) != space_map:
+            raise TeacherError(f"{out} was made with {SpaceMap.from_dict(state)}, not {space_map}")
         done = int(state.get("teacher_updates", 0))
         if done >= updates:
             log(f"teacher {source}: {out} already has {done} updates")
@@ -192,6 +271,6 @@ def pretrain_teacher(agent, buffer, updates: int, out: Path, source: str, log=pr
             log(f"teacher {source}: update {i + 1}/{updates} total_loss {float(metrics['total_loss']):.4f} "
                 f"bc_loss {float(bc['bc_loss']):.4f}")
         if (i + 1) % checkpoint_every == 0 or i + 1 == updates:
-            agent.save(out, extra={"source": source, "teacher_updates": i + 1})
+            agent.save(out, extra={"source": source, "teacher_updates": i + 1, **space_map.to_dict()})
     return out
 
