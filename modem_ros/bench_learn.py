@@ -297,7 +297,7 @@ def _record(result: dict[str, Any], run: dict[str, Any], out: Path, log: Callabl
     result["runs"] = [r for r in result["runs"] if not (r["method"] == run["method"] and r["seed"] == run["seed"])]
     result["runs"].append(run)
     write_json_atomic(result, out)
-    plot_learning(result, out.with_suffix(".png"))
+    plot_result(result, out)
     log(f"bench learn: {run['method']} seed {run['seed']}: success {run['success']} at env steps {run['env_steps']}")
     if "safety" in run:
         rates = run["safety"]["per_1000_steps"]
@@ -356,6 +356,40 @@ def summary_table(result: dict[str, Any]) -> str:
             lines.append(f"  {method:<6} {np.mean([x['q_bias'] for x in got]):+.3f} / "
                          f"{np.mean([x['q_abs_error'] for x in got]):.3f} (n={len(got)})")
     return "\n".join(lines)
+
+
+def plot_result(result: dict[str, Any], out: Path) -> list[Path]:
+    """The figures of a result file `out`: its learning curves (<out>.png) and, when a run pretrained
+    offline and measured its critic, the critic's bias over the offline phase (<out>_critic.png)."""
+    written = [out.with_suffix(".png")]
+    plot_learning(result, written[0])
+    if any("q_curve" in r.get("offline", {}) for r in result["runs"]):
+        written.append(out.with_name(out.stem + "_critic.png"))
+        plot_critic(result, written[1])
+    return written
+
+
+def plot_critic(result: dict[str, Any], path: Path) -> None:
+    """Per offline run: the critic's bias against the true discounted return on held-out offline episodes
+    (Q - return; > 0 = overestimation) at each tenth of the offline phase, one line per run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for run in sorted(result["runs"], key=lambda r: (r["method"], r["seed"])):
+        curve = np.array(run.get("offline", {}).get("q_curve", []), dtype=float)
+        if len(curve):
+            ax.plot(curve[:, 0], curve[:, 1], marker=".", label=f"{run['method']} seed {run['seed']}")
+    ax.axhline(0.0, color="grey", lw=0.8)
+    ax.set_xlabel("offline updates")
+    ax.set_ylabel("critic bias on held-out episodes")
+    ax.set_title(f"{result['task']} ({result['preset']}): Q - discounted return")
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def plot_learning(result: dict[str, Any], path: Path) -> None:

@@ -98,7 +98,7 @@ def cmd_bench_learn(args: argparse.Namespace) -> int:
     from modem_ros.bench_learn import (
         METHODS,
         merge_results,
-        plot_learning,
+        plot_result,
         run_learning_bench,
         summary_table,
         write_json_atomic,
@@ -119,9 +119,9 @@ def cmd_bench_learn(args: argparse.Namespace) -> int:
             raise ConfigError(str(err)) from err
         out = Path(args.out)
         write_json_atomic(result, out)
-        plot_learning(result, out.with_suffix(".png"))
+        figures = plot_result(result, out)
         print(summary_table(result))
-        print(f"(merged {len(parts)} files into {out} and {out.with_suffix('.png')})")
+        print(f"(merged {len(parts)} files into {out} and {' '.join(str(f) for f in figures)})")
         return 0
 
     methods = args.methods.split(",")

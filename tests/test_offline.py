@@ -125,16 +125,12 @@ def test_behaviour_regularisation_pulls_the_policy_to_the_data_and_anneals_onlin
     assert after < before and after < 0.3 * after_off, (before, after, before_off, after_off)
 
 
-def test_bench_learn_records_the_offline_phase_of_the_offline_methods_only(tmp_path, offline_data, monkeypatch):
-    from modem_ros import bench_learn
+def test_bench_learn_records_the_offline_phase_of_the_offline_methods_only(tmp_path, offline_data):
     from modem_ros.bench_learn import run_learning_bench, summary_table
     from tests.test_bench_learn import TINY
 
-    for method in ("modem+offline", "modem+offline+aug"):  # the methods' 1000 updates, cut to a test's budget
-        monkeypatch.setitem(bench_learn.METHODS, method, {**bench_learn.METHODS[method], "offline_steps": "12"})
-
-    out = tmp_path / "learning.json"
-    overrides = {**TINY, "train_steps": "0", "offline_dirs": str(offline_data)}
+    out = tmp_path / "learning.json"  # the methods' 1000 offline updates, cut to a test's budget for all of them
+    overrides = {**TINY, "train_steps": "0", "offline_dirs": str(offline_data), "offline_steps": "12"}
     result = run_learning_bench("toy-reach", None, [1], ["modem", "modem+offline", "modem+offline+aug"], overrides,
                                 out, tmp_path / "runs", log=lambda s: None, log_stream=io.StringIO())
     runs = {r["method"]: r for r in json.loads(out.read_text())["runs"]}
@@ -148,5 +144,6 @@ def test_bench_learn_records_the_offline_phase_of_the_offline_methods_only(tmp_p
         assert [row[0] for row in curve] == list(range(1, 13)) and curve[-1][1:] == [offline["q_bias"],
                                                                                   offline["q_abs_error"]]
     assert runs["modem+offline"]["offline"]["q_bias"] != runs["modem+offline+aug"]["offline"]["q_bias"]
+    assert (tmp_path / "learning_critic.png").read_bytes()[:4] == b"\x89PNG"  # the critic's bias over the phase
     table = summary_table(result)
     assert "held-out offline episodes" in table and "modem+offline+aug" in table.split("held-out")[1]
