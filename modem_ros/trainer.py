@@ -61,6 +61,13 @@ def scripted_demos(env: EnvAdapter, n: int, seed: int) -> list[Episode]:
     return [expert_episode(env, seed + i) for i in range(n)]
 
 
+def burst_progress(metrics: dict[str, Any]) -> dict[str, float]:
+    """What a long update burst reports every tenth: its loss, the policy's saturation and critic
+    gradient, and Vid2Act's weight per source (they move most in the seed burst)."""
+    keys = [k for k in metrics if k in ("total_loss", "pi_saturation", "pi_q_grad") or k.startswith("vid2act_w/")]
+    return {k: float(metrics[k]) for k in keys}
+
+
 @dataclass
 class Trainer:
     cfg: ModemConfig
@@ -162,9 +169,7 @@ class Trainer:
             write_back_priorities(sources, metrics.pop("priorities"))
             if report_every and (i + 1) % report_every == 0 and i + 1 < num_updates:
                 self.logger.log("update", self.step, {"updates_done": i + 1, "updates_total": num_updates,
-                                                      "total_loss": float(metrics["total_loss"]),
-                                                      "pi_saturation": float(metrics["pi_saturation"]),
-                                                      "pi_q_grad": float(metrics["pi_q_grad"])})
+                                                      **burst_progress(metrics)})
             if checkpoint_every and (i + 1) % checkpoint_every == 0 and i + 1 < num_updates:
                 self.save("latest.pt", pending=(start + i + 1, num_updates - i - 1))
         out = {k: float(v) for k, v in metrics.items()}  # one host sync per call, not per update

@@ -20,7 +20,7 @@ from modem_ros.data.demos import write_episode
 from modem_ros.data.replay import EpisodeBuffer
 from modem_ros.envs.point_reach import PointReachEnv
 from modem_ros.run import build_trainer
-from modem_ros.trainer import run_episode
+from modem_ros.trainer import burst_progress, run_episode
 from tests.conftest import SMALL, random_episode_batch, small_config
 
 
@@ -106,6 +106,9 @@ def test_the_agent_update_with_vid2act_distils_replays_and_checkpoints(tmp_path)
     before = [p.clone() for p in transfer.project.parameters()]
     out = agent.update(batch, step=0)
     assert out["vid2act_w/src"] == pytest.approx(1.0) and out["vid2act_distill_loss"] > 0
+    progress = burst_progress(out)  # a long burst's progress record shows the weights too, not only its end
+    assert progress["vid2act_w/src"] == pytest.approx(1.0) and set(progress) == {
+        "total_loss", "pi_saturation", "pi_q_grad", "vid2act_w/src"}
     assert all(not torch.equal(a, b) for a, b in zip(before, transfer.project.parameters(), strict=True))
     # the replay term is in the policy loss: the same update from the same state, replaying or faded
     def pi_loss_at(step: int) -> float:
