@@ -267,6 +267,20 @@ def processes(spec: LaunchSpec, nodes: list[NodeSpec], params: dict[str, dict]) 
     return out
 
 
+class _QuotedStrings(yaml.SafeDumper):
+    """Every string quoted: rcl's parameter parser reads an unquoted scalar as a number where strtod can (a run
+    id such as 23765864795e0 became a DOUBLE and the trainer refused it); a quoted one is always a string."""
+
+
+_QuotedStrings.add_representer(str, lambda dumper, value: dumper.represent_scalar(
+    "tag:yaml.org,2002:str", value, style='"'))
+
+
+def ros_params_yaml(params: dict) -> str:
+    """A ROS 2 parameter file's text in which each value keeps its Python type under rcl's parser."""
+    return yaml.dump(params, Dumper=_QuotedStrings, sort_keys=False)
+
+
 def node_command(module: str, name: str, params_file: Path, remaps=(), namespace: str = "") -> list[str]:
     command = [sys.executable, "-m", module, "--ros-args", "-r", f"__node:={name}", "--params-file", str(params_file)]
     if namespace:
@@ -327,8 +341,7 @@ def launch(name: str, items: list[str], out=sys.stdout) -> int:
     procs = processes(spec, nodes, params)
     launch_dir.mkdir(parents=True, exist_ok=True)
     params_file = launch_dir / f"{name}.params.yaml"  # the exact parameters of this run, a snapshot
-    params_file.write_text(yaml.safe_dump({p.section: {"ros__parameters": p.params} for p in procs},
-                                          sort_keys=False))
+    params_file.write_text(ros_params_yaml({p.section: {"ros__parameters": p.params} for p in procs}))
     env = ros_environment()
     refuse_shared_domain([p.fqn for p in procs], env)
     env[DOMAIN_CHECKED] = "1"

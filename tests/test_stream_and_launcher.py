@@ -1,4 +1,4 @@
-"""Pairing the graph's streams into episodes, and resolving a launch's parameters (no ROS needed)."""
+"""Pairing the graph's streams into episodes, and resolving a launch's parameters (rclpy: parameter files)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from modem_ros.config import ConfigError
 from modem_ros.data.stream import EpisodeAssembler, StreamError
 from modem_ros.graph import LAUNCHES
-from modem_ros.launcher import node_parameters, parse_arguments, prepare, processes
+from modem_ros.launcher import node_parameters, parse_arguments, prepare, processes, ros_params_yaml
 
 
 def test_streams_arriving_interleaved_in_any_order_pair_into_the_same_episodes():
@@ -133,3 +133,22 @@ def test_actors_start_actor_nodes_per_namespace_with_own_seeds_and_one_trainer(t
     assert [(p.section, p.remaps) for p in one] == [(n, ()) for n in ("sim_bridge", "camera", "planner", "trainer")]
     with pytest.raises(ConfigError, match="actors:=0 must be an integer from 1 to 64"):
         processes(*prepare("train_sim", ["actors:=0"])[:3])
+
+
+def test_params_file_strings_stay_strings_under_rcls_parser(tmp_path):
+    """rcl reads an unquoted 23765864795e0 as a double: a run id like it once stopped the trainer in CI."""
+    rclpy = pytest.importorskip("rclpy")
+    values = {"run_id": "23765864795e0", "task": "123", "flag": "true", "steps": 7, "rate": 0.5, "on": True}
+    path = tmp_path / "p.yaml"
+    path.write_text(ros_params_yaml({"probe": {"ros__parameters": values}}))
+    context = rclpy.Context()
+    rclpy.init(args=["probe", "--ros-args", "--params-file", str(path)], context=context)
+    try:
+        node = rclpy.create_node("probe", context=context)
+        for name, value in values.items():
+            node.declare_parameter(name, type(value)())
+            got = node.get_parameter(name).value
+            assert got == value and type(got) is type(value), (name, got)
+        node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)
