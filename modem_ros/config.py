@@ -115,6 +115,12 @@ class ModemConfig:
     vid2act_distill_coef: float = param(1.0, "Weight of the domain-selective distillation loss (student's "
                                              "predicted latents toward the similarity-weighted teachers'); 0 = "
                                              "action replay only.")
+    vid2act_projection: str = param("shared", "How teachers' predictions reach the student's latent space: "
+                                              "'shared' (the authors' code) one linear map for all teachers, "
+                                              "the importance head reading each teacher's own latent; "
+                                              "'per_teacher' one map per teacher, the head reading the mapped "
+                                              "prediction (each map fits the student alike, so the weights "
+                                              "flatten: BENCHMARKS.md, issue 21).")
     vid2act_weight_floor: float = param(0.1, "Lower bound of each teacher's weight in the distillation loss (the "
                                              "authors' m): no source is dropped entirely.")
     vid2act_replay_coef: float = param(1.0, "Action replay: weight of |pi(z_t) - g_t|^2 toward the teachers' "
@@ -236,6 +242,9 @@ class ModemConfig:
         for name in ["vid2act_distill_coef", "vid2act_replay_coef", "vid2act_replay_steps"]:
             if getattr(self, name) < 0:
                 raise ConfigError(f"config key '{name}' must be >= 0, got {getattr(self, name)}")
+        if self.vid2act_projection not in ("shared", "per_teacher"):
+            raise ConfigError(f"config key 'vid2act_projection' must be shared or per_teacher, got "
+                              f"{self.vid2act_projection!r}")
         if not 0.0 <= self.vid2act_weight_floor <= 1.0:
             raise ConfigError(f"config key 'vid2act_weight_floor' must be in [0, 1], got {self.vid2act_weight_floor}")
         if 0 < self.train_steps <= self.seed_steps:

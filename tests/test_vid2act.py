@@ -35,6 +35,15 @@ def save_teacher(path, cfg, source: str, **extra):
     return path
 
 
+def hand_weights(transfer: Vid2Act, preds: list[torch.Tensor], student: torch.Tensor) -> torch.Tensor:
+    """The teachers' weights [K, N] from their next-latent predictions, computed here from the parts: the
+    head scores each teacher's own latent (shared map) or its mapped prediction (per_teacher)."""
+    scored = torch.stack(preds) if transfer.shared else \
+        torch.stack([p(x) for p, x in zip(transfer.project, preds, strict=True)])
+    head_in = torch.cat([scored, student.expand(len(preds), -1, -1)], -1)
+    return torch.softmax(transfer.importance(head_in).squeeze(-1), 0)
+
+
 def test_teachers_that_cannot_serve_the_target_are_refused_naming_why(tmp_path):
     cfg = small_config()
     other = small_config(action_dim=3)
@@ -73,8 +82,9 @@ def test_similarity_weights_find_the_teacher_whose_dynamics_match_the_target():
     assert float(terms["vid2act_w/same"]) + float(terms["vid2act_w/random"]) == pytest.approx(1.0)
 
 
-def test_action_replay_guides_toward_the_weighted_teachers_actions_and_fades():
-    cfg = small_config(vid2act_replay_coef=2.0, vid2act_replay_steps=100)
+@pytest.mark.parametrize("projection", ["shared", "per_teacher"])
+def test_action_replay_guides_toward_the_weighted_teachers_actions_and_fades(projection):
+    cfg = small_config(vid2act_replay_coef=2.0, vid2act_replay_steps=100, vid2act_projection=projection)
     teachers = [Teacher(name, WorldModel(cfg).requires_grad_(False)) for name in ("a", "b")]
     transfer = Vid2Act(cfg, teachers, torch.device("cpu"))
     rgb, state, action = random_batch(cfg, bsz=8)
@@ -85,10 +95,8 @@ def test_action_replay_guides_toward_the_weighted_teachers_actions_and_fades():
     with torch.no_grad():  # recompute: the weights of the same inputs times each teacher's policy action
         obs = rgb[:cfg.horizon].flatten(0, 1), state[:cfg.horizon].flatten(0, 1)
         zs = [t.model.encode(*obs) for t in teachers]
-        proj = torch.stack([p(t.model.dynamics(torch.cat([z, action.flatten(0, 1)], -1)))
-                            for p, t, z in zip(transfer.project, teachers, zs, strict=True)])
-        w = torch.softmax(transfer.importance(torch.cat([proj, predicted.flatten(0, 1).expand_as(proj)], -1))
-                          .squeeze(-1), 0)
+        w = hand_weights(transfer, [t.model.dynamics(torch.cat([z, action.flatten(0, 1)], -1))
+                                    for t, z in zip(teachers, zs, strict=True)], predicted.flatten(0, 1))
         want = sum(w[k, :, None] * torch.tanh(t.model.pi_net(zs[k])) for k, t in enumerate(teachers))
     torch.testing.assert_close(guide, want.view_as(guide))
     assert transfer.guidance(50)[1] == pytest.approx(1.0)
@@ -103,13 +111,13 @@ def test_the_agent_update_with_vid2act_distils_replays_and_checkpoints(tmp_path)
     transfer = Vid2Act(cfg, [teacher], agent.device)
     agent.extensions.append(transfer)
     batch = random_episode_batch(cfg)
-    before = [p.clone() for p in transfer.project.parameters()]
+    before = [p.clone() for p in transfer.distiller.parameters()]
     out = agent.update(batch, step=0)
     assert out["vid2act_w/src"] == pytest.approx(1.0) and out["vid2act_distill_loss"] > 0
     progress = burst_progress(out)  # a long burst's progress record shows the weights too, not only its end
     assert progress["vid2act_w/src"] == pytest.approx(1.0) and set(progress) == {
         "total_loss", "pi_saturation", "pi_q_grad", "vid2act_w/src"}
-    assert all(not torch.equal(a, b) for a, b in zip(before, transfer.project.parameters(), strict=True))
+    assert all(not torch.equal(a, b) for a, b in zip(before, transfer.distiller.parameters(), strict=True))
     # the replay term is in the policy loss: the same update from the same state, replaying or faded
     def pi_loss_at(step: int) -> float:
         probe = ModemAgent(cfg)
@@ -195,10 +203,8 @@ def test_a_teacher_of_other_sizes_serves_through_its_map_and_guides_only_what_it
             action.flatten(0, 1)
         z_point = point.model.encode(obs_rgb, obs_state[:, [5, 0, 1, 2]])
         z_same = same.model.encode(obs_rgb, obs_state)
-        proj = torch.stack([transfer.project[0](point.model.dynamics(torch.cat([z_point, act[:, [2, 0]]], -1))),
-                            transfer.project[1](same.model.dynamics(torch.cat([z_same, act], -1)))])
-        w = torch.softmax(transfer.importance(torch.cat([proj, predicted.flatten(0, 1).expand_as(proj)], -1))
-                          .squeeze(-1), 0)
+        w = hand_weights(transfer, [point.model.dynamics(torch.cat([z_point, act[:, [2, 0]]], -1)),
+                                    same.model.dynamics(torch.cat([z_same, act], -1))], predicted.flatten(0, 1))
         a_point, a_same = torch.tanh(point.model.pi_net(z_point)), torch.tanh(same.model.pi_net(z_same))
     want = torch.stack([w[0] * a_point[:, 1] + w[1] * a_same[:, 0], a_same[:, 1],
                         w[0] * a_point[:, 0] + w[1] * a_same[:, 2]], -1)
@@ -254,3 +260,12 @@ def test_pretrain_sources_makes_a_mapped_teacher_for_a_target_of_other_sizes(tmp
     assert teacher.space_map.action == (0, 1)
     assert main([*args, "--state-map", "3,2,1,0", "--action-map", "0,1"]) == 2  # rerun with another map
     assert "was made with" in capsys.readouterr().err
+
+
+def test_one_shared_map_needs_teachers_of_one_latent_size():
+    cfg = small_config()
+    teachers = [Teacher("a", WorldModel(cfg)), Teacher("b", WorldModel(small_config(latent_dim=24)))]
+    with pytest.raises(TeacherError, match="latent sizes differ.*'b': 24"):
+        Vid2Act(cfg, teachers, torch.device("cpu"))
+    per_teacher = Vid2Act(small_config(vid2act_projection="per_teacher"), teachers, torch.device("cpu"))
+    assert [m.in_features for m in per_teacher.project] == [cfg.latent_dim, 24]

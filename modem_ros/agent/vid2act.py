@@ -4,11 +4,17 @@ Teachers are world models (+ policies) pretrained one per source dataset (`pretr
 `modem-ros pretrain-sources`) and frozen. While the target agent learns, for every snippet step t:
 
 * each teacher k encodes the target's real observation o_t and predicts the next latent
-  d_k(h_k(o_t), a_t); a learned linear map P_k brings it into the student's latent space;
-* an importance head (one hidden layer) scores each teacher against the student's own predicted next
-  latent z_{t+1}: w_{k,t} = softmax_k(imp([P_k(teacher_k), z_{t+1}])), time-varying, per sample;
+  y_k = d_k(h_k(o_t), a_t); a learned linear map P brings it into the student's latent space — one map
+  shared by all teachers, as in the authors' code (`vid2act_projection=shared`, the default);
+* an importance head (one hidden layer) scores each teacher's own latent against the student's predicted
+  next latent z_{t+1}: w_{k,t} = softmax_k(imp([y_k, z_{t+1}])), time-varying, per sample. One shared map
+  cannot fit every teacher, so the teachers whose latents the target's dynamics agree with keep a lower
+  error and the weight. (`per_teacher`: a map P_k per teacher and the head on P_k(y_k) — each map learns
+  to fit the student, the head's inputs become alike and the weights flatten to 1/K; measured on
+  franka-pick-place, BENCHMARKS.md);
 * domain-selective distillation: + coef * sum_k mean(max(floor, w_k) * |z_{t+1} - P_k(teacher_k)|^2),
-  which trains the student's dynamics toward the relevant teachers and the weights toward the teachers
+  (P(y_k) with a shared map) which trains the student's dynamics toward the relevant teachers and the
+  weights toward the teachers
   whose dynamics match the target's data (the weight floor keeps every teacher in play, as the authors'
   code does with m = 0.1);
 * action replay: the teachers' policies (trained by behaviour cloning on their sources' actions) propose
@@ -153,11 +159,20 @@ class Vid2Act(nn.Module):
         if not teachers:
             raise ValueError("Vid2Act needs at least one teacher")
         self.cfg, self.teachers = cfg, teachers
-        self.project = nn.ModuleList(nn.Linear(t.latent_dim, cfg.latent_dim) for t in teachers)
+        self.shared = cfg.vid2act_projection == "shared"
+        dims = {t.name: t.latent_dim for t in teachers}
+        if self.shared and len(set(dims.values())) > 1:
+            raise TeacherError(f"vid2act_projection=shared maps every teacher with one map: their latent sizes "
+                               f"differ {dims}; make the teachers with one preset or use per_teacher")
+        if self.shared:
+            self.distiller = nn.Linear(teachers[0].latent_dim, cfg.latent_dim)
+        else:
+            self.project = nn.ModuleList(nn.Linear(t.latent_dim, cfg.latent_dim) for t in teachers)
+        head_in = (teachers[0].latent_dim if self.shared else cfg.latent_dim) + cfg.latent_dim
         # The authors' head is one linear layer on [teacher, student]; under the softmax over teachers the
         # student's half cancels, leaving a linear score of the teacher feature alone, which cannot tell
         # "close to the student" from "far": one hidden layer can (tests/test_vid2act.py measures it).
-        self.importance = nn.Sequential(nn.Linear(2 * cfg.latent_dim, 2 * cfg.latent_dim), nn.ELU(),
+        self.importance = nn.Sequential(nn.Linear(head_in, 2 * cfg.latent_dim), nn.ELU(),
                                         nn.Linear(2 * cfg.latent_dim, 1))
         self.to(device)
         self.optim = torch.optim.Adam(self.parameters(), lr=cfg.lr)
@@ -184,8 +199,14 @@ class Vid2Act(nn.Module):
                 actions.append(proposed)
                 covers.append(cover)
         student = predicted.flatten(0, 1)
-        projected = torch.stack([p(x) for p, x in zip(self.project, preds, strict=True)])          # [K, N, L]
-        logits = self.importance(torch.cat([projected, student.unsqueeze(0).expand_as(projected)], -1))
+        if self.shared:
+            raw = torch.stack(preds)                                                               # [K, N, T]
+            projected = self.distiller(raw)                                                        # [K, N, L]
+            scored = raw
+        else:
+            projected = torch.stack([p(x) for p, x in zip(self.project, preds, strict=True)])
+            scored = projected
+        logits = self.importance(torch.cat([scored, student.unsqueeze(0).expand(len(preds), -1, -1)], -1))
         weights = torch.softmax(logits.squeeze(-1), dim=0)                                         # [K, N]
         mse = (student.unsqueeze(0) - projected).pow(2).mean(-1)                                   # [K, N]
         loss = (weights.clamp(min=self.cfg.vid2act_weight_floor) * mse).mean(1).sum()
