@@ -12,11 +12,10 @@ Teachers are world models (+ policies) pretrained one per source dataset (`pretr
   error and the weight. (`per_teacher`: a map P_k per teacher and the head on P_k(y_k) — each map learns
   to fit the student, the head's inputs become alike and the weights flatten to 1/K; measured on
   franka-pick-place, BENCHMARKS.md);
-* domain-selective distillation: + coef * sum_k mean(max(floor, w_k) * |z_{t+1} - P_k(teacher_k)|^2),
-  (P(y_k) with a shared map) which trains the student's dynamics toward the relevant teachers and the
-  weights toward the teachers
-  whose dynamics match the target's data (the weight floor keeps every teacher in play, as the authors'
-  code does with m = 0.1);
+* domain-selective distillation: + coef * sum_k mean(max(floor, w_k) * |z_{t+1} - P(y_k)|^2) (P_k with
+  per-teacher maps), which trains the student's dynamics toward the relevant teachers and the weights
+  toward the teachers whose dynamics match the target's data (the weight floor keeps every teacher in
+  play, as the authors' code does with m = 0.1);
 * action replay: the teachers' policies (trained by behaviour cloning on their sources' actions) propose
   actions for o_t; their w-weighted mean guides the target policy with + replay_coef(step) * |pi(z_t) - g_t|^2,
   the coefficient fading linearly to 0 over vid2act_replay_steps agent steps as the target's own data
@@ -160,15 +159,16 @@ class Vid2Act(nn.Module):
             raise ValueError("Vid2Act needs at least one teacher")
         self.cfg, self.teachers = cfg, teachers
         self.shared = cfg.vid2act_projection == "shared"
-        dims = {t.name: t.latent_dim for t in teachers}
-        if self.shared and len(set(dims.values())) > 1:
-            raise TeacherError(f"vid2act_projection=shared maps every teacher with one map: their latent sizes "
-                               f"differ {dims}; make the teachers with one preset or use per_teacher")
         if self.shared:
+            dims = {t.name: t.latent_dim for t in teachers}
+            if len(set(dims.values())) > 1:
+                raise TeacherError(f"vid2act_projection=shared maps every teacher with one map: their latent "
+                                   f"sizes differ {dims}; make the teachers with one preset or use per_teacher")
             self.distiller = nn.Linear(teachers[0].latent_dim, cfg.latent_dim)
+            head_in = teachers[0].latent_dim + cfg.latent_dim  # the teacher's own latent, the student's
         else:
             self.project = nn.ModuleList(nn.Linear(t.latent_dim, cfg.latent_dim) for t in teachers)
-        head_in = (teachers[0].latent_dim if self.shared else cfg.latent_dim) + cfg.latent_dim
+            head_in = 2 * cfg.latent_dim  # the mapped prediction, the student's
         # The authors' head is one linear layer on [teacher, student]; under the softmax over teachers the
         # student's half cancels, leaving a linear score of the teacher feature alone, which cannot tell
         # "close to the student" from "far": one hidden layer can (tests/test_vid2act.py measures it).
