@@ -541,7 +541,10 @@ class FrankaBridge(ModemNode):
 
     def destroy_node(self) -> None:
         if hasattr(self, "arm"):
-            self.arm.close()
+            try:
+                self.arm.close()
+            except ArmError as err:  # the node still goes down; the operator must know the arm did not stop
+                self.get_logger().error(str(err))
         super().destroy_node()
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import time
 
 import numpy as np
 
@@ -20,6 +21,7 @@ from modem_ros.robots.safety import ArmCommand
 
 GRIPPER_CLOSE_WAIT = 3.0  # seconds close() lets a running gripper command end (a full stroke takes ~1 s)
 MOTION_STOP_WAIT = 5.0  # seconds a stopped motion gets to end; past it, no call waits on it forever
+STOP_REPEAT = 0.5  # seconds between stop() calls: a stop that reaches the server before the motion has started is lost
 
 
 class FrankyArm:
@@ -122,12 +124,26 @@ class FrankyArm:
             raise ArmError("the connection to the Franka is closed")
 
     def _finish_motion(self) -> None:
-        self.stop()
-        ended = True
-        with contextlib.suppress(self.franky.Exception):  # "Move command preempted": how a stopped motion ends
-            ended = self.robot.join_motion(MOTION_STOP_WAIT)
-        if not ended:
-            raise ArmError(f"the motion did not end within {MOTION_STOP_WAIT} s of stop()")
+        if not self._stop_until_ended():
+            raise ArmError(f"the motion did not end within {MOTION_STOP_WAIT} s of repeated stop() calls")
+
+    def _stop_until_ended(self) -> bool:
+        """stop() until the running motion has ended; False if it outlives MOTION_STOP_WAIT.
+
+        One stop is not enough: sent right after an asynchronous move, it can reach the server before
+        the motion has started there, and is lost (on franky-sim, a stop straight after send() left the
+        motion running every time). The motion then ran until the next stop, and close() dropped a
+        Robot whose destructor waited on it (a hang seen in CI). So stop again until it has ended."""
+        deadline = time.monotonic() + MOTION_STOP_WAIT
+        while True:
+            self.stop()
+            try:
+                if self.robot.join_motion(STOP_REPEAT):
+                    return True
+            except self.franky.Exception:  # "Move command preempted": how a stopped motion ends
+                return True
+            if time.monotonic() >= deadline:
+                return False
 
     def stop(self) -> None:
         self._check_open()
@@ -146,13 +162,17 @@ class FrankyArm:
     def close(self) -> None:
         """Stop the motion and drop the connections. The FCI server serves one client at a time and
         franky has no disconnect call: libfranka closes the socket when the last reference goes, and a
-        client kept alive after use leaves the next one (another node, a test) waiting forever."""
+        client kept alive after use leaves the next one (another node, a test) waiting forever.
+        Never hangs: a motion that outlives every stop raises ArmError and keeps the connection."""
         if self.robot is None:
             return
-        with contextlib.suppress(self.franky.Exception):
-            self.robot.stop()
-        with contextlib.suppress(self.franky.Exception):  # even after a failed stop; bounded: close never hangs
-            self.robot.join_motion(MOTION_STOP_WAIT)
+        ended = False
+        with contextlib.suppress(ArmError):  # a failed stop: whether the motion still runs decides below
+            ended = self._stop_until_ended()
+        if not (ended or not self.robot.is_in_control):
+            # franky's destructor would wait on the running motion forever: keep the connection, say so
+            raise ArmError(f"close: the motion did not end within {MOTION_STOP_WAIT} s of repeated stop() "
+                           "calls; the connection stays open (the FCI server stays taken) until it ends")
         # A gripper command still running in franky's worker thread uses the Gripper: dropping it first
         # crashed the process natively (seen in CI right after a test that toggled the gripper). Let the
         # command end, stopping it if it takes longer than a command can.
