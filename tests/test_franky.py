@@ -121,6 +121,35 @@ def test_home_right_after_a_streamed_target_ends_that_motion_first(arm):
     assert not arm.robot.is_in_control
 
 
+class _StopLost:
+    """The real Robot with every stop() lost on the way (as a stop sent before its motion started is):
+    the one way to keep a franky-sim motion running through close()'s stops."""
+
+    def __init__(self, robot):
+        self._robot = robot
+
+    def stop(self):
+        pass
+
+    def __getattr__(self, name):
+        return getattr(self._robot, name)
+
+
+def test_close_refuses_to_drop_a_motion_that_outlives_every_stop(arm):
+    """Dropping a Robot whose motion still runs blocks forever in franky's destructor: close() must say
+    so and keep the connection instead, and a later close() (stops reaching the robot again) succeeds."""
+    layer, state = homed(arm)
+    arm.send(layer.command(np.array([0.5, 0, 0, 0]), state.position, state.quaternion).command)
+    real = arm.robot
+    arm.robot = _StopLost(real)
+    with pytest.raises(ArmError, match="did not end .* connection stays open"):
+        arm.close()
+    assert arm.robot is not None and real.is_in_control
+    arm.robot = real
+    state = arm.home(spec.HOME_JOINTS, spec.START_TCP)  # still usable: the connection was kept
+    np.testing.assert_allclose(state.position, spec.START_TCP, atol=0.003)
+
+
 def test_close_frees_the_server_for_the_next_client(arm, franky_sim):
     """The FCI server serves one client at a time: a closed arm must really disconnect, or the next
     client (the bridge of the next launch, the next test) waits forever. Runs last: it closes `arm`.
