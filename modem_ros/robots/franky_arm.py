@@ -169,7 +169,7 @@ class FrankyArm:
         ended = False
         with contextlib.suppress(ArmError):  # a failed stop: whether the motion still runs decides below
             ended = self._stop_until_ended()
-        if not (ended or not self.robot.is_in_control):
+        if not ended and self.robot.is_in_control:
             # franky's destructor would wait on the running motion forever: keep the connection, say so
             raise ArmError(f"close: the motion did not end within {MOTION_STOP_WAIT} s of repeated stop() "
                            "calls; the connection stays open (the FCI server stays taken) until it ends")

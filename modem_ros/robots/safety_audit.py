@@ -49,15 +49,20 @@ def audit_episode(states: np.ndarray, actions: np.ndarray, action_repeat: int,
     return counts
 
 
+def states_and_actions(episode: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """A stored episode's measured states [T+1, S] and executed actions [T, A], as float64."""
+    streams = read_streams(episode)
+    states = np.stack([np.asarray(m.data, np.float64) for m in streams[topics.STATE]])
+    actions = np.stack([np.asarray(m.data, np.float64) for m in streams[topics.ACTION]])
+    return states, actions
+
+
 def audit_run(episodes_dir: str | Path, action_repeat: int) -> dict[str, Any]:
     """Events per 1000 agent steps over every episode stored in a run's `episodes/` directory."""
     total: Counter[str] = Counter()
     paths = episode_dirs(episodes_dir)
     for path in paths:
-        streams = read_streams(path)
-        states = np.stack([np.asarray(m.data, np.float64) for m in streams[topics.STATE]])
-        actions = np.stack([np.asarray(m.data, np.float64) for m in streams[topics.ACTION]])
-        total.update(audit_episode(states, actions, action_repeat))
+        total.update(audit_episode(*states_and_actions(path), action_repeat))
     steps = total.pop("steps", 0)
     per_1000 = {k: round(1000.0 * v / steps, 2) for k, v in sorted(total.items())} if steps else {}
     for key in ("clips", "holds", "faults"):

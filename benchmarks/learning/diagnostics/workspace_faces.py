@@ -15,10 +15,9 @@ import sys
 
 import numpy as np
 
-from modem_ros import topics
-from modem_ros.data.demos import episode_dirs, read_streams
+from modem_ros.data.demos import episode_dirs
 from modem_ros.robots.safety import SafetyLimits
-from modem_ros.robots.safety_audit import audit_episode
+from modem_ros.robots.safety_audit import audit_episode, states_and_actions
 
 NEAR = 0.01  # metres from a face that count as "at" it
 ACTION_REPEAT = 2  # cpu-small's, as the bench runs
@@ -29,9 +28,7 @@ def faces(directory: str) -> str:
     low, high = np.asarray(limits.workspace_low), np.asarray(limits.workspace_high)
     positions, actions, clip_shares = [], [], []
     for path in episode_dirs(directory):
-        streams = read_streams(path)
-        states = np.stack([np.asarray(m.data, np.float64) for m in streams[topics.STATE]])
-        acts = np.stack([np.asarray(m.data, np.float64) for m in streams[topics.ACTION]])
+        states, acts = states_and_actions(path)
         positions.append(states[:-1, :3])
         actions.append(acts)
         counts = audit_episode(states, acts, ACTION_REPEAT)
