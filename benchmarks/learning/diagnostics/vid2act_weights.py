@@ -10,14 +10,19 @@ updates.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
+from modem_ros.bench_learn import COMMIT
 from modem_ros.plots import metrics_records
 
 PREFIX = "vid2act_w/"
 META = ("step", "updates", "phase")
+
+
+def source_weights(rec: dict) -> dict[str, float]:
+    """{source: weight} from one metrics record's vid2act_w/<source> entries."""
+    return {k[len(PREFIX):]: round(float(v), 4) for k, v in rec.items() if k.startswith(PREFIX)}
 
 
 def weight_series(run_dir: Path) -> list[dict]:
@@ -26,13 +31,13 @@ def weight_series(run_dir: Path) -> list[dict]:
     metrics = run_dir / "metrics.jsonl"
     rows = []
     for rec in metrics_records(metrics, "update"):
-        weights = {k[len(PREFIX):]: round(float(v), 4) for k, v in rec.items() if k.startswith(PREFIX)}
+        weights = source_weights(rec)
         if weights and rec["updates_done"] < rec["updates_total"]:  # the burst's end is its train record
             rows.append({"step": rec["step"], "updates": rec["updates_done"], "phase": "seed burst"} | weights)
     updates = 0
     for rec in metrics_records(metrics, "train"):
         updates += int(rec.get("updates", 0))
-        weights = {k[len(PREFIX):]: round(float(v), 4) for k, v in rec.items() if k.startswith(PREFIX)}
+        weights = source_weights(rec)
         if weights:
             rows.append({"step": rec["step"], "updates": updates, "phase": rec["phase"]} | weights)
     return sorted(rows, key=lambda r: r["updates"])
@@ -77,9 +82,8 @@ def main(argv: list[str]) -> int:
     if empty:
         print(f"no vid2act_w/* records in {empty}: not Vid2Act runs, or not started")
         return 1
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     settings = {name: run_settings(d) for name, d in dirs.items()}
-    out.write_text(json.dumps({"commit": commit, "settings": settings, "runs": series}, indent=1) + "\n")
+    out.write_text(json.dumps({"commit": COMMIT, "settings": settings, "runs": series}, indent=1) + "\n")
     plot(series, out.with_suffix(".png"))
     for run, rows in series.items():
         print(f"# {run}")
