@@ -20,6 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from rclpy.duration import Duration
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 from std_msgs.msg import Bool, Float32, Float32MultiArray, MultiArrayDimension, String, UInt8MultiArray
@@ -67,6 +68,9 @@ class TrainerNode(ModemNode):
                                           "path announcement on modem/checkpoint is sent either way.")
         run_id = self.param("run_id", "", "Run identity put in every checkpoint and announcement (the "
                             "launcher sets it); empty = the one stored in run_dir/run_id, created on first use.")
+        self.deliver_timeout = self.param("deliver_timeout", 30.0, "Seconds the finished trainer waits for every "
+                                          "matched subscriber (a remote planner) to acknowledge the last weights "
+                                          "and announcement before it exits; with none matched it exits at once.")
         actors = self.param("actors", 1, "Actor graphs feeding this trainer: 1 = the graph's plain topics; N > 1 = "
                             "namespaces actor_0 .. actor_<N-1> (launch train_sim actors:=N).")
         if not 1 <= actors <= MAX_ACTORS:
@@ -182,6 +186,15 @@ class TrainerNode(ModemNode):
                 msg.layout.dim = [MultiArrayDimension(label=json.dumps(header), size=len(data), stride=len(data))]
                 self.weights_pub.publish(msg)
 
+    def deliver_last(self) -> None:
+        """Hold the process until the last weights are acknowledged: its transient-local copy dies with it, so
+        a planner on another host still receiving chunks when we exit would keep the previous weights."""
+        timeout = Duration(seconds=max(self.deliver_timeout, 0.0))
+        for pub in (self.weights_pub, self.ckpt_pub):
+            if not pub.wait_for_all_acked(timeout):
+                self.get_logger().warning(f"{pub.topic_name}: not every subscriber acknowledged the last message "
+                                          f"within {self.deliver_timeout:g} s (deliver_timeout); exiting anyway")
+
     def run(self) -> None:
         try:
             self._train()
@@ -233,6 +246,7 @@ class TrainerNode(ModemNode):
             waiting_since = time.perf_counter()
         if self.trainer.done:
             self.trainer.finish()
+            self.deliver_last()
             self.get_logger().info(f"done: {self.trainer.step} steps; run directory {self.run_dir.resolve()}")
 
 
