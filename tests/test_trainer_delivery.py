@@ -23,7 +23,7 @@ from modem_ros.nodes.trainer import TrainerNode  # noqa: E402
 from tests.ros_node import InProcessNode  # noqa: E402
 
 SUBSCRIBER = f"""
-import rclpy, sys
+import rclpy
 from std_msgs.msg import String, UInt8MultiArray
 from modem_ros.nodes.common import LATCHED, WEIGHTS
 rclpy.init()

@@ -189,9 +189,9 @@ class TrainerNode(ModemNode):
     def deliver_last(self) -> None:
         """Hold the process until the last weights are acknowledged: its transient-local copy dies with it, so
         a planner on another host still receiving chunks when we exit would keep the previous weights."""
-        timeout = Duration(seconds=max(self.deliver_timeout, 0.0))
+        deadline = time.monotonic() + max(self.deliver_timeout, 0.0)  # one bound for both topics, as documented
         for pub in (self.weights_pub, self.ckpt_pub):
-            if not pub.wait_for_all_acked(timeout):
+            if not pub.wait_for_all_acked(Duration(seconds=max(deadline - time.monotonic(), 0.0))):
                 self.get_logger().warning(f"{pub.topic_name}: not every subscriber acknowledged the last message "
                                           f"within {self.deliver_timeout:g} s (deliver_timeout); exiting anyway")
 
