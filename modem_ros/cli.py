@@ -140,15 +140,12 @@ def cmd_bench_learn(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_classifier(args: argparse.Namespace) -> int:
-    from dataclasses import asdict
-
+def _classifier_episodes(cfg: ModemConfig, directories: str) -> list:
+    """Every readable episode of the comma-separated directories (unreadable ones skipped, said so)."""
     from modem_ros.data.demos import DemoError, episode_dirs, read_episode
-    from modem_ros.success_classifier import ClassifierError, save_classifier, train_classifier
 
-    cfg = _config(args)
     episodes = []
-    for directory in args.episodes.split(","):
+    for directory in directories.split(","):
         paths = episode_dirs(directory) if Path(directory).is_dir() else []
         if not paths:
             raise ConfigError(f"classifier: {directory} holds no episode bags")
@@ -162,7 +159,29 @@ def cmd_classifier(args: argparse.Namespace) -> int:
                 raise ConfigError(f"classifier: {path} has {bag.episode.rgb[0].shape[-1]} px frames, the "
                                   f"{cfg.task} config {cfg.img_size} px (pass img_size=... or --preset)")
             episodes.append(bag.episode)
+    return episodes
+
+
+def cmd_classifier(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from modem_ros.success_classifier import (
+        ClassifierError,
+        SuccessDetector,
+        check_classifier,
+        save_classifier,
+        train_classifier,
+    )
+
+    cfg = _config(args)
+    if (args.check is None) == (args.out is None):
+        raise ConfigError("classifier: give --out FILE to train one, or --check FILE to judge a saved one")
+    episodes = _classifier_episodes(cfg, args.episodes)
     try:
+        if args.check is not None:
+            report = check_classifier(SuccessDetector(args.check, img_size=cfg.img_size, task=cfg.task), episodes)
+            print(json.dumps(asdict(report), indent=2))
+            return 0
         net, report = train_classifier(episodes, steps=args.steps, target_fpr=args.target_fpr, seed=cfg.seed)
     except ClassifierError as err:
         raise ConfigError(f"classifier: {err}") from err
@@ -432,7 +451,9 @@ def build_parser() -> argparse.ArgumentParser:
     common(classifier)
     classifier.add_argument("episodes", help="comma-separated episode directories (demos, robot recordings with "
                                              "the operator's success marks, failed episodes)")
-    classifier.add_argument("--out", required=True, help="the classifier file to write")
+    classifier.add_argument("--out", help="the classifier file to write")
+    classifier.add_argument("--check", metavar="FILE", help="judge this saved classifier on the episodes instead "
+                            "(ones it never saw): frame rates and episodes it would reward wrongly, as JSON")
     classifier.add_argument("--steps", type=int, default=500, help="training steps (balanced batches of 64)")
     classifier.add_argument("--target-fpr", type=float, default=0.01,
                             help="false-positive rate the threshold is chosen for on held-out episodes")

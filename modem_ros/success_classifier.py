@@ -142,6 +142,47 @@ def save_classifier(net: SuccessNet, report: ClassifierReport, img_size: int, ta
     return path
 
 
+@dataclass
+class CheckReport:
+    """A saved classifier judged on labelled episodes it never saw (`modem-ros classifier --check`). Its own
+    report's held-out rates come from the episodes its threshold was chosen on; these do not."""
+    threshold: float
+    fpr: float                      # frames: failures judged successes
+    tpr: float                      # frames: successes judged successes
+    frames: dict[str, int]          # {"positive": n, "negative": n}
+    episodes: int
+    failed_episodes: int            # episodes whose task was never done
+    false_success_episodes: int     # of those, how many it judged done at least once (a reward for nothing)
+    success_episodes: int
+    missed_success_episodes: int    # successful episodes it never judged done
+    early_episodes: int             # successful episodes it judged done before the task was
+    mean_detection_delay: float | None  # steps from the first true success to its first detection (detected only)
+
+
+def check_classifier(detector: SuccessDetector, episodes: list[Episode]) -> CheckReport:
+    """Frame and episode rates of `detector` at its threshold on `episodes` (labels as labelled_frames)."""
+    if not episodes:
+        raise ClassifierError("no episodes to check the classifier on")
+    fired, labels = [], []
+    for episode in episodes:
+        frames, y = labelled_frames(episode)
+        if frames.shape[-1] != detector.img_size:
+            raise ClassifierError(f"episode frames are {frames.shape[-1]} px, the classifier's {detector.img_size} px")
+        fired.append(predict(detector.net, frames) > detector.threshold)
+        labels.append(y)
+    f, y = np.concatenate(fired), np.concatenate(labels)
+    failed = [(p, t) for p, t in zip(fired, labels, strict=True) if not t.any()]
+    done = [(p, t) for p, t in zip(fired, labels, strict=True) if t.any()]
+    delays = [int(np.argmax(p)) - int(np.argmax(t)) for p, t in done if p.any()]
+    return CheckReport(
+        threshold=detector.threshold,
+        fpr=float(f[~y].mean()) if (~y).any() else 0.0, tpr=float(f[y].mean()) if y.any() else 0.0,
+        frames=_counts(y), episodes=len(episodes), failed_episodes=len(failed),
+        false_success_episodes=sum(bool(p.any()) for p, _ in failed), success_episodes=len(done),
+        missed_success_episodes=sum(not p.any() for p, _ in done), early_episodes=sum(d < 0 for d in delays),
+        mean_detection_delay=float(np.mean(delays)) if delays else None)
+
+
 class SuccessDetector:
     """A saved classifier, ready to judge frames: `detector(frame_hwc_uint8) -> (success, probability)`."""
 

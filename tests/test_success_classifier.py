@@ -17,6 +17,7 @@ from modem_ros.data.episode import Episode
 from modem_ros.success_classifier import (
     ClassifierError,
     SuccessDetector,
+    check_classifier,
     labelled_frames,
     save_classifier,
     train_classifier,
@@ -72,6 +73,42 @@ def test_threshold_meets_the_false_positive_rate_on_held_out_episodes(tmp_path):
         SuccessDetector(path, task="franka-reach")
 
 
+class _TopLeftBright(torch.nn.Module):
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:  # logit > 0 where the top-left pixel is above 200
+        return frames[:, 0, 0, 0].float() - 200.0
+
+
+class _FixedDetector:
+    """A detector whose verdicts are set by hand: fires on frames whose top-left pixel is bright."""
+    img_size, threshold, net = SIZE, 0.5, _TopLeftBright()
+
+
+def test_check_counts_frames_and_episodes_it_would_reward_wrongly():
+    rng = np.random.default_rng(2)
+    late = synthetic_episode(rng, 10, done_at=4)          # fires 1 step late: a bright square from frame 6
+    for t in range(len(late.rgb)):
+        late.rgb[t][:, :8, :8] = 255 if t > 5 else 0
+    early = synthetic_episode(rng, 10, done_at=6)         # fires from frame 3, the task is done at frame 7
+    for t in range(len(early.rgb)):
+        early.rgb[t][:, :8, :8] = 255 if t > 2 else 0
+    missed = synthetic_episode(rng, 10, done_at=8)
+    for frame in missed.rgb:
+        frame[:, :8, :8] = 0
+    false = synthetic_episode(rng, 10, done_at=None)      # a failure with one bright frame: a reward for nothing
+    false.rgb[4][:, :8, :8] = 255
+    clean = synthetic_episode(rng, 10, done_at=None)
+    report = check_classifier(_FixedDetector(), [late, early, missed, false, clean])
+    assert (report.episodes, report.success_episodes, report.failed_episodes) == (5, 3, 2)
+    assert report.false_success_episodes == 1 and report.missed_success_episodes == 1 and report.early_episodes == 1
+    assert report.mean_detection_delay == (1 + -4) / 2
+    # frames: positives 6 (late) + 4 (early) + 2 (missed) = 12, detected 5 + 4 + 0; negatives 55 - 12 = 43,
+    # fired on 4 (early, frames 3-6) + 1 (false)
+    assert report.frames == {"positive": 12, "negative": 43}
+    assert report.tpr == pytest.approx(9 / 12) and report.fpr == pytest.approx(5 / 43)
+    with pytest.raises(ClassifierError, match="no episodes"):
+        check_classifier(_FixedDetector(), [])
+
+
 def test_training_needs_both_outcomes_and_files_must_be_classifiers(tmp_path):
     rng = np.random.default_rng(1)
     with pytest.raises(ClassifierError, match="both successes and failures are needed"):
@@ -99,6 +136,17 @@ def test_cli_trains_on_generated_episodes_and_writes_a_loadable_detector(tmp_pat
     assert report["train_episodes"] + report["heldout_episodes"] == 8
     assert 0.0 <= report["heldout_fpr"] <= 1.0 and report["target_fpr"] == 0.01
     assert SuccessDetector(out, img_size=48, task="toy-reach").threshold == report["threshold"]
+    generate(small_config(img_size=48, seed=5), 2, tmp_path / "fresh", only_success=False, policy="random")
+    checked = subprocess.run([sys.executable, "-m", "modem_ros.cli", "classifier", f"{tmp_path}/fresh,{tmp_path}/demos",
+                              "--check", str(out), "img_size=48", "frame_stack=2"],
+                             capture_output=True, text=True, timeout=300)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    check = json.loads(checked.stdout)
+    assert check["episodes"] == 6 and check["threshold"] == report["threshold"]
+    assert check["success_episodes"] >= 4 and check["frames"]["positive"] > 0 and check["frames"]["negative"] > 0
+    both = subprocess.run([sys.executable, "-m", "modem_ros.cli", "classifier", f"{tmp_path}/demos", "--check",
+                           str(out), "--out", str(tmp_path / "y.pt"), "img_size=48"], capture_output=True, text=True)
+    assert both.returncode != 0 and "--out FILE to train one, or --check FILE" in both.stderr + both.stdout
     wrong = subprocess.run([sys.executable, "-m", "modem_ros.cli", "classifier", f"{tmp_path}/demos", "--out",
                             str(tmp_path / "x.pt"), "img_size=84"], capture_output=True, text=True, timeout=300)
     assert wrong.returncode != 0 and "48 px frames, the toy-reach config 84 px" in wrong.stderr + wrong.stdout
