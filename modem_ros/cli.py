@@ -187,6 +187,10 @@ def cmd_classifier(args: argparse.Namespace) -> int:
         raise ConfigError(f"classifier: {err}") from err
     out = save_classifier(net, report, cfg.img_size, cfg.task, args.out)
     print(json.dumps(asdict(report), indent=2))
+    if report.heldout_tpr < 0.5:  # a reward that misses most successes teaches little: say so before it is used
+        print(f"classifier: warning: at the threshold for {report.target_fpr:g} false positives it detects only "
+              f"{report.heldout_tpr:.0%} of the held-out successes; train longer (--steps), record more episodes, "
+              f"or accept more false positives (--target-fpr)", file=sys.stderr)
     print(f"(written to {out}; use it with reward_source:=classifier classifier:={out})")
     return 0
 

@@ -136,6 +136,7 @@ def test_cli_trains_on_generated_episodes_and_writes_a_loadable_detector(tmp_pat
     assert report["train_episodes"] + report["heldout_episodes"] == 8
     assert 0.0 <= report["heldout_fpr"] <= 1.0 and report["target_fpr"] == 0.01
     assert SuccessDetector(out, img_size=48, task="toy-reach").threshold == report["threshold"]
+    assert ("detects only" in done.stderr) == (report["heldout_tpr"] < 0.5), done.stderr  # warned when weak
     generate(small_config(img_size=48, seed=5), 2, tmp_path / "fresh", only_success=False, policy="random")
     checked = subprocess.run([sys.executable, "-m", "modem_ros.cli", "classifier", f"{tmp_path}/fresh,{tmp_path}/demos",
                               "--check", str(out), "img_size=48", "frame_stack=2"],
