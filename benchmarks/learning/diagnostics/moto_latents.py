@@ -25,7 +25,8 @@ from modem_ros.data.demos import episode_dirs, read_episode
 
 
 @torch.no_grad()
-def report(agent: ModemAgent, episodes: list) -> dict[str, float]:
+def report(agent: ModemAgent, episodes: list) -> dict[str, tuple[float, float, float]]:
+    """Per quantity: (mean, min, max) over every step of the episodes."""
     cfg, model, horizon = agent.cfg, agent.model, agent.cfg.horizon
     rows = {k: [] for k in ("z", "z_target", "z_pred", "pred_err", "q_real", "z_mve", "q_mve", "y_mve")}
     for e in episodes:
