@@ -30,6 +30,8 @@ def param(default: Any, doc: str) -> Any:
     return field(default=default, metadata={"doc": doc})
 
 
+MVE_STARTS = ("real+imagined", "imagined", "real")  # moto_mve_starts' choices
+
 @dataclass
 class ModemConfig:
     # --- task and environment -----------------------------------------------------------------
@@ -96,6 +98,9 @@ class ModemConfig:
                                      "steps of the ensemble from real and imagined latents; 0 = off (reference). "
                                      "Needs moto_ensemble.")
     moto_mve_coef: float = param(1.0, "Weight of the value-expansion critic loss beside the TD loss.")
+    moto_mve_starts: str = param("real+imagined", "Where value-expansion rollouts start: real+imagined (MOTO: the "
+                                                   "encoded real latents and the world model's predicted ones), "
+                                                   "imagined (predicted only) or real (encoded only).")
     # --- safe exploration (MoDem-V2 options; the defaults are reference MoDem) ------------------
     agency_transfer_steps: int = param(0, "Agent steps after seed_steps over which the executed action passes "
                                           "from the BC policy to MPC: each training step executes the frozen BC "
@@ -234,6 +239,9 @@ class ModemConfig:
         if self.moto_mve_horizon > 0 and self.moto_ensemble == 0:
             raise ConfigError(f"config key moto_mve_horizon ({self.moto_mve_horizon}) needs moto_ensemble >= 2: "
                               "value expansion imagines with the ensemble")
+        if self.moto_mve_starts not in MVE_STARTS:
+            raise ConfigError(f"config key 'moto_mve_starts' must be one of {', '.join(MVE_STARTS)}, "
+                              f"got {self.moto_mve_starts!r}")
         if not 0.0 < self.plan_max_action <= 1.0:
             raise ConfigError(f"config key 'plan_max_action' must be in (0, 1], got {self.plan_max_action}")
         for name in ["agency_transfer_steps", "plan_max_delta"]:

@@ -130,6 +130,28 @@ def test_the_reference_agent_has_no_extension_and_bad_moto_keys_are_refused():
         small_config(moto_mve_horizon=3)
     with pytest.raises(ConfigError, match="moto_penalty"):
         small_config(moto_ensemble=2, moto_penalty=-1)
+    with pytest.raises(ConfigError, match="moto_mve_starts.*real\\+imagined"):
+        small_config(moto_ensemble=2, moto_mve_horizon=1, moto_mve_starts="both")
+
+
+@pytest.mark.parametrize("starts", ["real+imagined", "imagined", "real"])
+def test_value_expansion_starts_where_configured(monkeypatch, starts):
+    """The rollouts start from the real latents, the predicted ones, or both: exactly those rows."""
+    cfg = small_config(moto_ensemble=2, moto_mve_horizon=1, moto_mve_starts=starts)
+    agent = ModemAgent(cfg)
+    seen = []
+
+    def recording(ensemble, model, target, starts, *args, **kwargs):
+        seen.append(starts)
+        return value_expansion_targets(ensemble, model, target, starts, *args, **kwargs)
+
+    monkeypatch.setattr("modem_ros.agent.moto.value_expansion_targets", recording)
+    batch = random_episode_batch(cfg)
+    agent.update(batch, step=0)
+    horizon, bsz = batch.action.shape[:2]
+    real_rows, imagined_rows = (horizon + 1) * bsz, horizon * bsz  # z_0..z_H encoded, z'_1..z'_H predicted
+    expected = {"real+imagined": real_rows + imagined_rows, "imagined": imagined_rows, "real": real_rows}[starts]
+    assert len(seen) == 1 and seen[0].shape == (expected, cfg.latent_dim)
 
 
 def test_a_run_with_moto_logs_its_terms_and_plans_with_the_penalty(tmp_path):

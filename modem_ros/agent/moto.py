@@ -10,9 +10,9 @@ value expansion. Its third part, behaviour regularisation, is behaviour_regulari
 * Where the penalty acts: in planning (PenalisedHeads: the planner's own model steps and rewards, minus
   lambda * u of the ensemble, so plans avoid where the models disagree) and in value expansion.
 * Value expansion (`moto_mve_horizon` = M > 0): from every real latent z_0..z_H of the batch and every
-  latent the world model imagined z'_1..z'_H, roll M steps with the noisy policy through a random member
-  per sample and step; the critic regresses Q1, Q2(z_k, a_k) on the penalised M-step return
-  y_k = sum_{j>=k} gamma^(j-k) r~_j + gamma^(M-k) min Q_target(z_M, pi(z_M)), for every k, at
+  latent the world model imagined z'_1..z'_H (or one kind only: `moto_mve_starts`), roll M steps with the
+  noisy policy through a random member per sample and step; the critic regresses Q1, Q2(z_k, a_k) on the
+  penalised M-step return y_k = sum_{j>=k} gamma^(j-k) r~_j + gamma^(M-k) min Q_target(z_M, pi(z_M)), for every k, at
   `moto_mve_coef` times value_coef's scale, beside the reference's TD loss.
 
 Cost: the ensemble multiplies planning's dynamics evaluations by 1 + K; value expansion adds
@@ -121,7 +121,9 @@ class Moto(EnsembleExtension):
         terms = {"moto_member_loss": member_loss.detach(), "moto_disagreement": disagreement(next_all.detach()).mean()}
         loss = member_loss
         if cfg.moto_mve_horizon > 0:
-            starts = torch.cat([ctx.real_latents.flatten(0, 1), ctx.predicted.detach().flatten(0, 1)])
+            starts = torch.cat([latents.flatten(0, 1) for name, latents in
+                                (("real", ctx.real_latents), ("imagined", ctx.predicted.detach()))
+                                if name in cfg.moto_mve_starts.split("+")])
             latents, actions, targets = value_expansion_targets(
                 self.ensemble, model, target, starts, cfg.moto_mve_horizon, cfg.discount, cfg.moto_penalty,
                 cfg.min_std)
