@@ -31,19 +31,39 @@ class ClassifierError(ValueError):
 
 
 class SuccessNet(nn.Module):
-    """Frame [B, 3, S, S] uint8 -> success logit [B]. Small on purpose: it runs beside the planner."""
+    """Frame [B, 3, S, S] uint8 -> success logit [B]. Small on purpose: it runs beside the planner.
+    `pool`: the conv features' average pool to pool x pool before the linear head (None: no pool, the
+    head sees every position of an img_size frame; benchmarks/classifier/diagnose.py compares both)."""
 
-    def __init__(self, channels: int = 32):
+    def __init__(self, channels: int = 32, pool: int | None = 4, img_size: int = 84):
         super().__init__()
         self.conv = nn.Sequential(
             nn.Conv2d(3, channels, 3, stride=2), nn.ReLU(),
             nn.Conv2d(channels, channels, 3, stride=2), nn.ReLU(),
             nn.Conv2d(channels, channels, 3, stride=2), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(4), nn.Flatten())
-        self.head = nn.Linear(channels * 16, 1)
+            *([nn.AdaptiveAvgPool2d(pool)] if pool else []), nn.Flatten())
+        features = channels * pool * pool if pool else self.conv(torch.zeros(1, 3, img_size, img_size)).shape[1]
+        self.head = nn.Linear(features, 1)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         return self.head(self.conv(frames.float() / 255.0)).squeeze(-1)
+
+
+def fit(net: SuccessNet, x: np.ndarray, y: np.ndarray, steps: int, batch_size: int, lr: float,
+        rng: np.random.Generator) -> SuccessNet:
+    """Adam on balanced batches (positives are rare: half of each batch), augmented with the agent's
+    random shift (pad ~4 px at 84 px)."""
+    pos, neg = np.flatnonzero(y), np.flatnonzero(~y)
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    pad = max(1, x.shape[-1] // 21)
+    for _ in range(steps):
+        idx = np.concatenate([rng.choice(pos, batch_size // 2), rng.choice(neg, batch_size - batch_size // 2)])
+        frames = random_shift(torch.from_numpy(x[idx]), pad)
+        loss = F.binary_cross_entropy_with_logits(net(frames), torch.from_numpy(y[idx]).float())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return net
 
 
 @dataclass
@@ -98,19 +118,9 @@ def train_classifier(episodes: list[Episode], steps: int = 500, batch_size: int 
         if labels.all() or not labels.any():
             raise ClassifierError(f"the {name} episodes have {_counts(labels)} frames: both successes and "
                                   f"failures are needed (record failed or unfinished episodes too)")
-    torch.manual_seed(seed)
+    torch.manual_seed(seed)  # before the network: its initialisation draws from it
     rng = np.random.default_rng(seed)
-    pos, neg = np.flatnonzero(y), np.flatnonzero(~y)
-    net = SuccessNet()
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    pad = max(1, x.shape[-1] // 21)
-    for _ in range(steps):
-        idx = np.concatenate([rng.choice(pos, batch_size // 2), rng.choice(neg, batch_size - batch_size // 2)])
-        frames = random_shift(torch.from_numpy(x[idx]), pad)
-        loss = F.binary_cross_entropy_with_logits(net(frames), torch.from_numpy(y[idx]).float())
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    net = fit(SuccessNet(), x, y, steps, batch_size, lr, rng)
     scores = predict(net, xh)
     negatives = np.sort(scores[~yh])
     # the smallest threshold that lets at most target_fpr of the held-out negatives through

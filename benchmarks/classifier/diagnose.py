@@ -2,8 +2,8 @@
 
     diagnose.py DATA_DIR VARIANT STEPS     VARIANT: base (SuccessNet's head: 4x4 average pool) | flat (no pool)
 
-Trains the variant on push_classifier.sh's training episodes in DATA_DIR (balanced batches, random shift,
-as train_classifier does) and prints, on its check episodes, the ROC AUC and the rates at a few thresholds:
+Trains the variant on push_classifier.sh's training episodes in DATA_DIR (success_classifier.fit, as
+train_classifier does) and prints, on its check episodes, the ROC AUC and the rates at a few thresholds:
 frames of successes detected (tpr), failure frames passed (fpr), and frames of failed episodes passed.
 """
 
@@ -14,12 +14,9 @@ import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
-from modem_ros.agent.augment import random_shift
 from modem_ros.data.demos import episode_dirs, read_episode
-from modem_ros.success_classifier import labelled_frames, predict
+from modem_ros.success_classifier import SuccessNet, fit, labelled_frames, predict
 
 TRAIN = ["train-noise0.3", "train-noise1.0"]
 CHECK = ["test-noise0.3", "test-noise1.0", "test-noise1.0-b"]
@@ -39,33 +36,13 @@ def auc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(above)
 
 
-class Net(nn.Module):
-    def __init__(self, pool: int | None, channels: int = 32):
-        super().__init__()
-        layers = [nn.Conv2d(3, channels, 3, stride=2), nn.ReLU(), nn.Conv2d(channels, channels, 3, stride=2),
-                  nn.ReLU(), nn.Conv2d(channels, channels, 3, stride=2), nn.ReLU()]
-        self.conv = nn.Sequential(*layers, *([nn.AdaptiveAvgPool2d(pool)] if pool else []), nn.Flatten())
-        self.head = nn.Linear(self.conv(torch.zeros(1, 3, 84, 84)).shape[1], 1)
-
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        return self.head(self.conv(frames.float() / 255.0)).squeeze(-1)
-
-
 def main(data: str, variant: str, steps: int) -> None:
     x, y, _ = frames_of(data, TRAIN)
     xt, yt, failed = frames_of(data, CHECK)
     torch.manual_seed(1)
     rng = np.random.default_rng(1)
-    net = Net({"base": 4, "flat": None}[variant])
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    pos, neg, start = np.flatnonzero(y), np.flatnonzero(~y), time.time()
-    for _ in range(steps):
-        idx = np.concatenate([rng.choice(pos, 32), rng.choice(neg, 32)])
-        logits = net(random_shift(torch.from_numpy(x[idx]), 4))
-        loss = F.binary_cross_entropy_with_logits(logits, torch.from_numpy(y[idx]).float())
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    start = time.time()
+    net = fit(SuccessNet(pool={"base": 4, "flat": None}[variant]), x, y, steps, 64, 1e-3, rng)
     s = predict(net, xt)
     rates = " ".join(f"q{q}: tpr {(s[yt] > q).mean():.3f} fpr {(s[~yt] > q).mean():.3f} "
                      f"failed-episode frames {(s[failed] > q).mean():.3f};" for q in (0.5, 0.9, 0.97))
