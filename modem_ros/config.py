@@ -98,6 +98,10 @@ class ModemConfig:
                                      "steps of the ensemble from real and imagined latents; 0 = off (reference). "
                                      "Needs moto_ensemble.")
     moto_mve_coef: float = param(1.0, "Weight of the value-expansion critic loss beside the TD loss.")
+    moto_mve_td: bool = param(False, "Value expansion's horizon in the reference TD loss too: its targets "
+                                     "bootstrap from the M-step imagined return at the real next latent instead "
+                                     "of the target critic there, so both critic losses regress Q toward the same "
+                                     "horizon's values (off: the two disagree while Q is far from them).")
     moto_mve_starts: str = param("real+imagined", "Where value-expansion rollouts start: real+imagined (MOTO: the "
                                                    "encoded real latents and the world model's predicted ones), "
                                                    "imagined (predicted only) or real (encoded only).")
@@ -236,6 +240,8 @@ class ModemConfig:
         for name in ["moto_penalty", "moto_mve_horizon", "moto_mve_coef", "q_ensemble_lambda"]:
             if getattr(self, name) < 0:
                 raise ConfigError(f"config key '{name}' must be >= 0, got {getattr(self, name)}")
+        if self.moto_mve_td and self.moto_mve_horizon == 0:
+            raise ConfigError("config key moto_mve_td needs moto_mve_horizon > 0: it bootstraps from value expansion")
         if self.moto_mve_horizon > 0 and self.moto_ensemble == 0:
             raise ConfigError(f"config key moto_mve_horizon ({self.moto_mve_horizon}) needs moto_ensemble >= 2: "
                               "value expansion imagines with the ensemble")

@@ -164,3 +164,24 @@ def test_a_run_with_moto_logs_its_terms_and_plans_with_the_penalty(tmp_path):
     saved = torch.load(tmp_path / "run" / "checkpoints" / "latest.pt", weights_only=True)
     assert "moto" in saved and "moto_optim" in saved
     assert isinstance(trainer.agent.planning_heads(), PenalisedHeads)
+
+
+@pytest.mark.parametrize("td", [True, False])
+def test_expanded_td_targets_bootstrap_from_value_expansion_at_the_real_next_latent(monkeypatch, td):
+    """moto_mve_td: TD targets are r + gamma * (value expansion's first target from z_{t+1}); off: the
+    reference's min Q_target(z', pi(z'))."""
+    cfg = small_config(moto_ensemble=2, moto_mve_horizon=2, moto_mve_td=td)
+
+    def constant_expansion(ensemble, model, target, starts, horizon, *args, **kwargs):
+        n = starts.shape[0]
+        return starts.expand(horizon, n, -1), torch.zeros(horizon, n, cfg.action_dim), torch.full((horizon, n, 1), -7.)
+
+    monkeypatch.setattr("modem_ros.agent.moto.value_expansion_targets", constant_expansion)
+    agent, seen = ModemAgent(cfg), []
+    loss = agent.moto.loss
+    monkeypatch.setattr(agent.moto, "loss", lambda ctx: seen.append(ctx) or loss(ctx))
+    batch = random_episode_batch(cfg)
+    agent.update(batch, step=0)
+    assert torch.allclose(seen[0].td_target, batch.reward + cfg.discount * -7.0) == td
+    with pytest.raises(ConfigError, match="moto_mve_td"):
+        small_config(moto_ensemble=2, moto_mve_td=True)

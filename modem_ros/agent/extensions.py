@@ -40,6 +40,10 @@ class UpdateExtension(Protocol):
     def step(self) -> None:
         """After the backward pass: clip and step the extension's own parameters."""
 
+    def bootstrap(self, next_z: torch.Tensor) -> torch.Tensor | None:
+        """The values [N, 1] the TD targets bootstrap from at the real next latents next_z [N, L], or None
+        (the reference's min Q_target(z', pi(z')))."""
+
     def anchor(self, step: int) -> tuple | None:
         """Actions [H, B, A] the policy is pulled toward at agent step `step`, with their weight, and
         optionally a [A] mask of the action dimensions the pull applies to; or None."""
@@ -71,6 +75,9 @@ class EnsembleExtension(nn.Module):
         nn.utils.clip_grad_norm_(self.ensemble.parameters(), self.cfg.grad_clip_norm)
         self.optim.step()
         self.optim.zero_grad(set_to_none=True)
+
+    def bootstrap(self, next_z: torch.Tensor) -> None:
+        return None
 
     def anchor(self, step: int) -> None:
         return None

@@ -244,6 +244,9 @@ class ModemAgent:
                 next_z = augment_next_latents(model, z.detach(), next_z.view(horizon, bsz, -1), batch.action,
                                               aug_ratio).flatten(0, 1)
             q_next = torch.min(*self.target.q(next_z, model.pi(next_z, cfg.min_std)))
+            for extension in self.extensions:  # an option's own bootstrap (MOTO's expanded TD targets)
+                if (value := extension.bootstrap(next_z)) is not None:
+                    q_next = value
             td_target = batch.reward + cfg.discount * q_next.view(horizon, bsz, 1)
         z0 = z.detach()
         zs, predicted = [z0], []

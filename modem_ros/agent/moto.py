@@ -14,6 +14,10 @@ value expansion. Its third part, behaviour regularisation, is behaviour_regulari
   noisy policy through a random member per sample and step; the critic regresses Q1, Q2(z_k, a_k) on the
   penalised M-step return y_k = sum_{j>=k} gamma^(j-k) r~_j + gamma^(M-k) min Q_target(z_M, pi(z_M)), for every k, at
   `moto_mve_coef` times value_coef's scale, beside the reference's TD loss.
+* `moto_mve_td` (an option, off in MOTO's default here): the TD loss's targets bootstrap from the same
+  M-step expansion at the real next latent, r_t + gamma * y_0(z_{t+1}), so both critic losses pull Q
+  toward the same horizon's values. Without it they disagree while Q is far from the returns, and on
+  mw-hammer the TD loss then drags the online encoder's latents away (BENCHMARKS.md, `modem+moto`).
 
 Cost: the ensemble multiplies planning's dynamics evaluations by 1 + K; value expansion adds
 M * (2H + 1) * B policy, member and critic evaluations per update.
@@ -134,6 +138,16 @@ class Moto(EnsembleExtension):
             terms["moto_mve_loss"] = mve.detach()
             terms["moto_mve_target"] = y.mean()
         return loss, terms
+
+    def bootstrap(self, next_z: torch.Tensor) -> torch.Tensor | None:
+        """With moto_mve_td: the M-step penalised imagined return from each real next latent (the first
+        value-expansion target of a rollout started there), for the TD targets r + gamma * this."""
+        cfg, (model, target) = self.cfg, self._nets
+        if not cfg.moto_mve_td:
+            return None
+        _, _, targets = value_expansion_targets(self.ensemble, model, target, next_z, cfg.moto_mve_horizon,
+                                                cfg.discount, cfg.moto_penalty, cfg.min_std)
+        return targets[0]
 
     def wrap_planning(self, heads: LatentModel) -> LatentModel:
         return PenalisedHeads(heads, self.ensemble, self.cfg.moto_penalty)

@@ -226,6 +226,9 @@ class Vid2Act(nn.Module):
     def loss(self, ctx: UpdateContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         return self.distill_loss(ctx.rgb, ctx.state, ctx.action, ctx.predicted)
 
+    def bootstrap(self, next_z: torch.Tensor) -> None:
+        return None  # the transfer leaves the TD targets as they are
+
     def anchor(self, step: int) -> tuple | None:
         guide, coef = self.guidance(step)
         if guide is None:
