@@ -105,6 +105,10 @@ class ModemConfig:
     moto_mve_starts: str = param("real+imagined", "Where value-expansion rollouts start: real+imagined (MOTO: the "
                                                    "encoded real latents and the world model's predicted ones), "
                                                    "imagined (predicted only) or real (encoded only).")
+    moto_critic_detached: bool = param(False, "The TD loss trains the Q heads only, on detached latents, not "
+                                              "the encoder and dynamics (as MOTO's critic, whose representation "
+                                              "its model loss alone trains); off: the reference's value gradient "
+                                              "into the latent.")
     # --- safe exploration (MoDem-V2 options; the defaults are reference MoDem) ------------------
     agency_transfer_steps: int = param(0, "Agent steps after seed_steps over which the executed action passes "
                                           "from the BC policy to MPC: each training step executes the frozen BC "

@@ -185,3 +185,19 @@ def test_expanded_td_targets_bootstrap_from_value_expansion_at_the_real_next_lat
     assert torch.allclose(seen[0].td_target, batch.reward + cfg.discount * -7.0) == td
     with pytest.raises(ConfigError, match="moto_mve_td"):
         small_config(moto_ensemble=2, moto_mve_td=True)
+
+
+@pytest.mark.parametrize("detached", [True, False])
+def test_a_detached_critic_trains_the_q_heads_and_not_the_representation(detached):
+    """moto_critic_detached: the TD loss alone moves the Q heads, never the encoder or the dynamics."""
+    cfg = small_config(consistency_coef=0.0, reward_coef=0.0, moto_critic_detached=detached)
+    agent = ModemAgent(cfg)
+    for head in (agent.model.q1, agent.model.q2):  # the reference zeroes their last layer: no gradient flows back
+        torch.nn.init.normal_(head[-1].weight, std=0.1)
+    loss, _, _ = agent._model_losses(random_episode_batch(cfg))  # the value loss only: other weights are 0
+    loss.backward()
+    grads = {name: p.grad for name, p in agent.model.named_parameters()}
+    assert grads["q1.0.weight"] is not None and grads["q1.0.weight"].abs().sum() > 0
+    for name in ("encoder.out.weight", "dynamics.0.weight"):
+        reached = grads[name] is not None and bool(grads[name].abs().sum() > 0)
+        assert reached != detached, name

@@ -252,7 +252,7 @@ class ModemAgent:
         zs, predicted = [z0], []
         consistency = reward_loss = value_loss = priority = torch.zeros(bsz, 1, device=z.device)
         for t in range(horizon):
-            q1, q2 = model.q(z, batch.action[t])
+            q1, q2 = model.q(z.detach() if cfg.moto_critic_detached else z, batch.action[t])
             z, reward_pred = model.next(z, batch.action[t])
             zs.append(z.detach())
             predicted.append(z)

@@ -42,7 +42,7 @@ def report(agent: ModemAgent, episodes: list) -> dict[str, tuple[float, float, f
         rows["q_real"].append(torch.min(*model.q(z[:-1], action)).squeeze(-1))
         rows["z_pred"].append(pred.norm(dim=-1))
         rows["pred_err"].append((pred - z[horizon: horizon + len(starts)]).norm(dim=-1))
-        if agent.moto is None:  # a run without MOTO: the same latents, for comparison
+        if agent.moto is None or cfg.moto_mve_horizon == 0:  # no value expansion: the same latents, to compare
             continue
         latents, _, targets = value_expansion_targets(
             agent.moto.ensemble, model, agent.target, pred, cfg.moto_mve_horizon, cfg.discount, cfg.moto_penalty,
