@@ -49,6 +49,10 @@ METHODS: dict[str, dict[str, str]] = {
     "modem+offline+mve": {"offline_steps": "1000", "moto_ensemble": "5", "moto_penalty": "0",
                           "moto_mve_horizon": "3"},
     "modem+moto": {"offline_steps": "1000", "bc_reg_coef": "1.0", "moto_ensemble": "5", "moto_mve_horizon": "3"},
+    # MOTO whole with its critic off the representation, as MOTO's own: on TD-MPC's latent the TD gradient
+    # otherwise carries value expansion's pull into the encoder (BENCHMARKS.md, `modem+moto`)
+    "modem+moto+detached-critic": {"offline_steps": "1000", "bc_reg_coef": "1.0", "moto_ensemble": "5",
+                                   "moto_mve_horizon": "3", "moto_critic_detached": "true"},
     # MoDem-V2's safe exploration (issue 18): each part alone
     "modem+agency": {"agency_transfer_steps": "1000"},
     "modem+conservative": {"q_ensemble": "5"},

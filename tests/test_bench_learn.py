@@ -28,7 +28,9 @@ def test_methods_differ_only_where_named():
     offline = method_config("toy-reach", None, "modem+offline", 2, data).to_dict()
     for method, keys in {"modem+offline+ens": {"moto_ensemble"},
                          "modem+offline+mve": {"moto_ensemble", "moto_penalty", "moto_mve_horizon"},
-                         "modem+moto": {"moto_ensemble", "moto_mve_horizon", "bc_reg_coef"}}.items():
+                         "modem+moto": {"moto_ensemble", "moto_mve_horizon", "bc_reg_coef"},
+                         "modem+moto+detached-critic": {"moto_ensemble", "moto_mve_horizon", "bc_reg_coef",
+                                                        "moto_critic_detached"}}.items():
         cfg = method_config("toy-reach", None, method, 2, data).to_dict()
         assert {k for k, v in cfg.items() if offline[k] != v} == keys, method
     # the offline data goes to the offline methods only: "modem" stays MoDem from its demos
