@@ -155,6 +155,11 @@ class ModemConfig:
     kappa_init: float = param(0.75, "Demo share of each batch at the start of interaction.")
     kappa_final: float = param(0.25, "Demo share of each batch after the annealing steps.")
     kappa_steps: int = param(50_000, "Agent steps over which the demo share anneals linearly.")
+    sim_operator_patience: int = param(0, "Sim, plain training loop only: a scripted stand-in for the teleop "
+                                          "operator (sim_operator.py) takes over a training episode with the env's "
+                                          "expert after this many steps without reward progress or success; its "
+                                          "steps are interventions (flagged, oversampled); 0 = off.")
+    sim_operator_steps: int = param(10, "Steps the scripted operator drives per takeover before handing back.")
     intervention_capacity: int = param(1000, "Agent steps of operator-driven data (teleop takeovers while "
                                              "training, runs of at least `horizon` steps) also kept in the demo "
                                              "buffer, so they are oversampled like demos (HIL-SERL); 0 = flagged "
@@ -213,11 +218,11 @@ class ModemConfig:
         for name in ["kappa_init", "kappa_final", "mixture_coef", "rho", "tau"]:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"config key '{name}' must be in [0, 1], got {getattr(self, name)}")
-        for name in ["eval_freq", "save_freq", "eval_episodes"]:
+        for name in ["eval_freq", "save_freq", "eval_episodes", "sim_operator_steps"]:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"config key '{name}' must be > 0, got {getattr(self, name)}")
         for name in ["train_steps", "seed_steps", "bc_iters", "std_schedule_steps", "horizon_schedule_steps",
-                     "kappa_steps", "encoder_chunk", "intervention_capacity"]:
+                     "kappa_steps", "encoder_chunk", "intervention_capacity", "sim_operator_patience"]:
             if getattr(self, name) < 0:
                 raise ConfigError(f"config key '{name}' must be >= 0, got {getattr(self, name)}")
         for name in ["lr", "temperature", "grad_clip_norm", "max_std"]:

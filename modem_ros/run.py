@@ -22,6 +22,7 @@ from modem_ros.data.episode import Episode
 from modem_ros.data.replay import EpisodeBuffer
 from modem_ros.envs import make_env
 from modem_ros.logger import MetricsLogger
+from modem_ros.sim_operator import ScriptedOperator
 from modem_ros.trainer import Trainer, scripted_demos
 
 
@@ -171,7 +172,7 @@ def build_trainer(cfg: ModemConfig, run_dir: Path | None = None, log_stream=None
         demos = []
     else:
         demos = load_demos(cfg, logger) if cfg.demo_dir else scripted_demos(env, cfg.demos, seed=cfg.seed * 1000)
-    # room for the operator's takeovers too (none in sim): they are oversampled like the demos
+    # room for the operator's takeovers too (in sim: sim_operator.py's), oversampled like the demos
     demo_buffer = EpisodeBuffer(cfg, sum(len(d) for d in demos) + cfg.intervention_capacity, agent.device,
                                 name="demo")
     for demo in demos:
@@ -193,6 +194,13 @@ def build_trainer(cfg: ModemConfig, run_dir: Path | None = None, log_stream=None
     if demos:
         logger.log("demos", 0, {"episodes": len(demos), "success_rate": float(np.mean([d.succeeded for d in demos])),
                                 "mean_return": float(np.mean([d.total_reward for d in demos]))})
+    # sim only, the plain loop (the ROS graph's takeovers come from the teleop gate)
+    operator = (ScriptedOperator(cfg.sim_operator_patience, cfg.sim_operator_steps)
+                if cfg.sim_operator_patience and env is not None else None)
+    if operator is not None:
+        logger.log("note", 0, {"operator": f"scripted stand-in (sim_operator.py): takes over with the env's expert "
+                                           f"after {operator.patience} steps without progress, for "
+                                           f"{operator.takeover_steps} steps"})
     return Trainer(cfg, env, agent, demo_buffer, replay, logger, eval_env=eval_env, run_dir=run_dir,
-                   run_id=run_id_of(run_dir) if run_dir is not None else "", heldout=heldout)
+                   run_id=run_id_of(run_dir) if run_dir is not None else "", heldout=heldout, operator=operator)
 

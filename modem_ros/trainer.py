@@ -28,6 +28,7 @@ from modem_ros.data.episode import Episode, eval_episode_seed, train_episode_see
 from modem_ros.data.replay import BufferFullError, EpisodeBuffer, sample_mixed, write_back_priorities
 from modem_ros.envs.base import EnvAdapter
 from modem_ros.plots import learning_curve
+from modem_ros.sim_operator import ScriptedOperator
 
 
 class ResumeError(RuntimeError):
@@ -38,15 +39,23 @@ class Logger(Protocol):
     def log(self, kind: str, step: int, metrics: dict[str, Any]) -> None: ...
 
 
-def run_episode(env: EnvAdapter, policy, seed: int | None = None) -> Episode:
-    """Roll out `policy(obs, t)` for one episode; `t` is the agent step within the episode."""
+def run_episode(env: EnvAdapter, policy, seed: int | None = None, operator: ScriptedOperator | None = None,
+                ) -> Episode:
+    """Roll out `policy(obs, t)` for one episode; `t` is the agent step within the episode. With an
+    `operator`, the steps it takes over are the env's expert's, flagged as interventions."""
     obs = env.reset(seed=seed)
     episode = Episode.start(obs)
+    if operator is not None:
+        operator.reset()
     done, t = False, 0
     while not done:
-        action = policy(obs, t)
+        intervened = operator is not None and operator.engaged()
+        action = env.expert_action() if intervened else policy(obs, t)
         obs, reward, done, info = env.step(action)
-        episode.add(action, obs, reward, info.get("success", False))
+        success = bool(info.get("success", False))
+        episode.add(action, obs, reward, success, intervened)
+        if operator is not None:
+            operator.observe(reward, success)
         t += 1
     return episode
 
@@ -89,6 +98,7 @@ class Trainer:
     _offline_next: int = 0  # offline-phase updates done
     intervened_steps: int = 0  # operator-driven steps so far (teleop takeovers)
     _intervention_buffer_full: bool = False
+    operator: ScriptedOperator | None = None  # sim only: a scripted stand-in for the teleop operator
     _next_eval: int = 0
     _next_save: int = 0
 
@@ -179,7 +189,8 @@ class Trainer:
     def collect_episode(self) -> Episode:
         seed = train_episode_seed(self.cfg.seed, self.episodes)
         step0 = self.step  # the reference acts with the episode's first step throughout the episode
-        return run_episode(self.env, lambda obs, t: self.agent.act(obs, step0, t0=t == 0), seed=seed)
+        return run_episode(self.env, lambda obs, t: self.agent.act(obs, step0, t0=t == 0), seed=seed,
+                           operator=self.operator)
 
     def evaluate(self, episodes: int | None = None) -> dict[str, float]:
         env = self.eval_env or self.env
