@@ -32,7 +32,7 @@ def timeline(run_dir: Path) -> list[str]:
         else:
             episodes += 1
             wins += bool(rec["success"])
-            keys = ("pi_loss", "pi_q_grad", "pi_saturation", "value_loss", "kappa")
+            keys = ("pi_loss", "pi_q_grad", "pi_saturation", "value_loss", "kappa", "intervention_rate")
             extra = "  ".join(f"{k} {rec[k]:.3g}" for k in keys if k in rec)
             lines.append(f"{rec['step']:6d}  {rec['phase']:<13} {'WIN ' if rec['success'] else '    '}"
                          f"return {rec['episode_return']:8.2f}  {extra}")
