@@ -16,8 +16,9 @@ value expansion. Its third part, behaviour regularisation, is behaviour_regulari
   `moto_mve_coef` times value_coef's scale, beside the reference's TD loss.
 * `moto_mve_td` (an option, off in MOTO's default here): the TD loss's targets bootstrap from the same
   M-step expansion at the real next latent, r_t + gamma * y_0(z_{t+1}), so both critic losses pull Q
-  toward the same horizon's values. Without it they disagree while Q is far from the returns, and on
-  mw-hammer the TD loss then drags the online encoder's latents away (BENCHMARKS.md, `modem+moto`).
+  toward the same horizon's values (they disagree while Q is far from the returns). Measured on
+  mw-hammer it halves the online encoder's latent drift, not more; `moto_critic_detached` (modem.py:
+  the TD loss then trains the Q heads only) removes it (BENCHMARKS.md, `modem+moto`).
 
 Cost: the ensemble multiplies planning's dynamics evaluations by 1 + K; value expansion adds
 M * (2H + 1) * B policy, member and critic evaluations per update.
