@@ -187,6 +187,34 @@ def test_expanded_td_targets_bootstrap_from_value_expansion_at_the_real_next_lat
         small_config(moto_ensemble=2, moto_mve_td=True)
 
 
+@pytest.mark.parametrize("aug_ratio", [0.0, 0.5])
+def test_expanded_td_targets_roll_each_real_next_latent_once(monkeypatch, aug_ratio):
+    """With moto_mve_td, value expansion's rollouts from the real z_1..z_H are the TD bootstrap's, not rolled
+    again: (2H + 1) * B starts per update, as without it. Model-based augmentation changes the TD targets'
+    next latents, so then the real ones are rolled for value expansion as before."""
+    cfg = small_config(moto_ensemble=2, moto_mve_horizon=2, moto_mve_td=True)
+    rolled = []
+
+    def recording(ensemble, model, target, starts, horizon, *args, **kwargs):
+        rolled.append(starts.clone())
+        return value_expansion_targets(ensemble, model, target, starts, horizon, *args, **kwargs)
+
+    monkeypatch.setattr("modem_ros.agent.moto.value_expansion_targets", recording)
+    agent, batch, expanded = ModemAgent(cfg), random_episode_batch(cfg), []
+    expansions = agent.moto._expansions
+    monkeypatch.setattr(agent.moto, "_expansions", lambda ctx: expanded.append(expansions(ctx)) or expanded[-1])
+    metrics = agent.update(batch, step=0, aug_ratio=aug_ratio)
+    horizon, bsz = batch.action.shape[:2]
+    assert rolled[0].shape[0] == horizon * bsz  # the TD bootstrap: one start per next latent
+    assert rolled[1].shape[0] == (2 * horizon + 1 if aug_ratio else horizon + 1) * bsz
+    latents, actions, targets = expanded[0]  # the critic regresses on every start's rollout all the same
+    every_start = (cfg.moto_mve_horizon, (2 * horizon + 1) * bsz)
+    assert latents.shape[:2] == actions.shape[:2] == targets.shape[:2] == every_start
+    if not aug_ratio:  # the bootstrap's own rollouts, the same values the TD targets used
+        assert torch.equal(latents[0, -horizon * bsz:], rolled[0])
+    assert torch.isfinite(metrics["moto_mve_loss"])
+
+
 @pytest.mark.parametrize("detached", [True, False])
 def test_a_detached_critic_trains_the_q_heads_and_not_the_representation(detached):
     """moto_critic_detached: the TD loss alone moves the Q heads, never the encoder or the dynamics."""

@@ -3,8 +3,9 @@
 An extension is a module beside the agent (Vid2Act's transfer, MOTO's ensemble and value expansion). In
 every update the agent hands each one an UpdateContext after computing the reference loss, adds the
 extension's loss, steps the extension's own parameters after the backward pass, and lets it add an
-anchor (actions the policy is pulled toward); when acting, each may wrap the heads the planner imagines
-with. Its state rides in the agent's checkpoint.
+anchor (actions the policy is pulled toward); before, it may change the TD targets' bootstrap and the
+latent the TD loss's Q heads see; when acting, each may wrap the heads the planner imagines with. Its
+state rides in the agent's checkpoint. `Extension` is the do-nothing base: a variant overrides its hooks.
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ class UpdateExtension(Protocol):
         """The values [N, 1] the TD targets bootstrap from at the real next latents next_z [N, L], or None
         (the reference's min Q_target(z', pi(z')))."""
 
+    def critic_latent(self, z: torch.Tensor) -> torch.Tensor:
+        """The latent [B, L] the TD loss's Q heads see at one snippet step: z as it is, or changed (a
+        detached z trains the Q heads without the representation)."""
+
     def anchor(self, step: int) -> tuple | None:
         """Actions [H, B, A] the policy is pulled toward at agent step `step`, with their weight, and
         optionally a [A] mask of the action dimensions the pull applies to; or None."""
@@ -58,7 +63,36 @@ class UpdateExtension(Protocol):
         """Restore from a checkpoint's entries (a checkpoint without them leaves the extension fresh)."""
 
 
-class EnsembleExtension(nn.Module):
+class Extension:
+    """Every hook as the reference: no loss, nothing to step, the reference's bootstrap and critic latent,
+    no anchor, planning's heads unchanged, nothing in the checkpoint."""
+
+    def loss(self, ctx: UpdateContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        return ctx.reward.new_zeros(()), {}
+
+    def step(self) -> None:
+        return None
+
+    def bootstrap(self, next_z: torch.Tensor) -> torch.Tensor | None:
+        return None
+
+    def critic_latent(self, z: torch.Tensor) -> torch.Tensor:
+        return z
+
+    def anchor(self, step: int) -> tuple | None:
+        return None
+
+    def wrap_planning(self, heads: LatentModel) -> LatentModel:
+        return heads
+
+    def extra_state(self) -> dict:
+        return {}
+
+    def load_extra_state(self, state: dict) -> None:
+        return None
+
+
+class EnsembleExtension(Extension, nn.Module):
     """What MOTO's and the conservative Q ensemble share: their own module (`self.ensemble`) and Adam,
     stepped after the agent's backward pass and saved under `state_key` in the agent's checkpoint.
     Subclasses write loss() and, where they change planning, wrap_planning()."""
@@ -75,15 +109,6 @@ class EnsembleExtension(nn.Module):
         nn.utils.clip_grad_norm_(self.ensemble.parameters(), self.cfg.grad_clip_norm)
         self.optim.step()
         self.optim.zero_grad(set_to_none=True)
-
-    def bootstrap(self, next_z: torch.Tensor) -> None:
-        return None
-
-    def anchor(self, step: int) -> None:
-        return None
-
-    def wrap_planning(self, heads: LatentModel) -> LatentModel:
-        return heads
 
     def extra_state(self) -> dict:
         return {self.state_key: self.ensemble.state_dict(), f"{self.state_key}_optim": self.optim.state_dict()}

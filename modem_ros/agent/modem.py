@@ -25,7 +25,7 @@ from modem_ros.agent.augment import random_shift
 from modem_ros.agent.conservative import ConservativeQ
 from modem_ros.agent.cuda_graph import GraphedPlan
 from modem_ros.agent.extensions import UpdateContext, UpdateExtension
-from modem_ros.agent.moto import Moto
+from modem_ros.agent.moto import DetachedCritic, Moto
 from modem_ros.agent.networks import PlanningHeads, WorldModel, policy_sample
 from modem_ros.agent.offline import augment_next_latents
 from modem_ros.agent.planner import LatentModel, MPPIPlanner
@@ -121,7 +121,9 @@ class ModemAgent:
         # ensemble are built from the config; Vid2Act's transfer needs teacher files (run.build_trainer).
         self.moto = Moto(cfg, self.model, self.target, self.device) if cfg.moto_ensemble else None
         self.conservative = ConservativeQ(cfg, self.device) if cfg.q_ensemble else None
-        self.extensions: list[UpdateExtension] = [e for e in (self.moto, self.conservative) if e is not None]
+        detached_critic = DetachedCritic() if cfg.moto_critic_detached else None
+        self.extensions: list[UpdateExtension] = [e for e in (self.moto, self.conservative, detached_critic)
+                                                  if e is not None]
         self._losses = self._model_losses
         if cfg.compile:  # fuses elementwise epilogues; the first call compiles (tens of seconds)
             self._losses = torch.compile(self._model_losses)
@@ -252,7 +254,10 @@ class ModemAgent:
         zs, predicted = [z0], []
         consistency = reward_loss = value_loss = priority = torch.zeros(bsz, 1, device=z.device)
         for t in range(horizon):
-            q1, q2 = model.q(z.detach() if cfg.moto_critic_detached else z, batch.action[t])
+            z_critic = z
+            for extension in self.extensions:  # an option's own critic input (MOTO's detached critic)
+                z_critic = extension.critic_latent(z_critic)
+            q1, q2 = model.q(z_critic, batch.action[t])
             z, reward_pred = model.next(z, batch.action[t])
             zs.append(z.detach())
             predicted.append(z)

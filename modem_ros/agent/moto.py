@@ -17,11 +17,12 @@ value expansion. Its third part, behaviour regularisation, is behaviour_regulari
 * `moto_mve_td` (an option, off in MOTO's default here): the TD loss's targets bootstrap from the same
   M-step expansion at the real next latent, r_t + gamma * y_0(z_{t+1}), so both critic losses pull Q
   toward the same horizon's values (they disagree while Q is far from the returns). Measured on
-  mw-hammer it halves the online encoder's latent drift, not more; `moto_critic_detached` (modem.py:
-  the TD loss then trains the Q heads only) removes it (BENCHMARKS.md, `modem+moto`).
+  mw-hammer it halves the online encoder's latent drift, not more; `moto_critic_detached`
+  (DetachedCritic: the TD loss then trains the Q heads only) removes it (BENCHMARKS.md, `modem+moto`).
+  Its rollouts from z_1..z_H are the ones value expansion's real starts would roll again: rolled once.
 
 Cost: the ensemble multiplies planning's dynamics evaluations by 1 + K; value expansion adds
-M * (2H + 1) * B policy, member and critic evaluations per update.
+M * (2H + 1) * B policy, member and critic evaluations per update (also with moto_mve_td).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from modem_ros.agent.extensions import EnsembleExtension, UpdateContext
+from modem_ros.agent.extensions import EnsembleExtension, Extension, UpdateContext
 from modem_ros.agent.networks import WorldModel, mlp, orthogonal_init
 from modem_ros.agent.planner import LatentModel
 from modem_ros.config import ModemConfig
@@ -116,9 +117,10 @@ class Moto(EnsembleExtension):
     def __init__(self, cfg: ModemConfig, model: WorldModel, target: WorldModel, device: torch.device):
         super().__init__(cfg, LatentEnsemble(cfg), device)
         self._nets = (model, target)  # a tuple, so the agent's networks are not this module's parameters
+        self._from_next: tuple[torch.Tensor, tuple[torch.Tensor, ...]] | None = None  # bootstrap()'s rollouts
 
     def loss(self, ctx: UpdateContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        cfg, (model, target) = self.cfg, self._nets
+        cfg, model = self.cfg, self._nets[0]
         za = torch.cat([ctx.real_latents[:-1], ctx.action], dim=-1).flatten(0, 1)
         next_all, reward_all = self.ensemble(za)
         member_loss = (cfg.consistency_coef * (next_all - ctx.target_latents.flatten(0, 1)).pow(2).mean(-1).mean()
@@ -126,29 +128,59 @@ class Moto(EnsembleExtension):
         terms = {"moto_member_loss": member_loss.detach(), "moto_disagreement": disagreement(next_all.detach()).mean()}
         loss = member_loss
         if cfg.moto_mve_horizon > 0:
-            starts = torch.cat([latents.flatten(0, 1) for name, latents in
-                                (("real", ctx.real_latents), ("imagined", ctx.predicted.detach()))
-                                if name in cfg.moto_mve_starts.split("+")])
-            latents, actions, targets = value_expansion_targets(
-                self.ensemble, model, target, starts, cfg.moto_mve_horizon, cfg.discount, cfg.moto_penalty,
-                cfg.min_std)
+            latents, actions, targets = self._expansions(ctx)
             q1, q2 = model.q(latents.flatten(0, 1), actions.flatten(0, 1))
             y = targets.flatten(0, 1)
             mve = ((q1 - y).pow(2) + (q2 - y).pow(2)).mean()
             loss = loss + cfg.moto_mve_coef * cfg.value_coef * mve
             terms["moto_mve_loss"] = mve.detach()
             terms["moto_mve_target"] = y.mean()
+        self._from_next = None
         return loss, terms
+
+    def _expansions(self, ctx: UpdateContext) -> tuple[torch.Tensor, ...]:
+        """Value expansion's (latents, actions, targets) [M, N, .] from the starts moto_mve_starts names. The
+        rollouts bootstrap() made this update from the real next latents z_1..z_H are reused, not rolled
+        again (unless the TD targets saw other next latents: model-based augmentation's)."""
+        cfg, (model, target) = self.cfg, self._nets
+        kinds = cfg.moto_mve_starts.split("+")
+        real = ctx.real_latents
+        reused = None
+        if "real" in kinds and self._from_next is not None:
+            starts, reused = self._from_next
+            if torch.equal(starts, real[1:].flatten(0, 1)):
+                real = real[:1]
+            else:
+                reused = None
+        starts = torch.cat([latents.flatten(0, 1) for name, latents in (("real", real), ("imagined", ctx.predicted))
+                            if name in kinds]).detach()
+        rolled = value_expansion_targets(self.ensemble, model, target, starts, cfg.moto_mve_horizon, cfg.discount,
+                                         cfg.moto_penalty, cfg.min_std)
+        if reused is None:
+            return rolled
+        return tuple(torch.cat([new, old], dim=1) for new, old in zip(rolled, reused, strict=True))
 
     def bootstrap(self, next_z: torch.Tensor) -> torch.Tensor | None:
         """With moto_mve_td: the M-step penalised imagined return from each real next latent (the first
-        value-expansion target of a rollout started there), for the TD targets r + gamma * this."""
+        value-expansion target of a rollout started there), for the TD targets r + gamma * this. The
+        rollouts are kept for loss(), whose real starts include the same latents."""
         cfg, (model, target) = self.cfg, self._nets
         if not cfg.moto_mve_td:
             return None
-        _, _, targets = value_expansion_targets(self.ensemble, model, target, next_z, cfg.moto_mve_horizon,
-                                                cfg.discount, cfg.moto_penalty, cfg.min_std)
-        return targets[0]
+        rolled = value_expansion_targets(self.ensemble, model, target, next_z, cfg.moto_mve_horizon,
+                                         cfg.discount, cfg.moto_penalty, cfg.min_std)
+        self._from_next = (next_z, rolled)
+        return rolled[2][0]
 
     def wrap_planning(self, heads: LatentModel) -> LatentModel:
         return PenalisedHeads(heads, self.ensemble, self.cfg.moto_penalty)
+
+
+class DetachedCritic(Extension):
+    """`moto_critic_detached`: the TD loss's Q heads see the latent detached, so the value gradient trains
+    the Q heads and never the encoder or the dynamics (MOTO's critic, whose representation its model loss
+    alone trains). Measured on mw-hammer: value expansion's latent drift reaches the encoder through the TD
+    gradient; detached, the latents hold (BENCHMARKS.md, `modem+moto`)."""
+
+    def critic_latent(self, z: torch.Tensor) -> torch.Tensor:
+        return z.detach()

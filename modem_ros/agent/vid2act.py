@@ -38,9 +38,8 @@ import torch
 from torch import nn
 
 from modem_ros.agent import schedules
-from modem_ros.agent.extensions import UpdateContext
+from modem_ros.agent.extensions import Extension, UpdateContext
 from modem_ros.agent.networks import WorldModel
-from modem_ros.agent.planner import LatentModel
 from modem_ros.config import ModemConfig
 
 SHAPE_KEYS = ("img_size", "frame_stack", "state_dim", "action_dim")
@@ -148,10 +147,11 @@ class Teacher:
         return cls(name=str(state["source"]), model=model.requires_grad_(False).eval(), space_map=space_map)
 
 
-class Vid2Act(nn.Module):
+class Vid2Act(Extension, nn.Module):
     """The learned part of the transfer (projections and importance head) with its own optimizer; the
     teachers stay frozen. An update extension (extensions.py): loss() is distill_loss(), step() follows
-    the backward pass, anchor() is guidance() for the policy update."""
+    the backward pass, anchor() is guidance() for the policy update; the TD targets, the critic's latent
+    and planning stay the reference's (Extension's defaults)."""
 
     def __init__(self, cfg: ModemConfig, teachers: list[Teacher], device: torch.device):
         super().__init__()
@@ -226,17 +226,11 @@ class Vid2Act(nn.Module):
     def loss(self, ctx: UpdateContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         return self.distill_loss(ctx.rgb, ctx.state, ctx.action, ctx.predicted)
 
-    def bootstrap(self, next_z: torch.Tensor) -> None:
-        return None  # the transfer leaves the TD targets as they are
-
     def anchor(self, step: int) -> tuple | None:
         guide, coef = self.guidance(step)
         if guide is None:
             return None
         return (guide, coef) if self._cover is None else (guide, coef, self._cover)
-
-    def wrap_planning(self, heads: LatentModel) -> LatentModel:
-        return heads  # the transfer acts through training only
 
     def step(self) -> None:
         """After the model loss's backward pass: clip and step the projections and importance head."""
