@@ -53,6 +53,8 @@ METHODS: dict[str, dict[str, str]] = {
     # otherwise carries value expansion's pull into the encoder (BENCHMARKS.md, `modem+moto`)
     "modem+moto+detached-critic": {"offline_steps": "1000", "bc_reg_coef": "1.0", "moto_ensemble": "5",
                                    "moto_mve_horizon": "3", "moto_critic_detached": "true"},
+    # the offline phase with that critic and no other MOTO part: what detaching alone costs or gives
+    "modem+offline+detached-critic": {"offline_steps": "1000", "moto_critic_detached": "true"},
     # interventions as data (issue 18), sim only: a scripted stand-in for the operator takes over with the
     # env's expert after 5 steps without progress, for 10 (sim_operator.py)
     "modem+operator": {"sim_operator_patience": "5", "sim_operator_steps": "10"},

@@ -30,7 +30,8 @@ def test_methods_differ_only_where_named():
                          "modem+offline+mve": {"moto_ensemble", "moto_penalty", "moto_mve_horizon"},
                          "modem+moto": {"moto_ensemble", "moto_mve_horizon", "bc_reg_coef"},
                          "modem+moto+detached-critic": {"moto_ensemble", "moto_mve_horizon", "bc_reg_coef",
-                                                        "moto_critic_detached"}}.items():
+                                                        "moto_critic_detached"},
+                         "modem+offline+detached-critic": {"moto_critic_detached"}}.items():
         cfg = method_config("toy-reach", None, method, 2, data).to_dict()
         assert {k for k, v in cfg.items() if offline[k] != v} == keys, method
     # the offline data goes to the offline methods only: "modem" stays MoDem from its demos
