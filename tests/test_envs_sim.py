@@ -67,6 +67,19 @@ def test_metaworld_episode_length_and_sparse_reward():
     assert all(r == float(s) - 1 for r, s in zip(episode.reward, episode.success, strict=True))
 
 
+def test_metaworld_goal_distance_only_where_the_task_measures_one():
+    """pick-place's obj_to_target is the object's distance to the goal; hammer's is a constant 0 placeholder,
+    which the operator's view must not show as "at the goal"."""
+    for task, measured in (("mw-pick-place", True), ("mw-hammer", False)):
+        _, env = _env(task)
+        env.reset(seed=0)
+        distances = [env.step(env.expert_action())[3].get("goal_distance") for _ in range(5)]
+        if measured:
+            assert all(d > 0.05 for d in distances) and len(set(distances)) > 1, task
+        else:
+            assert distances == [None] * 5, task
+
+
 # Measured at the reference episode lengths: Meta-World assembly, pick-place, push 10/10 (stick-pull 8/10:
 # its expert needs longer episodes; demos generate retries failed seeds); Franka cell reach, push,
 # pick-place 10/10 on these seeds.

@@ -20,6 +20,9 @@ from modem_ros.envs.rendering import CameraRenderer
 CAMERA = "corner2"
 CAMERA_POS = (0.75, 0.075, 0.7)  # MoDem's corner2 position: the whole workspace in view
 STATE_SLICES = (slice(0, 4), slice(18, 22))
+# Meta-World v3 tasks whose info["obj_to_target"] is a constant 0 placeholder, not a distance: they report
+# no goal_distance, so the operator's view shows none rather than "at the goal"
+NO_GOAL_DISTANCE = {"assembly-v3", "box-close-v3", "disassemble-v3", "door-open-v3", "hammer-v3"}
 
 
 def env_name(task: str) -> str:
@@ -36,6 +39,7 @@ class MetaWorldEnv:
         name = env_name(task)
         if name not in ALL_V3_ENVIRONMENTS:
             raise ValueError(f"unknown Meta-World task '{task}' (no {name} in Meta-World v3)")
+        self.name = name
         self.env = ALL_V3_ENVIRONMENTS[name]()
         self.env.set_task(metaworld.MT1(name, seed=seed).train_tasks[0])  # v3 refuses to step without one
         if self.env._partially_observable:  # the scripted experts read the goal from the observation
@@ -74,7 +78,7 @@ class MetaWorldEnv:
         success = bool(info["success"])
         self.t += 1
         out = {"success": success}
-        if "obj_to_target" in info:  # Meta-World's own progress measure (object, or hand, to the goal)
+        if "obj_to_target" in info and self.name not in NO_GOAL_DISTANCE:  # Meta-World's progress measure
             out["goal_distance"] = float(info["obj_to_target"])
         return self._obs(first=False), float(success) - 1.0, self.t >= self.episode_length, out
 
