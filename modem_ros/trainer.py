@@ -55,7 +55,7 @@ def run_episode(env: EnvAdapter, policy, seed: int | None = None, operator: Scri
         success = bool(info.get("success", False))
         episode.add(action, obs, reward, success, intervened)
         if operator is not None:
-            operator.observe(reward, success)
+            operator.observe(reward, success, info.get("goal_distance"))
         t += 1
     return episode
 

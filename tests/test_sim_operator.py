@@ -42,6 +42,24 @@ def test_progress_or_success_keeps_the_agent_driving():
         ScriptedOperator(patience=0, takeover_steps=2)
 
 
+def test_with_a_goal_distance_progress_is_the_goal_nearing_not_the_sparse_reward():
+    """A sparse reward (-1 until success) shows no progress; the operator's view (the cube nearing the
+    marker) does, and that is what keeps the agent driving."""
+    operator = ScriptedOperator(patience=3, takeover_steps=2)
+    operator.reset()
+    engaged = []
+    for t in range(30):
+        engaged.append(operator.engaged())
+        operator.observe(-1.0, False, goal_distance=0.3 - 0.005 * t)
+    assert not any(engaged)
+    operator.reset()
+    engaged = []
+    for t in range(12):  # the goal as far as ever: a takeover, however the reward rises
+        engaged.append(operator.engaged())
+        operator.observe(-1.0 + 0.01 * t, False, goal_distance=0.3)
+    assert engaged == [False] * 4 + [True] * 2 + [False] * 3 + [True] * 2 + [False]
+
+
 def test_an_episode_flags_the_operator_steps_and_they_are_the_experts():
     cfg = small_config()
     env = PointReachEnv(cfg.img_size, cfg.frame_stack, cfg.episode_length, cfg.action_repeat, seed=0)
