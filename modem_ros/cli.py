@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -515,10 +516,17 @@ def main(argv: list[str] | None = None) -> int:
 
     interrupt_on_sigterm()  # what a stopped command wrote is whole (atomic); it says so and exits 130
     try:
-        return args.func(args)
+        status = args.func(args)
+        sys.stdout.flush()  # inside the try: a closed pipe then raises here, not at the interpreter's exit
+        return status
     except KeyboardInterrupt:
         print(f"modem-ros {args.command}: interrupted", file=sys.stderr, flush=True)
         return 130
+    except BrokenPipeError:
+        # the reader went away (`modem-ros demos info DIR | head`): stop quietly, as a shell tool does, and keep
+        # Python's exit-time flush from raising again into the closed pipe
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what the shell reports for a tool the pipe stopped
     except ConfigError as exc:
         print(f"modem-ros: config error: {exc}", file=sys.stderr)
         return 2

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -111,3 +112,16 @@ def test_sigterm_stops_train_with_one_line_naming_the_step(tmp_path):
     assert code == 130, text
     assert "Traceback" not in text and "modem-ros train: interrupted at agent step" in text
     assert str(run_dir) in text and not (run_dir / "lock").exists()
+
+
+def test_a_closed_output_pipe_stops_quietly():
+    # `modem-ros demos info DIR | head`: the reader has gone before the table is written
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "modem_ros.cli", "info", "--task", "adroit-door"],
+                              stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=600)
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 141, proc.stderr
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
