@@ -19,6 +19,8 @@ IMAGE = "modem/image"                      # sensor_msgs/msg/Image, rgb8, img_si
 CAMERA_INFO = "modem/camera_info"          # sensor_msgs/msg/CameraInfo scaled to IMAGE
 STATE = "modem/state"                      # std_msgs/msg/Float32MultiArray, the task's state vector
 ACTION = "modem/action"                    # std_msgs/msg/Float32MultiArray, normalized to [-1, 1]
+OPERATOR_ACTION_LABEL = "operator"         # ACTION's layout.dim[0].label when a teleop device drove it: the flag
+                                           # travels with the action, so a bridge's INTERVENTION is exact per step
 APPLIED_ACTION = "modem/applied_action"    # Float32MultiArray: the action a bridge executed, one per step
 PLANNER_ACTION = "modem/planner/action"    # the planner's output where teleop sits between it and ACTION
 TELEOP_ENGAGED = "modem/teleop/engaged"    # std_msgs/msg/Bool, latched: a human drives ACTION
@@ -26,6 +28,7 @@ TELEOP_KEYS = "modem/teleop/keys"          # std_msgs/msg/String, latched: the k
 REWARD = "modem/reward"                    # std_msgs/msg/Float32, one per step (not for the reset observation)
 SUCCESS = "modem/success"                  # std_msgs/msg/Bool, one per step
 INTERVENTION = "modem/intervention"        # std_msgs/msg/Bool, one per step: an operator drove its action
+                                           # (read from the executed ACTION's label, not from TELEOP_ENGAGED)
 EPISODE = "modem/episode"                  # std_msgs/msg/String, JSON event {"event": "start"|"end", ...}
 PROGRESS = "modem/progress"                # std_msgs/msg/String, JSON per sim step: episode, t, length, return,
                                            # success, goal_distance where the task has one (the operator's view)

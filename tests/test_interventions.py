@@ -1,5 +1,5 @@
 """Interventions are data (HIL-SERL): steps an operator drove while training are flagged from the teleop
-gate's engaged state, kept in the episode bags, oversampled like demos and logged as a rate per episode."""
+gate's label on each action, kept in the episode bags, oversampled like demos and logged as a rate per episode."""
 
 from __future__ import annotations
 

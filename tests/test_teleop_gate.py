@@ -1,6 +1,7 @@
 """The teleop node beside a planner: the planner's actions pass through until the operator takes over,
 then each observation is answered with the device's action without waiting for the planner; never more
-than one action out per observation (a lock-step sim steps once per action)."""
+than one action out per observation (a lock-step sim steps once per action). Each action says in its own
+message whether the operator drove it: the bridges flag interventions from that label."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from rclpy.signals import SignalHandlerOptions  # noqa: E402
 from std_msgs.msg import Float32MultiArray  # noqa: E402
 
 from modem_ros import topics  # noqa: E402
-from modem_ros.nodes.common import STREAM  # noqa: E402
+from modem_ros.nodes.common import STREAM, operator_action_msg, operator_driven  # noqa: E402
 from modem_ros.nodes.teleop import Teleop  # noqa: E402
 
 
@@ -44,7 +45,13 @@ def test_operator_takes_over_from_the_planner_and_hands_back(monkeypatch, tmp_pa
         planner = probe.create_publisher(Float32MultiArray, topics.PLANNER_ACTION, STREAM)
         state = probe.create_publisher(Float32MultiArray, topics.STATE, STREAM)
         out: list[list[float]] = []
-        probe.create_subscription(Float32MultiArray, topics.ACTION, lambda m: out.append(list(m.data)), STREAM)
+        operator: list[bool] = []  # per action out: labelled as the operator's
+
+        def on_action(msg):
+            out.append(list(msg.data))
+            operator.append(operator_driven(msg))
+
+        probe.create_subscription(Float32MultiArray, topics.ACTION, on_action, STREAM)
         executor.add_node(teleop)
         executor.add_node(probe)
         spin_until(executor, lambda: planner.get_subscription_count() and state.get_subscription_count()
@@ -66,7 +73,7 @@ def test_operator_takes_over_from_the_planner_and_hands_back(monkeypatch, tmp_pa
 
         observe()
         planner.publish(Float32MultiArray(data=[0.25, -0.5]))
-        assert answered(0) == pytest.approx([0.25, -0.5])        # planner drives
+        assert answered(0) == pytest.approx([0.25, -0.5]) and operator == [False]  # planner drives
         planner.publish(Float32MultiArray(data=[0.5, 0.5]))      # a second answer to the same observation
         idle()
         assert len(out) == 1                                     # dropped: the sim would step twice
@@ -74,6 +81,7 @@ def test_operator_takes_over_from_the_planner_and_hands_back(monkeypatch, tmp_pa
         spin_until(executor, lambda: teleop.engaged)
         observe()
         assert answered(1) == pytest.approx([1.0, 0.0])          # the operator answers, no planner needed
+        assert operator == [False, True]                         # and says so in the action itself
         planner.publish(Float32MultiArray(data=[0.25, -0.5]))    # the planner's late answer to it
         idle()
         assert len(out) == 2                                     # dropped
@@ -82,8 +90,9 @@ def test_operator_takes_over_from_the_planner_and_hands_back(monkeypatch, tmp_pa
         observe()
         idle()
         assert len(out) == 2                                     # handed back: the planner answers again
-        planner.publish(Float32MultiArray(data=[0.1, 0.2]))
+        planner.publish(operator_action_msg([0.1, 0.2]))         # a planner claiming the operator's label
         assert answered(2) == pytest.approx([0.1, 0.2])
+        assert operator == [False, True, False]                  # passes as the planner's: only the gate labels
         idle()
         assert len(out) == 3  # one out per observation, never more
     finally:

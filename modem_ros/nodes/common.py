@@ -22,7 +22,7 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, Image, JointState
-from std_msgs.msg import Float32MultiArray, String
+from std_msgs.msg import Float32MultiArray, MultiArrayDimension, String
 
 from modem_ros import topics
 from modem_ros.config import NODE_PARAMETERS, ConfigError, ModemConfig, load_node_config
@@ -134,6 +134,20 @@ def image_array(msg: Image, size: int | None = None) -> np.ndarray:
 
 def array_msg(values: np.ndarray) -> Float32MultiArray:
     return Float32MultiArray(data=np.asarray(values, np.float32).tolist())
+
+
+def operator_action_msg(values: np.ndarray) -> Float32MultiArray:
+    """An ACTION a teleop device drove, labelled as such in its layout (topics.OPERATOR_ACTION_LABEL): the
+    engaged state reaches the bridge in the same message as the action, never a step early or late."""
+    msg = array_msg(values)
+    msg.layout.dim = [MultiArrayDimension(label=topics.OPERATOR_ACTION_LABEL, size=len(msg.data),
+                                          stride=len(msg.data))]
+    return msg
+
+
+def operator_driven(msg: Float32MultiArray) -> bool:
+    """Whether an ACTION message is an operator's (see operator_action_msg); unlabelled = the planner's."""
+    return bool(msg.layout.dim) and msg.layout.dim[0].label == topics.OPERATOR_ACTION_LABEL
 
 
 def json_msg(payload: dict[str, Any]) -> String:

@@ -39,6 +39,7 @@ from modem_ros.nodes.common import (
     joint_state_msg,
     json_msg,
     keep_spinning,
+    operator_driven,
     pose_msg,
     round_trip_summary,
     run_node,
@@ -123,10 +124,7 @@ class FrankaBridge(ModemNode):
         self.action_sub = self.create_subscription(Float32MultiArray, topics.ACTION, self.on_action, 10)
         self.image_sub = self.create_subscription(Image, topics.IMAGE, self.on_image, SENSOR)
         self.create_subscription(Bool, topics.OPERATOR_SUCCESS, self.on_operator_success, 10)
-        # the teleop gate's state (latched): each step's action is flagged as the operator's or not
-        self.engaged = self.step_engaged = False
-        self.create_subscription(Bool, topics.TELEOP_ENGAGED, lambda m: setattr(self, "engaged", bool(m.data)),
-                                 LATCHED)
+        self.step_engaged = False  # this step's action was an operator's (its label: operator_driven)
         self.create_service(Trigger, topics.RESET, self.on_reset)
         self.create_service(Trigger, topics.ESTOP, self.on_estop)
         self.create_service(Trigger, topics.ESTOP_RESET, self.on_estop_reset)
@@ -263,7 +261,7 @@ class FrankaBridge(ModemNode):
         self.watchdog.feed("action", time.monotonic())
         self.acted = True
         self.round_trips.append(time.perf_counter() - self.sent_at)
-        self.step_engaged = self.engaged  # the teleop gate's state when this step's action came
+        self.step_engaged = operator_driven(msg)  # labelled by the teleop gate, in the same message
         decision = self.execute(np.asarray(msg.data, np.float64))
         accepted = decision.action
         self.applied = accepted if accepted is not None else np.zeros(spec.ACTION_DIM)
@@ -328,7 +326,7 @@ class FrankaBridge(ModemNode):
             return
         if self.observed:  # this period completes the step of the observation out since the last one
             if not self.acted:  # the planner missed this observation: brake towards a hold if it is stale
-                self.step_engaged = self.engaged
+                self.step_engaged = False  # a hold: nobody's action
                 self.outcome = self.step_outcome(self.execute(None), answered=False)
                 self.applied = np.zeros(spec.ACTION_DIM)
             self.outcomes[self.outcome] += 1

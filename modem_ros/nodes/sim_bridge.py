@@ -26,7 +26,6 @@ from modem_ros.data.episode import eval_episode_seed, train_episode_seed
 from modem_ros.envs import make_env
 from modem_ros.envs.base import check_action
 from modem_ros.nodes.common import (
-    LATCHED,
     STREAM,
     ModemNode,
     array_msg,
@@ -35,6 +34,7 @@ from modem_ros.nodes.common import (
     joint_state_msg,
     json_msg,
     keep_spinning,
+    operator_driven,
     pose_msg,
     round_trip_summary,
     run_node,
@@ -75,10 +75,6 @@ class SimBridge(ModemNode):
             self.joint_pub = self.create_publisher(JointState, topics.JOINT_STATES, 10)
             self.pose_pub = self.create_publisher(PoseStamped, topics.EE_POSE, 10)
         self.create_subscription(Float32MultiArray, topics.ACTION, self.on_action, STREAM)
-        # the teleop gate's state (latched; never published without teleop): flags each step's action
-        self.engaged = False
-        self.create_subscription(Bool, topics.TELEOP_ENGAGED, lambda m: setattr(self, "engaged", bool(m.data)),
-                                 LATCHED)
         self.create_service(Trigger, topics.RESET, self.on_reset)
         self.create_timer(self.stall_warning, self.check_stall)
         self.ticks, self.episode, self.t = 0, self.first_episode, 0
@@ -143,7 +139,7 @@ class SimBridge(ModemNode):
         self.episode_return += float(reward)
         self.episode_success |= success
         self.pub[topics.APPLIED_ACTION].publish(array_msg(action))
-        self.pub[topics.INTERVENTION].publish(Bool(data=self.engaged))
+        self.pub[topics.INTERVENTION].publish(Bool(data=operator_driven(msg)))  # the teleop gate's label
         self.pub[topics.REWARD].publish(Float32(data=float(reward)))
         self.pub[topics.SUCCESS].publish(Bool(data=success))
         self.publish_obs(obs)

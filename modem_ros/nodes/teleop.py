@@ -23,7 +23,7 @@ from std_msgs.msg import Bool, Float32MultiArray, String
 from std_srvs.srv import Trigger
 
 from modem_ros import topics
-from modem_ros.nodes.common import FOLLOW, LATCHED, STREAM, ModemNode, NodeSetupError, array_msg, run_node
+from modem_ros.nodes.common import FOLLOW, LATCHED, STREAM, ModemNode, NodeSetupError, operator_action_msg, run_node
 from modem_ros.teleop import ActionMapper, Command, DeviceLost, open_device
 from modem_ros.teleop.keyboard import key_help
 
@@ -118,7 +118,7 @@ class Teleop(ModemNode):
         while self.drive_alone and self.pending and now >= self.next_time:
             self.pending -= 1
             self.next_time = now + 1.0 / self.rate
-            self.action_pub.publish(array_msg(self.device_action()))
+            self.action_pub.publish(operator_action_msg(self.device_action()))
         self.answer_engaged()
 
     def answer_engaged(self) -> None:
@@ -128,7 +128,7 @@ class Teleop(ModemNode):
         if not self.drive_alone and self.engaged and self.pending and now >= self.next_time:
             self.pending = 0
             self.next_time = now + 1.0 / self.rate
-            self.action_pub.publish(array_msg(self.device_action()))
+            self.action_pub.publish(operator_action_msg(self.device_action()))
 
     def device_action(self) -> np.ndarray:
         if self.command is None:  # device lost: hold still
@@ -170,7 +170,9 @@ class Teleop(ModemNode):
         if not self.pending:
             return
         self.pending -= 1
-        self.action_pub.publish(array_msg(self.device_action()) if self.engaged else msg)
+        # the planner's passes unlabelled (whatever its layout said): only the gate marks an operator's action
+        self.action_pub.publish(operator_action_msg(self.device_action()) if self.engaged
+                                else Float32MultiArray(data=msg.data))
 
     def destroy_node(self) -> None:
         if self.device is not None:
