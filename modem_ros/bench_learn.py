@@ -191,6 +191,7 @@ def run_record(cfg: ModemConfig, method: str, run_dir: Path, evaluations: list[d
             "success": [float(e["success_rate"]) for e in evaluations],
             "return": [float(e["episode_return"]) for e in evaluations],
             "train_seconds": round(_train_seconds(run_dir), 1),
+            "training_episodes": _training_episodes(run_dir),
             "wall_s_last_session": round(time.time() - start, 1), "run_dir": str(run_dir), "complete": True}
     offline = _offline_phase(run_dir)
     if offline:
@@ -226,18 +227,36 @@ def _offline_phase(run_dir: Path) -> dict[str, Any]:
     return found
 
 
-def _train_seconds(run_dir: Path) -> float:
-    """Collection + update time summed over a run's train records (survives resumes; evals excluded)."""
+def _train_records(run_dir: Path) -> list[dict[str, Any]]:
+    """A run's per-episode train records, in order (a torn last line, from a killed run, skipped)."""
     path = run_dir / "metrics.jsonl"
-    total = 0.0
+    records = []
     for line in path.read_text().splitlines() if path.exists() else []:
         try:
             record = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if record.get("kind") == "train":
-            total += float(record.get("seconds", 0.0))
-    return total
+        if isinstance(record, dict) and record.get("kind") == "train":
+            records.append(record)
+    return records
+
+
+def _train_seconds(run_dir: Path) -> float:
+    """Collection + update time summed over a run's train records (survives resumes; evals excluded)."""
+    return sum(float(r.get("seconds", 0.0)) for r in _train_records(run_dir))
+
+
+def _training_episodes(run_dir: Path) -> dict[str, list[int]]:
+    """Training episodes that succeeded, per phase and in all: {phase: [succeeded, episodes]}. Keyed by
+    the episode's last step, so an episode a resumed run logged twice counts once."""
+    by_step = {int(r["step"]): r for r in _train_records(run_dir) if "step" in r}
+    counts: dict[str, list[int]] = {"all": [0, 0]}
+    for record in by_step.values():
+        for key in ("all", str(record.get("phase", "unknown"))):
+            counts.setdefault(key, [0, 0])
+            counts[key][0] += bool(record.get("success"))
+            counts[key][1] += 1
+    return counts
 
 
 def write_json_atomic(data: dict[str, Any], path: Path) -> None:
@@ -348,6 +367,12 @@ def summary_table(result: dict[str, Any]) -> str:
             vals = [r["success"][r["env_steps"].index(step)] for r in runs if step in r["env_steps"]]
             cells.append(f"{step}: {np.mean(vals):.2f} [{min(vals):.2f}-{max(vals):.2f}] (n={len(vals)})")
         lines.append(f"  {method:<6} " + "; ".join(cells))
+    counted = [r for r in result["runs"] if r.get("training_episodes", {}).get("all", [0, 0])[1]]
+    if counted:
+        lines.append("training episodes that succeeded, per seed (succeeded/episodes):")
+        for method in sorted({r["method"] for r in counted}):
+            got = sorted((r["seed"], r["training_episodes"]["all"]) for r in counted if r["method"] == method)
+            lines.append(f"  {method:<6} " + ", ".join(f"seed {seed} {k}/{n}" for seed, (k, n) in got))
     audited = [r for r in result["runs"] if "safety" in r]
     if audited:
         lines.append("the robot's safety layer on the training actions, per 1000 agent steps, mean over seeds "

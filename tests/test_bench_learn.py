@@ -95,6 +95,13 @@ def test_bench_writes_the_shared_keys_and_skips_complete_runs(tmp_path, monkeypa
         assert all(0.0 <= s <= 1.0 for s in run["success"])
     modem = next(r for r in data["runs"] if r["method"] == "modem")
     assert modem["env_steps"] == [0, 80, 160]  # eval_freq 80 env steps = 40 agent steps
+    # every training episode counted once, by phase, against the run's own per-episode log
+    logged = [json.loads(line) for line in (Path(modem["run_dir"]) / "metrics.jsonl").read_text().splitlines()]
+    episodes = [r for r in logged if r["kind"] == "train"]
+    counts = modem["training_episodes"]
+    assert counts["all"] == [sum(bool(r["success"]) for r in episodes), len(episodes)] and len(episodes) > 1
+    assert sum(n for phase, (_, n) in counts.items() if phase != "all") == len(episodes)
+    assert counts["seed"][1] == sum(r["phase"] == "seed" for r in episodes) > 0
     assert next(r for r in data["runs"] if r["method"] == "bc")["env_steps"] == [0]
     assert out.with_suffix(".png").stat().st_size > 0
     assert result["config"]["tdmpc"]["demos"] == 0
@@ -176,3 +183,13 @@ def test_sigterm_stops_a_background_bench_like_ctrl_c(tmp_path):
     (run,) = json.loads(out.read_text())["runs"]
     assert run["complete"] is False and run["env_steps"][:2] == [0, 80]
     assert not (run_dir / "lock").exists()
+
+
+def test_training_episodes_count_a_resumed_runs_repeated_episode_once(tmp_path):
+    lines = [{"kind": "train", "step": 100, "phase": "seed", "success": False},
+             {"kind": "eval", "step": 100, "success_rate": 1.0},
+             {"kind": "train", "step": 200, "phase": "interactive", "success": True},
+             {"kind": "train", "step": 200, "phase": "interactive", "success": True}]  # logged again on resume
+    text = "\n".join(json.dumps(x) for x in lines) + '\n{"kind": "train", "step": 3'  # torn by a kill
+    (tmp_path / "metrics.jsonl").write_text(text)
+    assert bench_learn._training_episodes(tmp_path) == {"all": [1, 2], "seed": [0, 1], "interactive": [1, 1]}
