@@ -175,7 +175,8 @@ def test_sigint_stops_every_process_within_seconds(graph_home):
     launch.proc.send_signal(signal.SIGTERM)  # a second signal while stopping (Ctrl-C twice, `timeout`)
     code = launch.finish(timeout=30)
     assert code == 130, launch.text[-3000:]
-    assert time.monotonic() - start < 5  # within the SIGINT grace period: no node needed SIGTERM/SIGKILL
+    stopped_in = time.monotonic() - start
+    assert stopped_in < 5, (stopped_in, launch.text[-3000:])  # the SIGINT grace period: no SIGTERM/SIGKILL needed
     assert "still running; sending" not in launch.text and "Traceback" not in launch.text
     assert "[launch] already stopping" in launch.text  # the second signal was taken while stopping, not fatal
     assert node_processes("interrupted/launch/train_sim.params.yaml") == []
