@@ -29,7 +29,7 @@ import numpy as np
 from modem_ros.config import ModemConfig, load_config
 from modem_ros.data.demos import episode_dirs, read_episode, write_episode
 from modem_ros.data.episode import eval_episode_seed
-from modem_ros.plots import eval_records
+from modem_ros.plots import eval_records, metrics_records
 from modem_ros.robots.safety_audit import audit_run
 from modem_ros.run import build_trainer, ensure_demos
 from modem_ros.trainer import Trainer, run_episode
@@ -208,16 +208,9 @@ def _offline_phase(run_dir: Path) -> dict[str, Any]:
     """The finished offline phase's numbers (issue 20): the critic's bias against the true discounted
     return on held-out offline episodes, time per update, its last losses; and `q_curve`, the bias and
     mean |error| at each tenth of the phase ([updates_done, q_bias, q_abs_error] rows). Empty without one."""
-    path = run_dir / "metrics.jsonl"
     found: dict[str, Any] = {}
     curve: dict[int, list[float]] = {}  # by updates_done: a resumed phase logs a tenth again
-    for line in path.read_text().splitlines() if path.exists() else []:
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if record.get("kind") != "offline":
-            continue
+    for record in metrics_records(run_dir / "metrics.jsonl", "offline"):
         if "q_bias" in record:
             curve[int(record["updates_done"])] = [record["q_bias"], record["q_abs_error"]]
         if record.get("updates_done") == record.get("updates_total"):
@@ -227,29 +220,15 @@ def _offline_phase(run_dir: Path) -> dict[str, Any]:
     return found
 
 
-def _train_records(run_dir: Path) -> list[dict[str, Any]]:
-    """A run's per-episode train records, in order (a torn last line, from a killed run, skipped)."""
-    path = run_dir / "metrics.jsonl"
-    records = []
-    for line in path.read_text().splitlines() if path.exists() else []:
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict) and record.get("kind") == "train":
-            records.append(record)
-    return records
-
-
 def _train_seconds(run_dir: Path) -> float:
     """Collection + update time summed over a run's train records (survives resumes; evals excluded)."""
-    return sum(float(r.get("seconds", 0.0)) for r in _train_records(run_dir))
+    return sum(float(r.get("seconds", 0.0)) for r in metrics_records(run_dir / "metrics.jsonl", "train"))
 
 
 def _training_episodes(run_dir: Path) -> dict[str, list[int]]:
     """Training episodes that succeeded, per phase and in all: {phase: [succeeded, episodes]}. Keyed by
     the episode's last step, so an episode a resumed run logged twice counts once."""
-    by_step = {int(r["step"]): r for r in _train_records(run_dir) if "step" in r}
+    by_step = {int(r["step"]): r for r in metrics_records(run_dir / "metrics.jsonl", "train") if "step" in r}
     counts: dict[str, list[int]] = {"all": [0, 0]}
     for record in by_step.values():
         for key in ("all", str(record.get("phase", "unknown"))):

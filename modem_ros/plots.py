@@ -16,7 +16,7 @@ def metrics_records(metrics_path: Path, kind: str) -> list[dict]:
             record = json.loads(line)
         except json.JSONDecodeError:  # a line cut short by a kill, or being written; the rest is intact
             continue
-        if record.get("kind") == kind:
+        if isinstance(record, dict) and record.get("kind") == kind:  # a bare value is no record either
             records.append(record)
     return records
 
