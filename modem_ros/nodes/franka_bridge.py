@@ -124,7 +124,7 @@ class FrankaBridge(ModemNode):
         self.action_sub = self.create_subscription(Float32MultiArray, topics.ACTION, self.on_action, 10)
         self.image_sub = self.create_subscription(Image, topics.IMAGE, self.on_image, SENSOR)
         self.create_subscription(Bool, topics.OPERATOR_SUCCESS, self.on_operator_success, 10)
-        self.step_engaged = False  # this step's action was an operator's (its label: operator_driven)
+        self.step_by_operator = False  # this step's action was an operator's (its label: operator_driven)
         self.create_service(Trigger, topics.RESET, self.on_reset)
         self.create_service(Trigger, topics.ESTOP, self.on_estop)
         self.create_service(Trigger, topics.ESTOP_RESET, self.on_estop_reset)
@@ -261,7 +261,7 @@ class FrankaBridge(ModemNode):
         self.watchdog.feed("action", time.monotonic())
         self.acted = True
         self.round_trips.append(time.perf_counter() - self.sent_at)
-        self.step_engaged = operator_driven(msg)  # labelled by the teleop gate, in the same message
+        self.step_by_operator = operator_driven(msg)  # labelled by the teleop gate, in the same message
         decision = self.execute(np.asarray(msg.data, np.float64))
         accepted = decision.action
         self.applied = accepted if accepted is not None else np.zeros(spec.ACTION_DIM)
@@ -326,12 +326,12 @@ class FrankaBridge(ModemNode):
             return
         if self.observed:  # this period completes the step of the observation out since the last one
             if not self.acted:  # the planner missed this observation: brake towards a hold if it is stale
-                self.step_engaged = False  # a hold: nobody's action
+                self.step_by_operator = False  # a hold: nobody's action
                 self.outcome = self.step_outcome(self.execute(None), answered=False)
                 self.applied = np.zeros(spec.ACTION_DIM)
             self.outcomes[self.outcome] += 1
             self.pub[topics.APPLIED_ACTION].publish(array_msg(self.applied))
-            self.pub[topics.INTERVENTION].publish(Bool(data=self.step_engaged))
+            self.pub[topics.INTERVENTION].publish(Bool(data=self.step_by_operator))
             success = self.success_now()
             self.episode_return += float(success) - 1.0
             self.episode_success |= success
