@@ -112,10 +112,17 @@ def _commit() -> str:
 
 
 def _machine() -> dict[str, Any]:
+    """Where a run ran. The CPU's model and vector ISA belong here: the planner's GEMM kernel follows the
+    CPU (networks.ONEDNN_LINEAR), so one seed is a different float computation on another host kind, and
+    its curve may differ (the main job: 1.0 at agent step 2000 on an AMX Xeon, 0.8 on an AVX-512 EPYC)."""
     import torch
 
-    return {"host_cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-            "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+    from modem_ros.agent.networks import ONEDNN_LINEAR
+    from modem_ros.runtime import cpuinfo
+
+    return {"host_cpu": cpuinfo("model name") or platform.processor() or platform.machine(),
+            "cpu_isa": torch.backends.cpu.get_cpu_capability(), "planning_onednn_linear": ONEDNN_LINEAR,
+            "cores": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
             "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"}
 
 

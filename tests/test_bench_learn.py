@@ -7,10 +7,13 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from modem_ros import bench_learn
+from modem_ros.agent.networks import ONEDNN_LINEAR
 from modem_ros.bench_learn import method_config, run_learning_bench, train_resumable
 from modem_ros.plots import eval_records
+from modem_ros.runtime import cpuinfo
 from modem_ros.trainer import Trainer
 from tests.conftest import SMALL, sigterm_when
 
@@ -102,6 +105,11 @@ def test_bench_writes_the_shared_keys_and_skips_complete_runs(tmp_path, monkeypa
     assert counts["all"] == [sum(bool(r["success"]) for r in episodes), len(episodes)] and len(episodes) > 1
     assert sum(n for phase, (_, n) in counts.items() if phase != "all") == len(episodes)
     assert counts["seed"][1] == sum(r["phase"] == "seed" for r in episodes) > 0
+    # the host kind decides the planner's float path, so a run names its CPU, ISA and GEMM kernel
+    machine = modem["machine"]
+    assert machine["host_cpu"] == (cpuinfo("model name") or machine["host_cpu"]) != ""
+    assert machine["cpu_isa"] == torch.backends.cpu.get_cpu_capability()
+    assert machine["planning_onednn_linear"] is ONEDNN_LINEAR
     assert next(r for r in data["runs"] if r["method"] == "bc")["env_steps"] == [0]
     assert out.with_suffix(".png").stat().st_size > 0
     assert result["config"]["tdmpc"]["demos"] == 0
