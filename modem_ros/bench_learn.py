@@ -113,8 +113,9 @@ def _commit() -> str:
 
 def _machine() -> dict[str, Any]:
     """Where a run ran. The CPU's model and vector ISA belong here: the planner's GEMM kernel follows the
-    CPU (networks.ONEDNN_LINEAR), so one seed is a different float computation on another host kind, and
-    its curve may differ (the main job: 1.0 at agent step 2000 on an AMX Xeon, 0.8 on an AVX-512 EPYC)."""
+    CPU (networks.ONEDNN_LINEAR) and the libraries' kernels the ISA, so one seed is a different float
+    computation on another host kind, and its curve may differ (the main job: 1.0 at agent step 2000 on
+    an AMX Xeon, 0.8 on an AVX-512 EPYC)."""
     import torch
 
     from modem_ros.agent.networks import ONEDNN_LINEAR
