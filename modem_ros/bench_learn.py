@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import shutil
 import subprocess
 import time
@@ -118,12 +117,12 @@ def _machine() -> dict[str, Any]:
     an AMX Xeon, 0.8 on an AVX-512 EPYC)."""
     import torch
 
-    from modem_ros.agent.networks import ONEDNN_LINEAR
-    from modem_ros.runtime import cpuinfo
+    from modem_ros.bench import machine_info  # the speed benches' record of the host: one place reads it
 
-    return {"host_cpu": cpuinfo("model name") or platform.processor() or platform.machine(),
-            "cpu_isa": torch.backends.cpu.get_cpu_capability(), "planning_onednn_linear": ONEDNN_LINEAR,
-            "cores": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+    host = machine_info(torch.device("cpu"))
+    return {"host_cpu": host["cpu"], "cpu_isa": host["cpu_isa"],
+            "planning_kernels_default": host["planning_kernels_default"], "cores": host["cpu_count"],
+            "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
             "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"}
 
 

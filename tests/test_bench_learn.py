@@ -109,7 +109,7 @@ def test_bench_writes_the_shared_keys_and_skips_complete_runs(tmp_path, monkeypa
     machine = modem["machine"]
     assert machine["host_cpu"] == (cpuinfo("model name") or machine["host_cpu"]) != ""
     assert machine["cpu_isa"] == torch.backends.cpu.get_cpu_capability()
-    assert machine["planning_onednn_linear"] is ONEDNN_LINEAR
+    assert machine["planning_kernels_default"]["onednn_linear"] is ONEDNN_LINEAR
     assert next(r for r in data["runs"] if r["method"] == "bc")["env_steps"] == [0]
     assert out.with_suffix(".png").stat().st_size > 0
     assert result["config"]["tdmpc"]["demos"] == 0
