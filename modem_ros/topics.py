@@ -18,6 +18,9 @@ RAW_CAMERA_INFO = "camera/color/camera_info"    # sensor_msgs/msg/CameraInfo of 
 IMAGE = "modem/image"                      # sensor_msgs/msg/Image, rgb8, img_size square, one (unstacked) frame
 CAMERA_INFO = "modem/camera_info"          # sensor_msgs/msg/CameraInfo scaled to IMAGE
 STATE = "modem/state"                      # std_msgs/msg/Float32MultiArray, the task's state vector
+STEP_LABEL = "episode_step"                # STATE's layout.dim[0].label "episode_step=<t>": the observation's step in
+                                           # its episode at the bridge (0 = reset), so consumers find where an episode
+                                           # starts even after one cut short (an e-stop, a reset mid-episode)
 ACTION = "modem/action"                    # std_msgs/msg/Float32MultiArray, normalized to [-1, 1]
 OPERATOR_ACTION_LABEL = "operator"         # ACTION's layout.dim[0].label when a teleop device drove it: the flag
                                            # travels with the action, so a bridge's INTERVENTION is exact per step
@@ -29,7 +32,7 @@ REWARD = "modem/reward"                    # std_msgs/msg/Float32, one per step 
 SUCCESS = "modem/success"                  # std_msgs/msg/Bool, one per step
 INTERVENTION = "modem/intervention"        # std_msgs/msg/Bool, one per step: an operator drove its action
                                            # (read from the executed ACTION's label, not from TELEOP_ENGAGED)
-EPISODE = "modem/episode"                  # std_msgs/msg/String, JSON event {"event": "start"|"end", ...}
+EPISODE = "modem/episode"                  # std_msgs/msg/String, JSON event {"event": "start"|"end"|"abort", ...}
 PROGRESS = "modem/progress"                # std_msgs/msg/String, JSON per sim step: episode, t, length, return,
                                            # success, goal_distance where the task has one (the operator's view)
 CHECKPOINT = "modem/checkpoint"            # std_msgs/msg/String, JSON {"path", "version", "step", "episodes", "run_id"}

@@ -30,7 +30,7 @@ from std_msgs.msg import (  # noqa: E402
 from modem_ros import topics  # noqa: E402
 from modem_ros.announce import announcement  # noqa: E402
 from modem_ros.data.demos import read_episode  # noqa: E402
-from modem_ros.nodes.common import LATCHED, STREAM, WEIGHTS  # noqa: E402
+from modem_ros.nodes.common import LATCHED, STREAM, WEIGHTS, episode_step, state_msg  # noqa: E402
 from tests.ros_node import InProcessNode  # noqa: E402
 
 RUN_ID = "attacked-run"
@@ -63,6 +63,7 @@ class Attacker(InProcessNode):
             (pub[topics.RAW_IMAGE], _image("rgb8", 64, 100)),
             (pub[topics.STATE], Float32MultiArray(data=[nan] * 4)),
             (pub[topics.STATE], Float32MultiArray(data=[1.0] * 3)),
+            (pub[topics.STATE], state_msg([nan] * 4, 0)),  # refused before its label can close an episode
             (pub[topics.ACTION], Float32MultiArray(data=[nan, nan])),
             (pub[topics.ACTION], Float32MultiArray(data=[0.1] * 5)),
             (pub[topics.APPLIED_ACTION], Float32MultiArray(data=[nan, 0.0])),
@@ -84,6 +85,16 @@ class Attacker(InProcessNode):
             for publisher, message in self.volleys:
                 publisher.publish(message)
             self.sent += 1
+
+
+def test_a_state_step_label_is_read_only_when_well_formed():
+    assert episode_step(state_msg(np.zeros(4), 17)) == 17 and list(state_msg(np.ones(2), 0).data) == [1.0, 1.0]
+    assert episode_step(Float32MultiArray(data=[0.0])) is None  # unlabelled: the consumer counts
+    for label in ("episode_step=-1", "episode_step=", "episode_step=1e3", "episode_step=\u00b2",
+                  "episode_step=" + "9" * 40, "operator", "episode_step 3"):
+        msg = Float32MultiArray(data=[0.0])
+        msg.layout.dim = [MultiArrayDimension(label=label, size=1, stride=1)]
+        assert episode_step(msg) is None, label
 
 
 @pytest.fixture(scope="module")

@@ -38,6 +38,55 @@ def test_streams_arriving_interleaved_in_any_order_pair_into_the_same_episodes()
     np.testing.assert_array_equal(second.rgb[2], np.concatenate([frames[5], frames[6]]))
 
 
+def test_episodes_a_bridge_cut_short_are_dropped_by_their_step_labels_whatever_the_arrival_order():
+    """Bridge episodes of 3, 1 (cut after 1 step), 3, 0 (cut at its reset observation) and 3 steps; each
+    state labelled with its step. Only the three full ones come out, each with exactly its own items."""
+    rng = np.random.default_rng(1)
+    length, steps_per_episode = 3, [3, 1, 3, 0, 3]
+    streams = {k: [] for k in ("frame", "state", "action", "reward", "success", "intervention")}
+    obs = step = 0
+    for steps in steps_per_episode:
+        for t in range(steps + 1):
+            streams["frame"].append(np.full((3, 4, 4), obs, np.uint8))
+            streams["state"].append((np.full(2, obs, np.float32), t))
+            obs += 1
+        for _ in range(steps):
+            streams["action"].append(np.full(1, step, np.float32))
+            streams["reward"].append(float(step))
+            streams["success"].append(False)
+            streams["intervention"].append(step % 2 == 1)
+            step += 1
+    assembler = EpisodeAssembler(frame_stack=1, episode_length=length, state_dim=2, action_dim=1, interventions=True)
+    adders = {"frame": assembler.add_frame, "state": lambda item: assembler.add_state(*item),
+              "action": assembler.add_action, "reward": assembler.add_reward, "success": assembler.add_success,
+              "intervention": assembler.add_intervention}
+    out = []
+    while any(streams.values()):
+        name = rng.choice([k for k, v in streams.items() if v])
+        adders[name](streams[name].pop(0))
+        if (episode := assembler.pop_episode()) is not None:
+            out.append(episode)
+    assert len(out) == 3 and assembler.cut_short == [1, 0]
+    assert [[s[0] for s in e.state] for e in out] == [[0, 1, 2, 3], [6, 7, 8, 9], [11, 12, 13, 14]]
+    assert [e.reward for e in out] == [[0.0, 1.0, 2.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]]
+    assert [int(e.rgb[0][0, 0, 0]) for e in out] == [0, 6, 11]
+    assert out[1].intervention == [False, True, False]  # steps 4..6: its own flags, not the cut step's
+
+
+def test_unlabelled_states_are_cut_by_the_fixed_length():
+    """Bags recorded before the label (and any unlabelled publisher) pair as before: every length + 1 states."""
+    assembler = EpisodeAssembler(frame_stack=1, episode_length=2, state_dim=1, action_dim=1)
+    for i in range(6):
+        assembler.add_frame(np.zeros((3, 4, 4), np.uint8))
+        assembler.add_state(np.full(1, i, np.float32))
+    for _ in range(4):
+        assembler.add_action(np.zeros(1, np.float32))
+        assembler.add_reward(-1.0)
+        assembler.add_success(False)
+    assert [[s[0] for s in assembler.pop_episode().state] for _ in range(2)] == [[0, 1, 2], [3, 4, 5]]
+    assert assembler.cut_short == []
+
+
 def test_malformed_stream_items_are_refused():
     assembler = EpisodeAssembler(frame_stack=2, episode_length=3, state_dim=2, action_dim=1)
     with pytest.raises(StreamError, match="state"):

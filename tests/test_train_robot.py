@@ -2,7 +2,9 @@
 realsense_camera (a looped software-device .db3) -> camera, franka_bridge -> franky-sim (the Franka FCI
 protocol on loopback) - with train_sim's planner and trainer. The trainer runs all three phases on what
 the bridge executed: every stored action is one the bridge reported on modem/applied_action, in order,
-after its safety layer; the planner acts on the trainer's weights without waiting for them."""
+after its safety layer; the planner acts on the trainer's weights without waiting for them. An operator's
+e-stop mid-training ends that episode: nothing is collected until the reset, the trainer drops the cut
+episode and training goes on with the next full one."""
 
 from __future__ import annotations
 
@@ -27,7 +29,9 @@ from tests.software_camera import FPS, H, W, record_db3  # noqa: E402
 from tests.test_deploy import Probe  # noqa: E402
 
 STEPS = 80  # PRESET: 20-step episodes, seed_steps 40: two BC-seeded episodes, then planning
-TAKEOVER_AT, TAKEOVER_STEPS = 63, 9  # applied actions before the operator takes over, and how many it drives
+ESTOP_AT = 45  # applied actions before the operator's e-stop: 5 steps into the third episode, which it cuts short
+PAUSE = 2.0  # seconds the e-stop stays latched before the reset
+TAKEOVER_AT, TAKEOVER_STEPS = 3, 9  # steps into the last episode the operator takes over, and how many it drives
 KEY_W = [1.0, 0.0, 0.0, -1.0]
 NO_KEY = [0.0, 0.0, 0.0, -1.0]  # the keyboard's action with no key held: no motion, gripper open
 
@@ -70,16 +74,27 @@ def trained(graph_home, franky_sim):  # noqa: F811
                            f"demo_dir:={demos}", f"run_dir:={run_dir}", "teleop_device:=keyboard"], env)
     try:
         recover_a_failed_homing(launch, probe)
-        probe.wait_applied(TAKEOVER_AT, launch, timeout=300)
+        probe.wait_applied(ESTOP_AT, launch, timeout=300)
+        keys.press("e")  # the teleop's e-stop key
+        line = launch.wait_for("aborted by the e-stop after", timeout=10)
+        cut = int(line.split("aborted by the e-stop after ")[1].split()[0])  # steps the cut episode had
+        keys.press("n")  # the next-episode key does not get past a latched e-stop
+        refused = launch.wait_for("refused: e-stop latched", timeout=10)
+        time.sleep(PAUSE)
+        paused = len(probe.applied)  # collection paused: nothing applied while the e-stop is latched
+        reset = probe.call_estop_reset()
+        start = 40 + cut + 20  # applied actions before the last episode
+        probe.wait_applied(start + TAKEOVER_AT, launch, timeout=300)
         keys.press("t")
         keys.hold("w")  # +x, gripper open
         launch.wait_for("human has control", timeout=10)
-        probe.wait_applied(TAKEOVER_AT + TAKEOVER_STEPS, launch)
+        probe.wait_applied(start + TAKEOVER_AT + TAKEOVER_STEPS, launch)
         keys.hold(None)
         keys.press("t")
         launch.wait_for("planner has control", timeout=10)
         code = launch.finish(timeout=400)  # the trainer, main node, ends after STEPS
-        yield run_dir, probe, launch, code
+        yield run_dir, probe, launch, code, {"cut": cut, "paused": paused, "reset": reset,
+                                              "refused": refused}
     finally:
         keys.alive = False
         stop_if_running(launch)
@@ -87,7 +102,7 @@ def trained(graph_home, franky_sim):  # noqa: F811
 
 
 def test_the_robot_graph_trains_through_every_phase(trained):
-    run_dir, _, launch, code = trained
+    run_dir, _, launch, code, _ = trained
     assert code == 0, launch.text[-4000:]
     assert [r["phase"] for r in records(run_dir, "phase")] == ["pretrain", "seed", "seed_pretrain", "interactive"]
     assert [r["step"] for r in records(run_dir, "train")] == [20, 40, 60, 80]
@@ -97,16 +112,32 @@ def test_the_robot_graph_trains_through_every_phase(trained):
     # of CPU (a fresh-clone test run beside two training jobs), once coasted 3.4 cm past the top face the
     # target had stopped at, and the layer faulted and held (tests/test_franky.py: the fault and the holds
     # after it). Anything else logged as an error fails the test.
-    overshoot = "outside the workspace (margin"
-    assert not [line for line in launch.output if "[ERROR]" in line and overshoot not in line], launch.text[-3000:]
+    # The operator's e-stop is logged as an error too, on purpose.
+    expected = ("outside the workspace (margin", "E-STOP latched")
+    assert not [line for line in launch.output if "[ERROR]" in line and not any(e in line for e in expected)], \
+        launch.text[-3000:]
+
+
+def test_an_estop_pauses_collection_and_training_goes_on_after_the_reset(trained):
+    run_dir, probe, launch, code, marks = trained
+    cut = marks["cut"]
+    assert 0 < cut < 20 and marks["paused"] == 40 + cut, marks  # every step of the cut episode went out, then none
+    assert "homing for the next episode" in marks["reset"], marks
+    assert "[franka_bridge]" in marks["refused"]  # key n during the e-stop: refused, nothing moved (paused above)
+    # the trainer dropped exactly the cut episode and trained on four full ones around it
+    assert [(r["steps"], r["actor"]) for r in records(run_dir, "cut_short")] == [(cut, "")]
+    assert code == 0 and len(episode_dirs(run_dir / "episodes")) == 4
+    assert [r["step"] for r in records(run_dir, "train")] == [20, 40, 60, 80]
+    assert "a new episode starts after observation" in launch.text  # the planner followed the bridge's label
 
 
 def test_the_trainer_stores_exactly_what_the_bridge_executed(trained):
-    run_dir, probe, *_ = trained
+    run_dir, probe, _, _, marks = trained
     stored = np.concatenate([read_episode(p, 2).episode.arrays()["action"]
                              for p in episode_dirs(run_dir / "episodes")])
-    applied = np.asarray(probe.applied[:len(stored)], np.float32)
-    assert len(probe.applied) >= STEPS and stored.shape == (STEPS, 4)
+    executed = probe.applied[:40] + probe.applied[40 + marks["cut"]:]  # the cut episode's steps are not stored
+    applied = np.asarray(executed[:len(stored)], np.float32)
+    assert len(executed) >= STEPS and stored.shape == (STEPS, 4)
     np.testing.assert_array_equal(stored, applied)
     assert np.all(np.abs(stored) <= 1.0)
 
@@ -120,7 +151,7 @@ def test_the_operators_takeover_is_stored_flagged_and_oversampled(trained):
     # the flag travels in the action's own message (the gate's label): exactly the operator's steps are
     # flagged - the key action, or no motion before the key is held or once it is released - and every key
     # action is flagged
-    assert len(flagged) >= TAKEOVER_STEPS - 2 and abs(int(flagged[0]) - (TAKEOVER_AT - 60)) <= 2, last.intervention
+    assert len(flagged) >= TAKEOVER_STEPS - 2 and abs(int(flagged[0]) - TAKEOVER_AT) <= 2, last.intervention
     assert keyed[flagged].any() and not keyed[~np.asarray(last.intervention)].any()
     assert np.all(keyed[flagged] | np.all(actions[flagged] == NO_KEY, axis=1)), actions[flagged]
     # inside the takeover only a hold (all zeros: the gate's answer missed the control period on 2 cores) is

@@ -45,8 +45,9 @@ class FrameStack:
         return np.concatenate(self.frames, axis=0)
 
     def observe(self, frame: np.ndarray, first: bool) -> np.ndarray:
-        """reset() on the first frame of an episode, push() afterwards."""
-        return self.reset(frame) if first else self.push(frame)
+        """reset() on the first frame of an episode, push() afterwards; a stack that has seen no frame yet
+        (a consumer joining mid-episode, as a planner that missed the bridge's first steps) starts here."""
+        return self.reset(frame) if first or len(self.frames) < self.k else self.push(frame)
 
 
 def check_action(action: np.ndarray, action_dim: int) -> np.ndarray:

@@ -136,6 +136,25 @@ def array_msg(values: np.ndarray) -> Float32MultiArray:
     return Float32MultiArray(data=np.asarray(values, np.float32).tolist())
 
 
+def state_msg(values: np.ndarray, step: int) -> Float32MultiArray:
+    """A STATE observation labelled with its step in the episode (topics.STEP_LABEL); the layout stays a
+    valid 1-D one (size = stride = length), so generic tools still read the values."""
+    msg = array_msg(values)
+    msg.layout.dim = [MultiArrayDimension(label=f"{topics.STEP_LABEL}={int(step)}", size=len(msg.data),
+                                          stride=len(msg.data))]
+    return msg
+
+
+def episode_step(msg: Float32MultiArray) -> int | None:
+    """A STATE message's step in its episode (see state_msg); None when it carries no valid label (a bag
+    recorded before the label, another publisher, a malformed one): the consumer then counts."""
+    prefix = f"{topics.STEP_LABEL}="
+    if not msg.layout.dim or not msg.layout.dim[0].label.startswith(prefix):
+        return None
+    text = msg.layout.dim[0].label[len(prefix):]
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 10 else None
+
+
 def operator_action_msg(values: np.ndarray) -> Float32MultiArray:
     """An ACTION a teleop device drove, labelled as such in its layout (topics.OPERATOR_ACTION_LABEL): the
     engaged state reaches the bridge in the same message as the action, never a step early or late."""

@@ -44,6 +44,7 @@ from modem_ros.nodes.common import (
     round_trip_summary,
     run_node,
     spin_once,
+    state_msg,
     write_results,
 )
 from modem_ros.robots import franka_spec as spec
@@ -75,6 +76,11 @@ class FrankaBridge(ModemNode):
         if self.param("wait_for_operator", False, f"Start each episode only on a call to {topics.RESET} (the "
                       "teleop key n in train_robot), so a person can reset the scene; overrides auto_reset."):
             self.auto_reset = False
+        self.estop_ends_episode = self.param("estop_ends_episode", False, "An e-stop ends the running episode "
+                                             "(an abort event on modem/episode; a trainer drops it) and, once "
+                                             f"{topics.ESTOP_RESET} clears it, the bridge homes and starts the next "
+                                             "(auto_reset) or waits for a reset. False: the episode runs on with "
+                                             "held steps (deploy's evaluation counts them).")
         self.results_file = self.param("results_file", "", "Rewrite this JSON after every episode: its steps, how "
                                        "many a policy action answered, safety counts and the observation -> action "
                                        "round-trip latencies.")
@@ -146,6 +152,7 @@ class FrankaBridge(ModemNode):
         self.episode_return, self.episode_success = 0.0, False
         self.counts_at_start: dict[str, int] = {}
         self.start_pending = False           # an episode waits for the arm's first state (ArmNotReady)
+        self.resume_after_estop = False      # an episode waits for the e-stop to be cleared
         self.create_timer(self.period, self.tick)
         self.create_timer(1.0, self.report_safety)
         self.get_logger().info(f"{self.arm.name} backend{' (DRY RUN: nothing is sent)' if self.dry_run else ''}; "
@@ -347,7 +354,7 @@ class FrankaBridge(ModemNode):
         if self.simulate:
             self.publish_cell_camera()
         s, stamp = self.state, self.get_clock().now().to_msg()
-        self.pub[topics.STATE].publish(array_msg(spec.state_vector(s.position, s.gripper_width, s.joints)))
+        self.pub[topics.STATE].publish(state_msg(spec.state_vector(s.position, s.gripper_width, s.joints), self.t))
         self.joint_pub.publish(joint_state_msg(s, stamp))
         self.pose_pub.publish(pose_msg(s, stamp))
         self.sent_at = time.perf_counter()
@@ -393,9 +400,15 @@ class FrankaBridge(ModemNode):
         return not missing
 
     def start_episode(self) -> None:
-        """Home (franky: joint pose, then the start TCP; open gripper), then approach the start pose."""
+        """Home (franky: joint pose, then the start TCP; open gripper), then approach the start pose. Not
+        while the e-stop is latched: restarting would clear it (the safety layer restarts at the measured
+        pose), and only ESTOP_RESET may; the episode then starts when it is cleared."""
         self.running, self.acted, self.start_pending = False, False, False
-        if not self.dry_run and not self.safety.estopped:
+        if self.safety.estopped:
+            self.resume_after_estop = True
+            self.get_logger().warning(f"e-stop latched: the next episode starts once {topics.ESTOP_RESET} clears it")
+            return
+        if not self.dry_run:
             try:
                 self.state = self.arm.home(spec.HOME_JOINTS, spec.START_TCP)
             except ArmNotReady as err:
@@ -433,20 +446,27 @@ class FrankaBridge(ModemNode):
         self.get_logger().info(f"episode {self.episode} done ({self.t} steps, {self.outcomes['acted']} executed policy "
                                f"actions, success {self.episode_success}); steps by outcome {dict(self.outcomes)}; "
                                f"safety counts {counts}")
-        if self.results_file:
-            write_results(self.results_file, {"task": self.cfg.task, "backend": self.arm.name, "dry_run": self.dry_run,
-                                              "episodes": self.results,
-                                              "round_trip_ms": round_trip_summary(self.round_trips)})
+        self.write_results()
         self.episode += 1
         if self.max_episodes and self.episode >= self.max_episodes:
             self.finished = True
         elif self.auto_reset:
             self.start_episode()
 
+    def write_results(self) -> None:
+        if self.results_file:
+            write_results(self.results_file, {"task": self.cfg.task, "backend": self.arm.name, "dry_run": self.dry_run,
+                                              "episodes": self.results,
+                                              "round_trip_ms": round_trip_summary(self.round_trips)})
+
     # --- services -----------------------------------------------------------------------------------
     def on_reset(self, request, response):
         if self.finished:
             response.success, response.message = False, "max_episodes done"
+            return response
+        if self.safety.estopped:  # only ESTOP_RESET clears it: a reset must not restart motion behind it
+            response.success, response.message = False, f"e-stop latched: clear it with {topics.ESTOP_RESET} first"
+            self.get_logger().warning(f"{topics.RESET} refused: {response.message}")
             return response
         if self.running:
             self.end_episode()
@@ -466,8 +486,27 @@ class FrankaBridge(ModemNode):
         self.estop_pub.publish(Bool(data=True))
         self.get_logger().error(f"E-STOP latched at episode {self.episode} step {self.t}: the arm holds until "
                                 f"{topics.ESTOP_RESET} is called")
+        if self.estop_ends_episode and (self.running or self.approaching):
+            if self.running:
+                self.abort_episode("e-stop")
+            self.approaching, self.resume_after_estop = False, True
         response.success, response.message = True, "e-stop latched"
         return response
+
+    def abort_episode(self, reason: str) -> None:
+        """End the running episode where it stands: an abort event, and its record in the results file. Its
+        steps went out as usual; the next episode's first observation (labelled step 0) tells a trainer it
+        was cut short."""
+        self.running = False
+        self.pub[topics.EPISODE].publish(json_msg({"event": "abort", "episode": self.episode, "steps": self.t,
+                                                   "reason": reason}))
+        self.results.append({"episode": self.episode, "steps": self.t, "aborted": reason,
+                             "outcomes": dict(self.outcomes), "return": self.episode_return,
+                             "seconds": round(time.perf_counter() - self.episode_start, 3)})
+        self.get_logger().warning(f"episode {self.episode} aborted by the {reason} after {self.t} steps: not a "
+                                  "training episode; the next starts once it is cleared")
+        self.write_results()
+        self.episode += 1
 
     def on_estop_reset(self, request, response):
         try:
@@ -481,6 +520,13 @@ class FrankaBridge(ModemNode):
         self.estop_pub.publish(Bool(data=False))
         self.get_logger().warning("e-stop cleared: commands flow again")
         response.success, response.message = True, "e-stop cleared"
+        if self.resume_after_estop:
+            self.resume_after_estop = False
+            if self.auto_reset:
+                self.start_episode()
+                response.message += "; homing for the next episode"
+            else:
+                self.get_logger().info(f"call {topics.RESET} (teleop key n) to start the next episode")
         return response
 
     def on_recover(self, request, response):

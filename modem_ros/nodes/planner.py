@@ -31,6 +31,7 @@ from modem_ros.nodes.common import (
     ModemNode,
     NodeSetupError,
     array_msg,
+    episode_step,
     image_array,
     json_msg,
     run_node,
@@ -74,7 +75,7 @@ class Planner(ModemNode):
         self.agent = ModemAgent(self.cfg)
         depth = None if reliable else 1  # hardware: only the newest observation is worth acting on
         self.frames: deque[tuple[np.ndarray, object]] = deque(maxlen=depth)
-        self.states: deque[np.ndarray] = deque(maxlen=depth)
+        self.states: deque[tuple[np.ndarray, int | None]] = deque(maxlen=depth)  # (state, its step label)
         self.stack = FrameStack(self.cfg.frame_stack)
         self.t = 0             # observation index within the current episode
         self.episode = 0       # episode index (set from the first checkpoint when training)
@@ -203,14 +204,16 @@ class Planner(ModemNode):
             self.get_logger().error(f"{topics.STATE}: observation refused: {state.size} values "
                                     f"(expected {self.cfg.state_dim} finite)", throttle_duration_sec=5.0)
             return
-        self.states.append(state)
+        self.states.append((state, episode_step(msg)))
         self.try_act()
 
     def try_act(self) -> None:
         while self.frames and self.states and self.version >= 0:
             if self.t == 0 and self.sync and self.trained < self.episode:
                 return  # the trainer has not finished with this actor's previous episode yet
-            (frame, received), state = self.frames.popleft(), self.states.popleft()
+            (frame, received), (state, step) = self.frames.popleft(), self.states.popleft()
+            if step is not None and step != self.t:
+                self.follow_bridge(step)
             rgb = self.stack.observe(frame, first=self.t == 0)
             if self.t == self.cfg.episode_length:  # final observation: the bridge resets next
                 self.t, self.episode = 0, self.episode + 1
@@ -230,6 +233,19 @@ class Planner(ModemNode):
             self.t, self.step = self.t + 1, self.step + 1
             if len(self.latencies) >= self.stats_every:
                 self.report()
+
+    def follow_bridge(self, step: int) -> None:
+        """Take the observation's step from the bridge's label: on hardware the newest-only planner skips
+        observations, and a bridge may cut an episode short (e-stop) - counting alone would misplace every
+        later episode's start (its frame stack, its schedules' step)."""
+        if step == 0:  # a new episode before this one was full: cut short at the bridge, or its end skipped
+            self.get_logger().warning(f"a new episode starts after observation {self.t} of the last (cut short at "
+                                      "the bridge, or its last observations skipped)")
+        elif step > self.cfg.episode_length:
+            self.get_logger().error(f"{topics.STATE}: step label {step} beyond the episode's "
+                                    f"{self.cfg.episode_length} steps; counting instead", throttle_duration_sec=5.0)
+            return
+        self.t = step
 
     def report(self) -> None:
         ms = 1000 * np.asarray(self.latencies)

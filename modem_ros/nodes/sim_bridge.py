@@ -39,6 +39,7 @@ from modem_ros.nodes.common import (
     round_trip_summary,
     run_node,
     spin_once,
+    state_msg,
     write_results,
 )
 
@@ -101,7 +102,7 @@ class SimBridge(ModemNode):
         self.clock_pub.publish(Clock(clock=stamp))
         frame = obs["rgb"][-3:].transpose(1, 2, 0)  # newest frame; consumers stack frames themselves
         self.pub[topics.RAW_CAMERA_INFO].publish(camera_info(frame.shape[0], self.fovy, stamp, topics.CAMERA_FRAME))
-        self.pub[topics.STATE].publish(array_msg(obs["state"]))
+        self.pub[topics.STATE].publish(state_msg(obs["state"], self.t))
         if self.arm is not None:
             arm = self.arm()
             self.joint_pub.publish(joint_state_msg(arm, stamp))

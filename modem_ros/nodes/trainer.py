@@ -37,6 +37,7 @@ from modem_ros.nodes.common import (
     WEIGHTS,
     ModemNode,
     NodeSetupError,
+    episode_step,
     image_array,
     keep_spinning,
     run_node,
@@ -117,8 +118,10 @@ class TrainerNode(ModemNode):
             return np.asarray(msg.data, np.float32)
 
         self.create_subscription(Image, topic(topics.IMAGE), lambda m: self.on_image(assembler, m), STREAM)
+        # labelled with its step at the bridge: an episode cut short (e-stop) is found and dropped
         self.create_subscription(Float32MultiArray, topic(topics.STATE),
-                                 lambda m: self.add(assembler.add_state, values(m), topic(topics.STATE)), STREAM)
+                                 lambda m: self.add(lambda v: assembler.add_state(v, episode_step(m)), values(m),
+                                                    topic(topics.STATE)), STREAM)
         # what the bridge executed (after the safety layer's clipping, an operator's takeover; zeros for a
         # hold), one per step in both graphs: not what the planner asked for
         self.create_subscription(Float32MultiArray, topic(topics.APPLIED_ACTION),
@@ -213,9 +216,21 @@ class TrainerNode(ModemNode):
         """The first complete episode of any actor (actors in order, so none starves)."""
         for actor, assembler in self.assemblers.items():
             episode = assembler.pop_episode()
+            self.report_cut_short(actor, assembler)
             if episode is not None:
                 return actor, episode
         return None
+
+    def report_cut_short(self, actor: str, assembler: EpisodeAssembler) -> None:
+        """Episodes the bridge cut short (an e-stop, a reset mid-episode) are not trained on: say so, in the
+        console and in metrics.jsonl, so a paused robot shows up in the run's record."""
+        for steps in assembler.cut_short:
+            self.get_logger().warning(f"{actor_topic(actor, topics.EPISODE)}: an episode cut short at the bridge "
+                                      f"after {steps} of {self.cfg.episode_length} steps was dropped, not trained "
+                                      "on; training goes on with the next full episode")
+            self.trainer.logger.log("cut_short", self.trainer.step, {"env_step": self.trainer.env_step,
+                                                                     "steps": steps, "actor": actor})
+        assembler.cut_short.clear()
 
     def log_actors(self, actor: str, episode: Episode, started: float) -> None:
         """Several actors: each one's collection rate since this trainer started (env steps/s)."""
