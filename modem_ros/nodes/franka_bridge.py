@@ -58,8 +58,8 @@ APPROACH_TOLERANCE = 0.01  # metres from START_TCP at which an episode may start
 class FrankaBridge(ModemNode):
     NAME = "franka_bridge"
 
-    def __init__(self):
-        super().__init__(self.NAME)
+    def __init__(self, **node_options):
+        super().__init__(self.NAME, **node_options)
         self.cfg = self.task_config()
         if self.cfg.action_dim != spec.ACTION_DIM or self.cfg.state_dim != spec.STATE_DIM:
             raise NodeSetupError(f"task {self.cfg.task} has action {self.cfg.action_dim}/state {self.cfg.state_dim}; "
@@ -405,7 +405,7 @@ class FrankaBridge(ModemNode):
         pose), and only ESTOP_RESET may; the episode then starts when it is cleared."""
         self.running, self.acted, self.start_pending = False, False, False
         if self.safety.estopped:
-            self.resume_after_estop = True
+            self.approaching, self.resume_after_estop = False, True
             self.get_logger().warning(f"e-stop latched: the next episode starts once {topics.ESTOP_RESET} clears it")
             return
         if not self.dry_run:
@@ -486,10 +486,11 @@ class FrankaBridge(ModemNode):
         self.estop_pub.publish(Bool(data=True))
         self.get_logger().error(f"E-STOP latched at episode {self.episode} step {self.t}: the arm holds until "
                                 f"{topics.ESTOP_RESET} is called")
-        if self.estop_ends_episode and (self.running or self.approaching):
-            if self.running:
-                self.abort_episode("e-stop")
+        if self.approaching:  # held, the approach would time out into a fault: it restarts after the reset
             self.approaching, self.resume_after_estop = False, True
+        if self.estop_ends_episode and self.running:
+            self.abort_episode("e-stop")
+            self.resume_after_estop = True
         response.success, response.message = True, "e-stop latched"
         return response
 
