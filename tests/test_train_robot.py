@@ -25,6 +25,7 @@ from modem_ros import topics  # noqa: E402
 from modem_ros.config import load_config  # noqa: E402
 from modem_ros.data.demos import episode_dirs, generate, read_episode  # noqa: E402
 from modem_ros.paths import config_dir  # noqa: E402
+from modem_ros.robots import franka_spec as spec  # noqa: E402
 from tests.software_camera import FPS, H, W, record_db3  # noqa: E402
 from tests.test_deploy import Probe  # noqa: E402
 
@@ -62,6 +63,9 @@ def trained(graph_home, franky_sim):  # noqa: F811
     params = yaml.safe_load((config_dir() / "train_robot.yaml").read_text())  # shipped, camera size aside
     params["realsense_camera"]["ros__parameters"].update(width=W, height=H, fps=FPS, loop_playback=True)
     params["planner"]["ros__parameters"]["device"] = params["trainer"]["ros__parameters"]["device"] = "cpu"
+    # the goal reward (the measured TCP within franka-reach's radius of `goal`): the start pose, so that
+    # episodes hold both outcomes
+    params["franka_bridge"]["ros__parameters"].update(reward_source="goal", goal=[float(x) for x in spec.START_TCP])
     (home / "robot-params.yaml").write_text(yaml.safe_dump(params))
     demos = home / "robot-demos"  # stand-ins for recorded robot demos: the cell's expert at this preset
     generate(load_config("franka-reach", {k: str(v) for k, v in PRESET.items()}), 3, demos, only_success=False)
@@ -140,6 +144,18 @@ def test_the_trainer_stores_exactly_what_the_bridge_executed(trained):
     assert len(executed) >= STEPS and stored.shape == (STEPS, 4)
     np.testing.assert_array_equal(stored, applied)
     assert np.all(np.abs(stored) <= 1.0)
+
+
+def test_the_goal_reward_is_the_measured_tcp_at_the_goal(trained):
+    run_dir, *_ = trained
+    rewards, hits = [], []
+    for path in episode_dirs(run_dir / "episodes"):
+        episode = read_episode(path, 2).episode
+        tcp = np.asarray(episode.state)[1:, :3]  # the observation after each step: where its reward was measured
+        rewards += list(episode.reward)
+        hits += [spec.at_goal("franka-reach", p, spec.START_TCP) for p in tcp]
+    assert rewards == [float(h) - 1.0 for h in hits]
+    assert 0 < sum(hits) < len(hits), sum(hits)  # both outcomes occurred
 
 
 def test_the_operators_takeover_is_stored_flagged_and_oversampled(trained):
