@@ -63,3 +63,11 @@ def test_a_planner_joining_mid_episode_acts_on_a_full_stack(planner):
     assert np.all(calls[0][0] == 5) and not calls[0][1]
     assert np.all(calls[1][0][-3:] == 6) and np.all(calls[1][0][:3] == 5)
     assert node.t == 9
+
+
+def test_a_new_episode_whose_first_observations_were_skipped_starts_a_fresh_stack(planner):
+    node, calls = planner
+    for value, step in [(1, 0), (2, 1), (3, 2), (7, 2), (8, 3)]:  # cut after 2; the next one heard from step 2
+        observe(node, value, step)
+    assert np.all(calls[3][0] == 7), "no frame of the cut episode in the new one's stack"
+    assert np.all(calls[4][0][:3] == 7) and np.all(calls[4][0][-3:] == 8)

@@ -217,6 +217,7 @@ class Planner(ModemNode):
             rgb = self.stack.observe(frame, first=self.t == 0)
             if self.t == self.cfg.episode_length:  # final observation: the bridge resets next
                 self.t, self.episode = 0, self.episode + 1
+                self.stack = FrameStack(self.cfg.frame_stack)  # the next episode's frames only, whichever comes
                 continue
             start = time.perf_counter()
             if self.t == 0:  # other actors' steps count too (the trainer's step); alone, the two are equal
@@ -238,13 +239,14 @@ class Planner(ModemNode):
         """Take the observation's step from the bridge's label: on hardware the newest-only planner skips
         observations, and a bridge may cut an episode short (e-stop) - counting alone would misplace every
         later episode's start (its frame stack, its schedules' step)."""
-        if step == 0:  # a new episode before this one was full: cut short at the bridge, or its end skipped
-            self.get_logger().warning(f"a new episode starts after observation {self.t} of the last (cut short at "
-                                      "the bridge, or its last observations skipped)")
-        elif step > self.cfg.episode_length:
+        if step > self.cfg.episode_length:
             self.get_logger().error(f"{topics.STATE}: step label {step} beyond the episode's "
                                     f"{self.cfg.episode_length} steps; counting instead", throttle_duration_sec=5.0)
             return
+        if step < self.t:  # a new episode before this one was full: cut short at the bridge, or its end skipped
+            self.get_logger().warning(f"a new episode starts after observation {self.t} of the last (cut short at "
+                                      "the bridge, or its last observations skipped)")
+            self.stack = FrameStack(self.cfg.frame_stack)
         self.t = step
 
     def report(self) -> None:
