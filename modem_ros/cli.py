@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from modem_ros import topics
+from modem_ros.call import SERVICES
 from modem_ros.config import ConfigError, ModemConfig, field_docs, load_config, parse_overrides
 from modem_ros.graph import LAUNCHES
 from modem_ros.runtime import interrupt_on_sigterm, keep_freed_memory
@@ -354,6 +355,14 @@ def validate_command(directory: str) -> int:
     return 1 if bad or not reports else 0
 
 
+def cmd_call(args: argparse.Namespace) -> int:
+    from modem_ros.call import call
+
+    ok, message = call(args.service, args.timeout)
+    print(message, file=sys.stdout if ok else sys.stderr)
+    return 0 if ok else 1
+
+
 def cmd_launch(args: argparse.Namespace) -> int:
     from modem_ros.graph import MODE_ARGUMENT, NODES_ARGUMENT, PARAMS_FILE_ARGUMENT
     from modem_ros.launcher import launch
@@ -483,6 +492,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", default=None, help="cpu, cuda or auto")
     train.set_defaults(func=cmd_train)
 
+    call = sub.add_parser("call", help="call a robot graph's service: estop, estop-reset (the only way an e-stop "
+                          "is cleared), reset (next episode), recover (after a fault)")
+    call.add_argument("service", choices=list(SERVICES))
+    call.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the service and its answer")
+    call.set_defaults(func=cmd_call)
     launch = sub.add_parser("launch", help=f"run a node graph ({', '.join(LAUNCHES)}) as supervised processes")
     launch.add_argument("name", nargs="?", default=None, choices=list(LAUNCHES))
     launch.add_argument("overrides", nargs="*", metavar="name:=value", help="launch arguments, e.g. task:=mw-assembly")

@@ -4,6 +4,10 @@ pose would. The bridge drives the Franka cell (simulate:=true, the deploy rehear
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 rclpy = pytest.importorskip("rclpy", reason="needs the ros extra: scripts/install.sh ros")
@@ -51,3 +55,11 @@ def test_an_estop_during_the_approach_restarts_it_after_the_reset(bridge):
     call(bridge.on_estop)
     assert not bridge.approaching and bridge.resume_after_estop  # no approach timeout fault while the arm holds
     assert call(bridge.on_estop_reset).success and bridge.approaching and not bridge.safety.faulted
+
+
+def test_the_call_command_says_when_nothing_offers_the_service():
+    env = dict(os.environ, ROS_DOMAIN_ID="231")  # a domain no test graph uses
+    done = subprocess.run([sys.executable, "-m", "modem_ros.cli", "call", "estop-reset", "--timeout", "1"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "nothing offers modem/estop/reset on ROS_DOMAIN_ID=231" in done.stderr, done.stderr

@@ -9,6 +9,8 @@ episode and training goes on with the next full one."""
 from __future__ import annotations
 
 import queue
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -86,7 +88,11 @@ def trained(graph_home, franky_sim):  # noqa: F811
         refused = launch.wait_for("refused: e-stop latched", timeout=10)
         time.sleep(PAUSE)
         paused = len(probe.applied)  # collection paused: nothing applied while the e-stop is latched
-        reset = probe.call_estop_reset()
+        # the operator clears it from a terminal, as the README says (the pip path has no ros2 CLI)
+        cleared = subprocess.run([sys.executable, "-m", "modem_ros.cli", "call", "estop-reset"], env=env,
+                                 capture_output=True, text=True, timeout=60)
+        assert cleared.returncode == 0, cleared.stdout + cleared.stderr
+        reset = cleared.stdout
         start = 40 + cut + 20  # applied actions before the last episode
         probe.wait_applied(start + TAKEOVER_AT, launch, timeout=300)
         keys.press("t")
