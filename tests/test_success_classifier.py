@@ -27,11 +27,11 @@ from tests.conftest import small_config
 SIZE = 32
 
 
-def synthetic_episode(rng: np.random.Generator, steps: int, done_at: int | None) -> Episode:
+def synthetic_episode(rng: np.random.Generator, steps: int, done_at: int | None, size: int = SIZE) -> Episode:
     """Noise frames; from the step the task is done on, a bright square in a corner (what 'done' looks like)."""
     episode = Episode()
     for t in range(steps + 1):
-        frame = rng.integers(0, 120, (3, SIZE, SIZE), dtype=np.uint8)
+        frame = rng.integers(0, 120, (3, size, size), dtype=np.uint8)
         if done_at is not None and t > done_at:  # frame t shows the result of action t-1
             frame[:, :8, :8] = 255
         episode.rgb.append(np.concatenate([frame, frame]))  # a frame stack of 2, newest last
