@@ -10,7 +10,6 @@ import os
 import time
 
 from modem_ros import topics
-from modem_ros.launcher import ros_environment
 
 SERVICES = {
     "estop": topics.ESTOP,              # latch the e-stop
@@ -22,6 +21,8 @@ SERVICES = {
 
 def call(name: str, timeout: float = 10.0) -> tuple[bool, str]:
     """(success, message): the service's answer, or why there was none."""
+    from modem_ros.launcher import ros_environment  # here, not at import: the CLI reads SERVICES at start-up
+
     service = SERVICES[name]
     os.environ.update(ros_environment())  # before rclpy creates its DDS participant
     import rclpy
