@@ -16,6 +16,9 @@ RAW_IMAGE = "camera/color/image_raw"            # sensor_msgs/msg/Image, rgb8, s
 RAW_CAMERA_INFO = "camera/color/camera_info"    # sensor_msgs/msg/CameraInfo of RAW_IMAGE
 # agent side: what the camera node makes of it and planner, trainer and recorder consume
 IMAGE = "modem/image"                      # sensor_msgs/msg/Image, rgb8, img_size square, one (unstacked) frame
+                                           # height = width = 0, no data: the camera had no fresh frame for this
+                                           # observation (hardware, nodes.common.no_frame_msg); sent in its place so
+                                           # counting still pairs; an episode holding one is not stored or trained on
 CAMERA_INFO = "modem/camera_info"          # sensor_msgs/msg/CameraInfo scaled to IMAGE
 STATE = "modem/state"                      # std_msgs/msg/Float32MultiArray, the task's state vector
 STEP_LABEL = "episode_step"                # STATE's layout.dim[0].label "episode_step=<t>": the observation's step in

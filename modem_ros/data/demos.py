@@ -231,6 +231,8 @@ def read_episode(path: str | Path, frame_stack: int) -> DemoBag:
                         "(expected steps+1 images and states, steps rewards and successes)")
     frames = []
     for i, msg in enumerate(images):
+        if msg.height == msg.width == len(msg.data) == 0:
+            raise DemoError(f"{path}: image {i} is the camera's no-frame placeholder: that observation has no image")
         if msg.encoding != "rgb8" or len(msg.data) != msg.height * msg.width * 3:
             raise DemoError(f"{path}: image {i} is {msg.encoding} with {len(msg.data)} bytes for "
                             f"{msg.width}x{msg.height}; expected rgb8")

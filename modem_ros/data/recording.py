@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from itertools import islice
 
 import numpy as np
 
@@ -22,7 +23,7 @@ from modem_ros.envs.base import FrameStack
 class Streams:
     """Every stream of the episodes not yet taken, oldest first; `ends` holds ended episodes' step counts."""
 
-    frames: deque = field(default_factory=deque)      # uint8 [3, H, W]
+    frames: deque = field(default_factory=deque)      # uint8 [3, H, W]; None: the camera had no frame
     states: deque = field(default_factory=deque)      # float32 [state_dim]
     actions: deque = field(default_factory=deque)     # float32 [action_dim], as executed
     rewards: deque = field(default_factory=deque)
@@ -39,6 +40,10 @@ class Streams:
     def oldest_ended(self) -> bool:
         """The oldest episode has ended and all its messages are here."""
         return bool(self.ends) and self.complete_steps() == self.ends[0]
+
+    def missing_frames(self, steps: int) -> int:
+        """Observations of the oldest episode's first `steps` transitions the camera had no frame for."""
+        return sum(frame is None for frame in islice(self.frames, steps + 1))
 
     def take(self, steps: int, frame_stack: int) -> tuple[Episode, list[float]]:
         """The first `steps` transitions of the oldest episode as an Episode (frame stacks rebuilt), and

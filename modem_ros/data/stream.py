@@ -6,6 +6,8 @@ length (MoDem's tasks never end early), which marks where one ends and the next 
 cut one short (the robot's e-stop, a reset mid-episode): its states are labelled with their step in
 the episode (topics.STEP_LABEL), so a state at step 0 before the current episode is full closes it,
 and that short episode - k observations, k - 1 steps in every stream - is dropped, never trained on.
+On hardware the camera sends an empty placeholder for an observation it had no fresh frame for (added
+here as None): it keeps the count, and the episode holding it is dropped too.
 """
 
 from __future__ import annotations
@@ -38,8 +40,10 @@ class EpisodeAssembler:
         # than length + 1 followed by another was cut short at the bridge.
         self.segments: deque[int] = deque()
         self.cut_short: list[int] = []  # steps of each episode dropped as cut short, for the caller to report
+        self.missing_frames: list[int] = []  # frames missing from each full episode dropped for it, to report
 
-    def add_frame(self, frame_chw: np.ndarray) -> None:
+    def add_frame(self, frame_chw: np.ndarray | None) -> None:
+        """None: the camera had no frame for this observation (its placeholder); the episode is dropped."""
         self.frames.append(frame_chw)
 
     def add_state(self, state: np.ndarray, step: int | None = None) -> None:
@@ -77,26 +81,37 @@ class EpisodeAssembler:
                 and len(self.rewards) >= n and len(self.successes) >= n
                 and (not self.with_interventions or len(self.interventions) >= n))
 
+    def _discard(self, observations: int) -> None:
+        """Remove the oldest episode's items: `observations` frames and states, one fewer of the rest."""
+        for stream in (self.frames, self.states):
+            for _ in range(observations):
+                stream.popleft()
+        for stream in (self.actions, self.rewards, self.successes) + ((self.interventions,)
+                                                                      if self.with_interventions else ()):
+            for _ in range(observations - 1):
+                stream.popleft()
+
     def _drop_cut_short(self) -> None:
         """Drop every episode at the head that was cut short, once all its items have arrived."""
         while len(self.segments) > 1 and self.segments[0] < self.length + 1 and self._available(self.segments[0]):
             observations = self.segments.popleft()
-            for stream in (self.frames, self.states):
-                for _ in range(observations):
-                    stream.popleft()
-            for stream in (self.actions, self.rewards, self.successes) + ((self.interventions,)
-                                                                          if self.with_interventions else ()):
-                for _ in range(observations - 1):
-                    stream.popleft()
+            self._discard(observations)
             self.cut_short.append(observations - 1)
 
     def pop_episode(self) -> Episode | None:
-        """The oldest complete episode, or None while one of its streams is still short."""
+        """The oldest complete episode, or None while one of its streams is still short. Complete episodes
+        with a missing frame are dropped on the way (counted in missing_frames)."""
         n = self.length
-        self._drop_cut_short()
-        if not self.segments or self.segments[0] < n + 1 or not self._available(n + 1):
-            return None
-        self.segments.popleft()
+        while True:
+            self._drop_cut_short()
+            if not self.segments or self.segments[0] < n + 1 or not self._available(n + 1):
+                return None
+            self.segments.popleft()
+            missing = sum(self.frames[i] is None for i in range(n + 1))
+            if not missing:
+                break
+            self._discard(n + 1)
+            self.missing_frames.append(missing)
         stack = FrameStack(self.frame_stack)
         episode = Episode.start({"rgb": stack.reset(self.frames.popleft()), "state": self.states.popleft()})
         for _ in range(n):

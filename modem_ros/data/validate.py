@@ -64,7 +64,9 @@ def validate_episode(path: Path) -> EpisodeReport:
         report.problems.append(f"stream lengths {counts}; {steps} actions need {expected}")
     sizes = Counter()
     for t, msg in enumerate(messages[topics.IMAGE]):
-        if msg.encoding != "rgb8" or len(msg.data) != msg.height * msg.width * 3:
+        if msg.height == msg.width == len(msg.data) == 0:
+            report.problems.append(f"image {t} is the camera's no-frame placeholder: that observation has no image")
+        elif msg.encoding != "rgb8" or len(msg.data) != msg.height * msg.width * 3:
             report.problems.append(f"image {t} is not decodable: {msg.encoding}, {len(msg.data)} bytes for "
                                    f"{msg.width}x{msg.height} (expected rgb8)")
         else:

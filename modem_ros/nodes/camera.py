@@ -3,7 +3,9 @@ scaled to match. In sim it relays the bridge's already-sized frames one for one 
 on hardware it subscribes best-effort to the RealSense stream, centre-crops to square and resizes.
 Frame stacking happens in the consumers (a k-frame stack is not a standard image encoding).
 On hardware (`sample_on_state`) it publishes one frame per robot observation — the newest camera frame
-when the bridge's state arrives — so images and states pair one to one, as the sim bridge's do."""
+when the bridge's state arrives — so images and states pair one to one, as the sim bridge's do. When
+the newest frame is stale it sends an empty placeholder in its place (nodes.common.no_frame_msg), not
+nothing: consumers pair by counting, and one missing message would shift every pairing after it."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from std_msgs.msg import Float32MultiArray
 
 from modem_ros import topics
 from modem_ros.images import square_resize
-from modem_ros.nodes.common import STREAM, ModemNode, image_array, image_msg, run_node
+from modem_ros.nodes.common import STREAM, ModemNode, image_array, image_msg, no_frame_msg, run_node
 
 
 def scaled_info(info: CameraInfo, scale: float, x0: int, y0: int, size: int) -> CameraInfo:
@@ -35,8 +37,8 @@ def scaled_info(info: CameraInfo, scale: float, x0: int, y0: int, size: int) -> 
 class Camera(ModemNode):
     NAME = "camera"
 
-    def __init__(self):
-        super().__init__(self.NAME)
+    def __init__(self, **node_options):
+        super().__init__(self.NAME, **node_options)
         self.size = self.task_config().img_size
         reliable = self.param("reliable", True, "Lock-step relay (sim): reliable, nothing dropped. False: "
                               "best-effort sensor QoS, newest frame only (hardware).")
@@ -44,7 +46,7 @@ class Camera(ModemNode):
         self.sample_on_state = self.param("sample_on_state", False, f"Publish the newest frame once per {topics.STATE} "
                                           "message (hardware: pairs images with the bridge's observations).")
         self.max_frame_age = self.param("max_frame_age", 0.2, "sample_on_state: a frame older than this (s) is "
-                                        "stale and not published.")
+                                        "stale: an empty placeholder is published in its place.")
         qos = self.stream_qos(reliable)
         # Out: the lock-step stream QoS in both modes - nothing lost, and a trainer or recorder that joins
         # late (torch imports for seconds while the robot's first episode runs) still gets every frame;
@@ -81,9 +83,12 @@ class Camera(ModemNode):
 
     def on_state(self, msg: Float32MultiArray) -> None:
         age = np.inf if self.newest is None else time.monotonic() - self.newest[0]
-        if age > self.max_frame_age:
+        if age > self.max_frame_age:  # the placeholder keeps the count; its episode is not stored or trained on
             self.get_logger().error(f"observation without an image: newest camera frame is {age:.2f} s old "
-                                    f"(> {self.max_frame_age} s)", throttle_duration_sec=2.0)
+                                    f"(> {self.max_frame_age} s); sent the no-frame placeholder",
+                                    throttle_duration_sec=2.0)
+            frame_id = topics.CAMERA_FRAME if self.newest is None else self.newest[2].frame_id
+            self.image_pub.publish(no_frame_msg(self.get_clock().now().to_msg(), frame_id))
             return
         self.publish(*self.newest[1:])
 

@@ -121,8 +121,29 @@ def camera_info(size: int, fovy_deg: float, stamp, frame_id: str, width: int | N
     return msg
 
 
+class NoFrame(ValueError):
+    """The camera's placeholder for an observation it had no fresh frame for (see no_frame_msg)."""
+
+
+def no_frame_msg(stamp, frame_id: str) -> Image:
+    """An empty rgb8 image (0 x 0, no data) on IMAGE in place of a frame the camera did not have: every
+    observation still gets exactly one IMAGE message, so consumers that pair streams by counting stay
+    paired, and the episode holding it is known to miss a frame (stored or trained on by none)."""
+    msg = Image()
+    msg.header.stamp, msg.header.frame_id = stamp, frame_id
+    msg.encoding, msg.is_bigendian = "rgb8", 0
+    return msg
+
+
+def is_no_frame(msg: Image) -> bool:
+    return msg.height == 0 and msg.width == 0 and len(msg.data) == 0
+
+
 def image_array(msg: Image, size: int | None = None) -> np.ndarray:
-    """rgb8 Image -> uint8 [H, W, 3] (zero-copy); ValueError naming what is wrong otherwise."""
+    """rgb8 Image -> uint8 [H, W, 3] (zero-copy); NoFrame for the camera's no-frame placeholder,
+    ValueError naming what is wrong otherwise."""
+    if is_no_frame(msg):
+        raise NoFrame("no fresh camera frame for this observation (the camera's empty placeholder)")
     if msg.encoding != "rgb8":
         raise ValueError(f"image encoding is '{msg.encoding}', expected 'rgb8'")
     if len(msg.data) != msg.height * msg.width * 3 or msg.step != msg.width * 3:

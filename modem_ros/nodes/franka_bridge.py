@@ -36,6 +36,7 @@ from modem_ros.nodes.common import (
     camera_info,
     image_array,
     image_msg,
+    is_no_frame,
     joint_state_msg,
     json_msg,
     keep_spinning,
@@ -241,6 +242,8 @@ class FrankaBridge(ModemNode):
 
     # --- inputs -------------------------------------------------------------------------------------
     def on_image(self, msg: Image) -> None:
+        if is_no_frame(msg):  # the camera had no fresh frame: no observation for the watchdog either
+            return
         if self.detector is not None:
             try:
                 self.frame = image_array(msg, self.cfg.img_size)

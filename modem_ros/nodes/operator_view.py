@@ -18,7 +18,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
 from modem_ros import topics
-from modem_ros.nodes.common import FOLLOW, LATCHED, ModemNode, image_array, keep_spinning, run_node, spin_once
+from modem_ros.nodes.common import FOLLOW, LATCHED, ModemNode, NoFrame, image_array, keep_spinning, run_node, spin_once
 
 GREEN, GREY = "#1b7f2a", "#333333"
 PROGRESS_KEYS = {"episode": int, "t": int, "length": int, "return": float, "goal_distance": float, "succeeded": bool}
@@ -118,6 +118,8 @@ class OperatorView(ModemNode):
     def on_image(self, msg: Image) -> None:
         try:
             self.frame = image_array(msg)
+        except NoFrame:  # the camera had no fresh frame: keep showing the last one
+            return
         except ValueError as err:
             self.get_logger().error(f"{topics.IMAGE}: not shown: {err}", throttle_duration_sec=5.0)
             return

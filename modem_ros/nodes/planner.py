@@ -30,6 +30,7 @@ from modem_ros.nodes.common import (
     WEIGHTS,
     ModemNode,
     NodeSetupError,
+    NoFrame,
     array_msg,
     episode_step,
     image_array,
@@ -74,7 +75,7 @@ class Planner(ModemNode):
         torch.manual_seed(self.cfg.seed)
         self.agent = ModemAgent(self.cfg)
         depth = None if reliable else 1  # hardware: only the newest observation is worth acting on
-        self.frames: deque[tuple[np.ndarray, object]] = deque(maxlen=depth)
+        self.frames: deque[tuple[np.ndarray | None, float]] = deque(maxlen=depth)  # (frame|None=none, arrival)
         self.states: deque[tuple[np.ndarray, int | None]] = deque(maxlen=depth)  # (state, its step label)
         self.stack = FrameStack(self.cfg.frame_stack)
         self.t = 0             # observation index within the current episode
@@ -186,6 +187,10 @@ class Planner(ModemNode):
     def on_image(self, msg: Image) -> None:
         try:
             frame = image_array(msg, self.cfg.img_size)
+        except NoFrame:  # this observation has no image (the camera says why): its step passes without an action
+            self.frames.append((None, time.perf_counter()))
+            self.try_act()
+            return
         except ValueError as err:
             self.get_logger().error(f"{topics.IMAGE}: observation refused: {err}", throttle_duration_sec=5.0)
             return
@@ -214,10 +219,14 @@ class Planner(ModemNode):
             (frame, received), (state, step) = self.frames.popleft(), self.states.popleft()
             if step is not None and step != self.t:
                 self.follow_bridge(step)
-            rgb = self.stack.observe(frame, first=self.t == 0)
+            if frame is not None:
+                rgb = self.stack.observe(frame, first=self.t == 0)
             if self.t == self.cfg.episode_length:  # final observation: the bridge resets next
                 self.t, self.episode = 0, self.episode + 1
                 self.stack = FrameStack(self.cfg.frame_stack)  # the next episode's frames only, whichever comes
+                continue
+            if frame is None:  # no image: no action, the bridge holds this step (its watchdog), time goes on
+                self.t, self.step = self.t + 1, self.step + 1
                 continue
             start = time.perf_counter()
             if self.t == 0:  # other actors' steps count too (the trainer's step); alone, the two are equal

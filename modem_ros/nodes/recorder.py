@@ -28,7 +28,16 @@ from std_srvs.srv import Trigger
 from modem_ros import topics
 from modem_ros.data.demos import DemoError, episode_dirs, next_episode_path, read_meta, write_episode
 from modem_ros.data.recording import Streams, cadence
-from modem_ros.nodes.common import FOLLOW, ModemNode, NodeSetupError, image_array, keep_spinning, run_node, spin_once
+from modem_ros.nodes.common import (
+    FOLLOW,
+    ModemNode,
+    NodeSetupError,
+    NoFrame,
+    image_array,
+    keep_spinning,
+    run_node,
+    spin_once,
+)
 from modem_ros.paths import default_dataset_dir
 
 
@@ -110,6 +119,10 @@ class Recorder(ModemNode):
     def on_image(self, msg: Image) -> None:
         try:
             frame = image_array(msg, self.cfg.img_size)
+        except NoFrame:  # counted, so pairing holds; an episode holding it is not saved (write)
+            self.streams.frames.append(None)
+            self.process()
+            return
         except ValueError as err:  # a missing frame would shift every pairing after it: say so loudly
             self.get_logger().error(f"{topics.IMAGE}: frame refused ({err}); the episode will not complete")
             return
@@ -247,9 +260,12 @@ class Recorder(ModemNode):
                     self.state = "review"
                     n = streams.ends[0]  # the summary only: the episode itself is built when saved
                     success, total = any(islice(streams.successes, n)), sum(islice(streams.rewards, n))
+                    missing = streams.missing_frames(n)
                     self.get_logger().info(f"episode finished: {n} steps, success {success}, "
                                            f"return {total:.2f}. Save, discard or re-record?"
-                                           + ("" if success else " (it did not succeed: x discards it)"))
+                                           + ("" if success else " (it did not succeed: x discards it)")
+                                           + (f" ({missing} observations without a camera frame: it cannot be "
+                                              "saved, re-record it)" if missing else ""))
                 return
             if fate.kind == "save" and ended:
                 self.write(streams.ends[0], fate)
@@ -269,6 +285,11 @@ class Recorder(ModemNode):
             return
 
     def write(self, steps: int, fate: Fate) -> None:
+        missing = self.streams.missing_frames(steps)
+        if missing:  # a demo with a hole in what the camera saw would teach from frames that never were
+            self.get_logger().error(f"episode not saved: {missing} of its {steps + 1} observations came without a "
+                                    "camera frame (the camera node says why); record it again")
+            return
         episode, arrivals = self.streams.take(steps, self.cfg.frame_stack)
         report = cadence(arrivals, self.target_rate)
         meta = {"task": self.cfg.task, "suite": self.cfg.suite, "source": "teleop", "operator": self.operator,

@@ -37,6 +37,7 @@ from modem_ros.nodes.common import (
     WEIGHTS,
     ModemNode,
     NodeSetupError,
+    NoFrame,
     episode_step,
     image_array,
     keep_spinning,
@@ -161,6 +162,8 @@ class TrainerNode(ModemNode):
     def on_image(self, assembler: EpisodeAssembler, msg: Image) -> None:
         try:
             assembler.add_frame(image_array(msg, self.cfg.img_size).transpose(2, 0, 1))
+        except NoFrame:  # kept in the count; the episode it belongs to is dropped (report_dropped)
+            assembler.add_frame(None)
         except ValueError as err:
             self.get_logger().error(f"{topics.IMAGE}: frame not stored: {err}", throttle_duration_sec=5.0)
 
@@ -216,14 +219,15 @@ class TrainerNode(ModemNode):
         """The first complete episode of any actor (actors in order, so none starves)."""
         for actor, assembler in self.assemblers.items():
             episode = assembler.pop_episode()
-            self.report_cut_short(actor, assembler)
+            self.report_dropped(actor, assembler)
             if episode is not None:
                 return actor, episode
         return None
 
-    def report_cut_short(self, actor: str, assembler: EpisodeAssembler) -> None:
-        """Episodes the bridge cut short (an e-stop, a reset mid-episode) are not trained on: say so, in the
-        console and in metrics.jsonl, so a paused robot shows up in the run's record."""
+    def report_dropped(self, actor: str, assembler: EpisodeAssembler) -> None:
+        """Episodes the bridge cut short (an e-stop, a reset mid-episode) or with an observation the camera
+        had no frame for are not trained on: say so, in the console and in metrics.jsonl, so a paused robot
+        or a failing camera shows up in the run's record."""
         for steps in assembler.cut_short:
             self.get_logger().warning(f"{actor_topic(actor, topics.EPISODE)}: an episode cut short at the bridge "
                                       f"after {steps} of {self.cfg.episode_length} steps was dropped, not trained "
@@ -231,6 +235,13 @@ class TrainerNode(ModemNode):
             self.trainer.logger.log("cut_short", self.trainer.step, {"env_step": self.trainer.env_step,
                                                                      "steps": steps, "actor": actor})
         assembler.cut_short.clear()
+        for missing in assembler.missing_frames:
+            self.get_logger().warning(f"{actor_topic(actor, topics.IMAGE)}: an episode with {missing} of its "
+                                      f"{self.cfg.episode_length + 1} observations without a camera frame was "
+                                      "dropped, not trained on (see the camera's log for why)")
+            self.trainer.logger.log("no_frame", self.trainer.step, {"env_step": self.trainer.env_step,
+                                                                    "missing": missing, "actor": actor})
+        assembler.missing_frames.clear()
 
     def log_actors(self, actor: str, episode: Episode, started: float) -> None:
         """Several actors: each one's collection rate since this trainer started (env steps/s)."""
