@@ -99,7 +99,7 @@ _TELEOP_PARAMS = {"sim": {**_SIM_TIME["sim"], "rate": SIM_TELEOP_RATE},
 # The recorder gives up a start whose episode never began: in sim the bridge starts it within the reset
 # call; a robot homes and approaches the start pose first (franka_bridge approach_timeout 30 s, plus homing).
 _RECORDER_PARAMS = {"sim": {**_SIM_TIME["sim"], "target_rate": SIM_TELEOP_RATE, "start_timeout": 10.0},
-                    "hardware": {**_SIM_TIME["hardware"], "start_timeout": 120.0}}
+                    "hardware": {**_SIM_TIME["hardware"], "start_timeout": 120.0, topics.NO_FRAME_PARAM: True}}
 
 
 # Several actors (actors:=N > 1): actor i's bridge, camera and planner run in namespace actor_<i>, so their
@@ -222,7 +222,7 @@ LAUNCHES: dict[str, LaunchSpec] = {
                # key n (the recorder's "start") starts the next episode at the bridge instead
                replace(TELEOP, remaps=(("modem/recorder/start", "modem/reset"),),
                        params=(("use_sim_time", False), ("robot", True))),
-               FRANKA_BRIDGE, replace(TRAINER, params=(("use_sim_time", False),))),
+               FRANKA_BRIDGE, replace(TRAINER, params=(("use_sim_time", False), (topics.NO_FRAME_PARAM, True)))),
         arguments={
             **{k: replace(a, targets=tuple(t.replace("sim_bridge.", "franka_bridge.") for t in a.targets)
                           + (("teleop." + k,) if k in ("task", "preset") else ()))

@@ -19,6 +19,7 @@ IMAGE = "modem/image"                      # sensor_msgs/msg/Image, rgb8, img_si
                                            # height = width = 0, no data: the camera had no fresh frame for this
                                            # observation (hardware, nodes.common.no_frame_msg); sent in its place so
                                            # counting still pairs; an episode holding one is not stored or trained on
+NO_FRAME_PARAM = "no_frame_placeholders"   # the consumers' parameter that accepts them (on in hardware graphs only)
 CAMERA_INFO = "modem/camera_info"          # sensor_msgs/msg/CameraInfo scaled to IMAGE
 STATE = "modem/state"                      # std_msgs/msg/Float32MultiArray, the task's state vector
 STEP_LABEL = "episode_step"                # STATE's layout.dim[0].label "episode_step=<t>": the observation's step in

@@ -1,7 +1,8 @@
 """A running train_sim graph under attack (issue 24): while it trains, a node on its domain publishes
-malformed messages on every topic the graph subscribes to - short and mis-encoded images, NaN and
-wrongly sized states and actions, NaN rewards, non-JSON events and announcements, weight chunks with
-no header, of another run, or of this run at a pinning version with bytes that fail their hash.
+malformed messages on every topic the graph subscribes to - short and mis-encoded images, forged
+no-frame placeholders, NaN and wrongly sized states and actions, NaN rewards, non-JSON events and
+announcements, weight chunks with no header, of another run, or of this run at a pinning version with
+bytes that fail their hash.
 Every one is refused with a log line; training completes with every episode
 paired as if nothing had happened."""
 
@@ -60,6 +61,7 @@ class Attacker(InProcessNode):
                   "size": 5, "sha256": "0" * 64, "sent": 0.0}  # this run's id, a pinning version, bad bytes
         self.volleys = [
             (pub[topics.IMAGE], _image("rgb8", 48, 7)), (pub[topics.IMAGE], _image("bgr8", 48, 48 * 48 * 3)),
+            (pub[topics.IMAGE], _image("rgb8", 0, 0)),  # a forged no-frame placeholder: sim's camera sends none
             (pub[topics.RAW_IMAGE], _image("rgb8", 64, 100)),
             (pub[topics.STATE], Float32MultiArray(data=[nan] * 4)),
             (pub[topics.STATE], Float32MultiArray(data=[1.0] * 3)),
@@ -131,6 +133,8 @@ def test_each_kind_of_bad_message_is_named_in_the_log(attacked):
     _, launch, *_ = attacked
     for node, fragment in [("trainer", "modem/image: frame not stored"),
                            ("planner", "modem/image: observation refused"),
+                           ("trainer", "which only a hardware camera sends"),  # the forged placeholder
+                           ("planner", "which only a hardware camera sends"),
                            ("trainer", "modem/state: not stored"), ("planner", "modem/state: observation refused"),
                            ("sim_bridge", "action refused"), ("trainer", "modem/applied_action: not stored"),
                            ("trainer", "modem/reward: not stored"),

@@ -97,25 +97,42 @@ def test_the_camera_sends_a_placeholder_for_a_stale_frame_so_every_state_gets_on
     assert (sent[1].height, sent[1].width) == (camera.size, camera.size)
 
 
-@pytest.mark.parametrize("reliable", ["true", "false"])  # lock-step queue (sim) and newest-only (hardware)
-def test_the_planner_does_not_act_on_an_observation_without_a_frame_and_keeps_counting(node, monkeypatch, reliable):
+def test_the_planner_does_not_act_on_an_observation_without_a_frame_and_keeps_counting(node, monkeypatch):
+    planner, calls = acting_planner(node, monkeypatch, reliable="false")  # hardware: newest only
+    for value, step in [(1, 0), (None, 1), (3, 2)]:
+        observe(planner, value, step)
+    assert len(calls) == 2 and planner.t == 3 and planner.step == 3
+    assert np.all(calls[1][-3:] == 3) and np.all(calls[1][:3] == 1)  # the stack skips the missing frame
+
+
+def test_a_lock_step_planner_refuses_a_placeholder_and_stays_paired(node, monkeypatch):
+    """In sim the camera never sends one: one there is forged, an extra message, and is refused like a
+    malformed image, so the next frame still pairs with its own state."""
+    planner, calls = acting_planner(node, monkeypatch, reliable="true")
+    planner.on_image(no_frame_msg(planner.get_clock().now().to_msg(), topics.CAMERA_FRAME))
+    for value, step in [(1, 0), (2, 1)]:
+        observe(planner, value, step)
+    assert len(calls) == 2 and planner.t == 2 and np.all(calls[1][-3:] == 2)
+
+
+def acting_planner(node, monkeypatch, reliable: str):
     planner = node(Planner, task="toy-reach", device="cpu", reliable=reliable)
-    planner.version = 0
+    planner.version = 0  # acts without waiting for weights: act() is recorded, not planned
     calls = []
 
     def act(obs, step, eval_mode=False, t0=False):
-        calls.append((obs["rgb"], t0))
+        calls.append(obs["rgb"])
         return np.zeros(planner.cfg.action_dim, np.float32)
 
     monkeypatch.setattr(planner.agent, "act", act)
-    size = planner.cfg.img_size
-    for value, step in [(1, 0), (None, 1), (3, 2)]:
-        now = planner.get_clock().now().to_msg()
-        planner.on_image(no_frame_msg(now, topics.CAMERA_FRAME) if value is None
-                         else image_msg(np.full((size, size, 3), value, np.uint8), now, topics.CAMERA_FRAME))
-        planner.on_state(state_msg(np.zeros(planner.cfg.state_dim), step))
-    assert len(calls) == 2 and planner.t == 3 and planner.step == 3
-    assert np.all(calls[1][0][-3:] == 3) and np.all(calls[1][0][:3] == 1)  # the stack skips the missing frame
+    return planner, calls
+
+
+def observe(planner, value: int | None, step: int) -> None:
+    size, now = planner.cfg.img_size, planner.get_clock().now().to_msg()
+    planner.on_image(no_frame_msg(now, topics.CAMERA_FRAME) if value is None
+                     else image_msg(np.full((size, size, 3), value, np.uint8), now, topics.CAMERA_FRAME))
+    planner.on_state(state_msg(np.zeros(planner.cfg.state_dim), step))
 
 
 def test_the_bridge_watchdog_does_not_count_a_placeholder_as_an_observation(node):
@@ -133,7 +150,8 @@ def test_the_bridge_watchdog_does_not_count_a_placeholder_as_an_observation(node
 
 def test_the_recorder_does_not_save_an_episode_with_a_missing_frame(node, tmp_path):
     overrides = " ".join(f"{k}={v}" for k, v in SMALL.items())
-    recorder = node(Recorder, task="toy-reach", config_overrides=overrides, dataset_dir=tmp_path / "dataset")
+    recorder = node(Recorder, task="toy-reach", config_overrides=overrides, dataset_dir=tmp_path / "dataset",
+                    no_frame_placeholders="true")
     cfg = recorder.cfg
 
     def fill(streams: Streams, missing_at: int | None) -> None:
@@ -175,3 +193,13 @@ def test_a_bag_holding_a_placeholder_is_named_by_the_loader_and_the_validator(tm
         demos.read_episode(path, frame_stack=1)
     assert "image 4 is the camera's no-frame placeholder: that observation has no image" in validate_episode(
         path).problems
+
+
+def test_a_recorder_outside_a_hardware_graph_refuses_a_placeholder(node, tmp_path):
+    overrides = " ".join(f"{k}={v}" for k, v in SMALL.items())
+    sim = node(Recorder, task="toy-reach", config_overrides=overrides, dataset_dir=tmp_path / "sim")
+    robot = node(Recorder, task="toy-reach", config_overrides=overrides, dataset_dir=tmp_path / "robot",
+                 no_frame_placeholders="true")
+    for recorder in (sim, robot):
+        recorder.on_image(no_frame_msg(recorder.get_clock().now().to_msg(), topics.CAMERA_FRAME))
+    assert list(sim.streams.frames) == [] and list(robot.streams.frames) == [None]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from modem_ros import topics
 from modem_ros.config import ConfigError
 from modem_ros.data.stream import EpisodeAssembler, StreamError
 from modem_ros.graph import LAUNCHES
@@ -141,6 +142,7 @@ def test_each_mode_starts_its_own_nodes_with_the_modes_fixed_parameters(tmp_path
     assert params["franka_bridge"]["robot_ip"] == "10.0.0.2" and params["franka_bridge"]["seed"] == 4
     assert params["franka_bridge"]["auto_reset"] is False  # the recorder starts each episode
     assert params["recorder"]["dataset_dir"] == "demos/franka-reach-robot"  # robot demos apart from sim ones
+    assert params["recorder"][topics.NO_FRAME_PARAM] is True  # the sampling camera may send placeholders
     deploy_camera = next(n for n in LAUNCHES["deploy"].nodes if n.name == "camera")
     assert dict(deploy_camera.params).items() <= params["camera"].items()  # one hardware camera entry
     with pytest.raises(ConfigError, match="needs a Franka task .* not task:=toy-reach"):
@@ -201,3 +203,15 @@ def test_params_file_strings_stay_strings_under_rcls_parser(tmp_path):
         node.destroy_node()
     finally:
         rclpy.shutdown(context=context)
+
+
+def test_only_hardware_graphs_accept_the_cameras_no_frame_placeholder():
+    """Behind a camera that samples on the robot's state a placeholder is legitimate; in sim the camera relays
+    one for one, so one there could only be forged and is refused (nodes default to refusing)."""
+    robot = {n.name: dict(n.params) for n in LAUNCHES["train_robot"].nodes}  # (prepare needs robot demos)
+    assert robot["trainer"][topics.NO_FRAME_PARAM] is True and robot["camera"]["sample_on_state"] is True
+    assert robot["planner"]["reliable"] is False  # the planner accepts them when not lock-step
+    _, _, sim, _ = prepare("train_sim", [])
+    assert topics.NO_FRAME_PARAM not in sim["trainer"] and sim["planner"]["reliable"] is True
+    _, _, demos, _ = prepare("record_demos", [])
+    assert topics.NO_FRAME_PARAM not in demos["recorder"]

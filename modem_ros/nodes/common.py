@@ -135,6 +135,14 @@ def no_frame_msg(stamp, frame_id: str) -> Image:
     return msg
 
 
+# Where a placeholder is legitimate: behind a camera that samples on the robot's state (hardware graphs). In
+# sim the camera relays the bridge's frames one for one and never sends one, so there it is refused like any
+# malformed image: a forged placeholder would otherwise count as a frame and stall or shift the lock-step.
+NO_FRAME_PARAM = topics.NO_FRAME_PARAM
+NO_FRAME_DOC = ("Accept the camera's no-frame placeholder (an empty image for an observation it had no fresh frame "
+                "for: hardware graphs); false (sim): refuse one as a malformed image.")
+
+
 def is_no_frame(msg: Image) -> bool:
     return msg.height == 0 and msg.width == 0 and len(msg.data) == 0
 

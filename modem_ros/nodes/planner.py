@@ -74,6 +74,7 @@ class Planner(ModemNode):
         self.cfg = replace(cfg, device=device)
         torch.manual_seed(self.cfg.seed)
         self.agent = ModemAgent(self.cfg)
+        self.reliable = reliable
         depth = None if reliable else 1  # hardware: only the newest observation is worth acting on
         self.frames: deque[tuple[np.ndarray | None, float]] = deque(maxlen=depth)  # (frame|None=none, arrival)
         self.states: deque[tuple[np.ndarray, int | None]] = deque(maxlen=depth)  # (state, its step label)
@@ -187,8 +188,12 @@ class Planner(ModemNode):
     def on_image(self, msg: Image) -> None:
         try:
             frame = image_array(msg, self.cfg.img_size)
-        except NoFrame:  # this observation has no image (the camera says why): its step passes without an action
-            self.frames.append((None, time.perf_counter()))
+        except NoFrame as err:
+            if self.reliable:  # sim's camera never sends one (topics.NO_FRAME_PARAM): malformed here
+                self.get_logger().error(f"{topics.IMAGE}: observation refused: {err}, which only a hardware camera "
+                                        "sends", throttle_duration_sec=5.0)
+                return
+            self.frames.append((None, time.perf_counter()))  # no image: this step passes without an action
             self.try_act()
             return
         except ValueError as err:

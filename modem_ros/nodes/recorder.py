@@ -30,6 +30,8 @@ from modem_ros.data.demos import DemoError, episode_dirs, next_episode_path, rea
 from modem_ros.data.recording import Streams, cadence
 from modem_ros.nodes.common import (
     FOLLOW,
+    NO_FRAME_DOC,
+    NO_FRAME_PARAM,
     ModemNode,
     NodeSetupError,
     NoFrame,
@@ -70,6 +72,7 @@ class Recorder(ModemNode):
         self.match_settle = self.param("match_settle", 1.0, "Seconds every stream must have had a publisher "
                                        "before the bridge is reset (the publishers' side of discovery, which "
                                        "this node cannot see, completes in that time).")
+        self.no_frame_ok = self.param(NO_FRAME_PARAM, False, NO_FRAME_DOC)
         self.start_timeout = self.param("start_timeout", 10.0, f"Seconds to wait for the bridge's start event on "
                                         f"{topics.EPISODE} after calling {topics.RESET}; then recording is "
                                         "given up with a warning and start can be pressed again.")
@@ -119,8 +122,12 @@ class Recorder(ModemNode):
     def on_image(self, msg: Image) -> None:
         try:
             frame = image_array(msg, self.cfg.img_size)
-        except NoFrame:  # counted, so pairing holds; an episode holding it is not saved (write)
-            self.streams.frames.append(None)
+        except NoFrame as err:
+            if not self.no_frame_ok:
+                self.get_logger().error(f"{topics.IMAGE}: frame refused ({err}, which only a hardware camera sends:"
+                                        f" {NO_FRAME_PARAM} is false)", throttle_duration_sec=5.0)
+                return
+            self.streams.frames.append(None)  # counted, so pairing holds; an episode holding it is not saved
             self.process()
             return
         except ValueError as err:  # a missing frame would shift every pairing after it: say so loudly

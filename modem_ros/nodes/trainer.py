@@ -33,6 +33,8 @@ from modem_ros.data.stream import EpisodeAssembler, StreamError
 from modem_ros.graph import actor_name, actor_topic
 from modem_ros.nodes.common import (
     LATCHED,
+    NO_FRAME_DOC,
+    NO_FRAME_PARAM,
     STREAM,
     WEIGHTS,
     ModemNode,
@@ -73,6 +75,7 @@ class TrainerNode(ModemNode):
         self.deliver_timeout = self.param("deliver_timeout", 30.0, "Seconds the finished trainer waits for every "
                                           "matched subscriber (a remote planner) to acknowledge the last weights "
                                           "and announcement before it exits; with none matched it exits at once.")
+        self.no_frame_ok = self.param(NO_FRAME_PARAM, False, NO_FRAME_DOC)
         actors = self.param("actors", 1, "Actor graphs feeding this trainer: 1 = the graph's plain topics; N > 1 = "
                             "namespaces actor_0 .. actor_<N-1> (launch train_sim actors:=N).")
         if not 1 <= actors <= MAX_ACTORS:
@@ -162,8 +165,12 @@ class TrainerNode(ModemNode):
     def on_image(self, assembler: EpisodeAssembler, msg: Image) -> None:
         try:
             assembler.add_frame(image_array(msg, self.cfg.img_size).transpose(2, 0, 1))
-        except NoFrame:  # kept in the count; the episode it belongs to is dropped (report_dropped)
-            assembler.add_frame(None)
+        except NoFrame as err:
+            if self.no_frame_ok:  # kept in the count; the episode it belongs to is dropped (report_dropped)
+                assembler.add_frame(None)
+            else:
+                self.get_logger().error(f"{topics.IMAGE}: frame not stored: {err}, which only a hardware camera "
+                                        f"sends ({NO_FRAME_PARAM} is false)", throttle_duration_sec=5.0)
         except ValueError as err:
             self.get_logger().error(f"{topics.IMAGE}: frame not stored: {err}", throttle_duration_sec=5.0)
 
