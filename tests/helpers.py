@@ -26,3 +26,19 @@ def coded_episode(cfg: ModemConfig, episode_id: int, steps: int, reward: float =
     for t in range(1, steps + 1):
         episode.add(np.full(cfg.action_dim, (t - 1) / steps, np.float32), obs(t), reward, False)
     return episode
+
+
+def assemble_in_random_order(assembler, streams: dict[str, list], rng: np.random.Generator) -> list[Episode]:
+    """Feed an EpisodeAssembler its streams ("frame", "state" as (values, step label), "action", "reward",
+    "success", optionally "intervention") one item at a time from a random stream, as an executor may hand
+    callbacks over; the episodes it pops, in order."""
+    adders = {"frame": assembler.add_frame, "state": lambda item: assembler.add_state(*item),
+              "action": assembler.add_action, "reward": assembler.add_reward, "success": assembler.add_success,
+              "intervention": assembler.add_intervention}
+    out = []
+    while any(streams.values()):
+        name = rng.choice([k for k, v in streams.items() if v])
+        adders[name](streams[name].pop(0))
+        if (episode := assembler.pop_episode()) is not None:
+            out.append(episode)
+    return out

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from modem_ros.data.stream import EpisodeAssembler
+from tests.helpers import assemble_in_random_order
 
 rclpy = pytest.importorskip("rclpy", reason="needs the ros extra: scripts/install.sh ros")
 
@@ -64,14 +65,7 @@ def test_the_assembler_drops_the_episode_with_a_missing_frame_and_keeps_the_othe
         streams["reward"].append(float(step))
         streams["success"].append(False)
     assembler = EpisodeAssembler(frame_stack=2, episode_length=length, state_dim=2, action_dim=1)
-    adders = {"frame": assembler.add_frame, "state": lambda item: assembler.add_state(*item),
-              "action": assembler.add_action, "reward": assembler.add_reward, "success": assembler.add_success}
-    out = []
-    while any(streams.values()):
-        name = rng.choice([k for k, v in streams.items() if v])
-        adders[name](streams[name].pop(0))
-        if (episode := assembler.pop_episode()) is not None:
-            out.append(episode)
+    out = assemble_in_random_order(assembler, streams, rng)
     assert assembler.missing_frames == [1] and assembler.cut_short == []
     assert [[s[0] for s in e.state] for e in out] == [[0, 1, 2, 3], [8, 9, 10, 11]]
     assert [e.reward for e in out] == [[0.0, 1.0, 2.0], [6.0, 7.0, 8.0]]

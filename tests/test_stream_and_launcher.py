@@ -10,6 +10,7 @@ from modem_ros.config import ConfigError
 from modem_ros.data.stream import EpisodeAssembler, StreamError
 from modem_ros.graph import LAUNCHES
 from modem_ros.launcher import node_parameters, parse_arguments, prepare, processes, ros_params_yaml
+from tests.helpers import assemble_in_random_order
 
 
 def test_streams_arriving_interleaved_in_any_order_pair_into_the_same_episodes():
@@ -18,18 +19,11 @@ def test_streams_arriving_interleaved_in_any_order_pair_into_the_same_episodes()
     frames = [rng.integers(0, 255, (3, 8, 8), dtype=np.uint8) for _ in range(episodes * (length + 1))]
     states = [np.full(2, i, np.float32) for i in range(len(frames))]
     actions = [np.full(1, i / 10, np.float32) for i in range(episodes * length)]
-    streams = {"frame": list(frames), "state": list(states), "action": list(actions),
+    streams = {"frame": list(frames), "state": [(s, None) for s in states], "action": list(actions),
                "reward": [float(i) for i in range(episodes * length)],
                "success": [i % 2 == 0 for i in range(episodes * length)]}
     assembler = EpisodeAssembler(frame_stack=2, episode_length=length, state_dim=2, action_dim=1)
-    adders = {"frame": assembler.add_frame, "state": assembler.add_state, "action": assembler.add_action,
-              "reward": assembler.add_reward, "success": assembler.add_success}
-    out = []
-    while any(streams.values()):  # an executor may hand callbacks over in any order
-        name = rng.choice([k for k, v in streams.items() if v])
-        adders[name](streams[name].pop(0))
-        if (episode := assembler.pop_episode()) is not None:
-            out.append(episode)
+    out = assemble_in_random_order(assembler, streams, rng)  # an executor may hand callbacks over in any order
     assert len(out) == episodes and assembler.pop_episode() is None
     second = out[1]
     assert [s[0] for s in second.state] == [4, 5, 6, 7]           # observations 4..7 belong to episode 2
@@ -58,15 +52,7 @@ def test_episodes_a_bridge_cut_short_are_dropped_by_their_step_labels_whatever_t
             streams["intervention"].append(step % 2 == 1)
             step += 1
     assembler = EpisodeAssembler(frame_stack=1, episode_length=length, state_dim=2, action_dim=1, interventions=True)
-    adders = {"frame": assembler.add_frame, "state": lambda item: assembler.add_state(*item),
-              "action": assembler.add_action, "reward": assembler.add_reward, "success": assembler.add_success,
-              "intervention": assembler.add_intervention}
-    out = []
-    while any(streams.values()):
-        name = rng.choice([k for k, v in streams.items() if v])
-        adders[name](streams[name].pop(0))
-        if (episode := assembler.pop_episode()) is not None:
-            out.append(episode)
+    out = assemble_in_random_order(assembler, streams, rng)
     assert len(out) == 3 and assembler.cut_short == [1, 0]
     assert [[s[0] for s in e.state] for e in out] == [[0, 1, 2, 3], [6, 7, 8, 9], [11, 12, 13, 14]]
     assert [e.reward for e in out] == [[0.0, 1.0, 2.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]]

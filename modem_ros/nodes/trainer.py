@@ -235,19 +235,17 @@ class TrainerNode(ModemNode):
         """Episodes the bridge cut short (an e-stop, a reset mid-episode) or with an observation the camera
         had no frame for are not trained on: say so, in the console and in metrics.jsonl, so a paused robot
         or a failing camera shows up in the run's record."""
-        for steps in assembler.cut_short:
-            self.get_logger().warning(f"{actor_topic(actor, topics.EPISODE)}: an episode cut short at the bridge "
-                                      f"after {steps} of {self.cfg.episode_length} steps was dropped, not trained "
-                                      "on; training goes on with the next full episode")
-            self.trainer.logger.log("cut_short", self.trainer.step, {"env_step": self.trainer.env_step,
-                                                                     "steps": steps, "actor": actor})
+        length = self.cfg.episode_length
+        dropped = [("cut_short", "steps", steps, f"{actor_topic(actor, topics.EPISODE)}: an episode cut short at "
+                    f"the bridge after {steps} of {length} steps") for steps in assembler.cut_short]
+        dropped += [("no_frame", "missing", missing, f"{actor_topic(actor, topics.IMAGE)}: an episode with "
+                     f"{missing} of its {length + 1} observations without a camera frame (the camera's log says why)")
+                    for missing in assembler.missing_frames]
+        for kind, key, value, what in dropped:
+            self.get_logger().warning(f"{what} was dropped, not trained on; training goes on with the next full one")
+            self.trainer.logger.log(kind, self.trainer.step, {"env_step": self.trainer.env_step, key: value,
+                                                              "actor": actor})
         assembler.cut_short.clear()
-        for missing in assembler.missing_frames:
-            self.get_logger().warning(f"{actor_topic(actor, topics.IMAGE)}: an episode with {missing} of its "
-                                      f"{self.cfg.episode_length + 1} observations without a camera frame was "
-                                      "dropped, not trained on (see the camera's log for why)")
-            self.trainer.logger.log("no_frame", self.trainer.step, {"env_step": self.trainer.env_step,
-                                                                    "missing": missing, "actor": actor})
         assembler.missing_frames.clear()
 
     def log_actors(self, actor: str, episode: Episode, started: float) -> None:
