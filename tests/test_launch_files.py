@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from modem_ros import topics
 from modem_ros.config import NODE_PARAMETERS
 from modem_ros.graph import LAUNCHES, MODE_ARGUMENT
 from modem_ros.paths import share_dir
@@ -82,9 +83,13 @@ def declared_parameters(node: str) -> set[str]:
         names |= {f.name for f in fields(SafetyLimits)}
     for path in (NODE_DIR / f"{node}.py", NODE_DIR / "common.py"):
         for call in ast.walk(ast.parse(path.read_text())):
-            if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "param"
-                    and call.args and isinstance(call.args[0], ast.Constant)):
+            if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "param"
+                    and call.args):
+                continue
+            if isinstance(call.args[0], ast.Constant):
                 names.add(call.args[0].value)
+            elif isinstance(call.args[0], ast.Name) and isinstance(getattr(topics, call.args[0].id, None), str):
+                names.add(getattr(topics, call.args[0].id))  # a name shared by several nodes (topics.NO_FRAME_PARAM)
     return names
 
 
