@@ -230,12 +230,12 @@ class Planner(ModemNode):
                 self.t, self.episode = 0, self.episode + 1
                 self.stack = FrameStack(self.cfg.frame_stack)  # the next episode's frames only, whichever comes
                 continue
+            if self.t == 0:  # other actors' steps count too (the trainer's step); alone, the two are equal
+                self.step = self.episode_step = max(self.step, self.trainer_step)
             if frame is None:  # no image: no action, the bridge holds this step (its watchdog), time goes on
                 self.t, self.step = self.t + 1, self.step + 1
                 continue
             start = time.perf_counter()
-            if self.t == 0:  # other actors' steps count too (the trainer's step); alone, the two are equal
-                self.step = self.episode_step = max(self.step, self.trainer_step)
             action = self.agent.act({"rgb": rgb, "state": state}, self.episode_step, eval_mode=self.eval_mode,
                                     t0=self.t == 0)
             if not np.all(np.isfinite(action)):
