@@ -96,6 +96,7 @@ class Trainer:
     _model_pretrained: bool = False
     _bc_done: bool = False
     _offline_next: int = 0  # offline-phase updates done
+    _first_eval_done: bool = False  # the evaluation after BC (and the offline phase), before any interaction
     intervened_steps: int = 0  # operator-driven steps so far (teleop takeovers)
     _intervention_buffer_full: bool = False
     operator: ScriptedOperator | None = None  # sim only: a scripted stand-in for the teleop operator
@@ -230,7 +231,7 @@ class Trainer:
             return None
         extra = {"step": self.step, "episodes": self.episodes, "run_id": self.run_id,
                  "model_pretrained": self._model_pretrained, "bc_done": self._bc_done,
-                 "offline_next": self._offline_next}
+                 "offline_next": self._offline_next, "first_eval_done": self._first_eval_done}
         if pending is not None:
             extra["pending_updates"] = list(pending)
         try:
@@ -256,10 +257,13 @@ class Trainer:
         self._next_save = (self.env_step // self.cfg.save_freq + 1) * self.cfg.save_freq
         self._bc_done = bool(state.get("bc_done", self.episodes > 0))
         self._offline_next = int(state.get("offline_next", self.cfg.offline_steps if self.episodes else 0))
+        # checkpoints without the key: an episode follows the first evaluation, none means it is still due
+        self._first_eval_done = bool(state.get("first_eval_done", self.episodes > 0))
         self.logger.log("resume", self.step, {"checkpoint": str(checkpoint), "episodes": self.episodes})
         if self._bc_done and self._offline_next < self.cfg.offline_steps:  # stopped inside the offline phase
             self.pretrain_offline()
-            self.evaluate()
+        if self._bc_done and not self._first_eval_done:  # stopped after the offline phase, before its evaluation
+            self.first_evaluation()
         if state.get("pending_updates"):  # interrupted inside the seed update burst: finish it first
             next_step, left = (int(v) for v in state["pending_updates"])
             self.logger.log("phase", self.step, {"phase": "seed_pretrain", "resumed_updates_left": left})
@@ -297,7 +301,16 @@ class Trainer:
             self.pretrain_policy()
             if self.cfg.offline_steps:
                 self.pretrain_offline()
-            self.evaluate()
+            self.first_evaluation()
+
+    def first_evaluation(self) -> None:
+        """The evaluation before any interaction: what BC (and the offline phase) gave. After an offline
+        phase, whose checkpoint a resume would start from, it is checkpointed too, so it is neither lost
+        nor repeated by a stop between it and the first episode."""
+        self.evaluate()
+        self._first_eval_done = True
+        if self.cfg.offline_steps:
+            self.save("latest.pt")
 
     def keep_interventions(self, episode: Episode) -> int:
         """Operator-driven runs of the episode (>= horizon steps) into the demo buffer, where kappa

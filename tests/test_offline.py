@@ -95,6 +95,33 @@ def test_the_offline_phase_runs_after_bc_and_resumes_where_it_stopped(tmp_path, 
     assert spy.updates == list(range(12, 20))
 
 
+def test_the_evaluation_after_the_offline_phase_survives_a_stop_and_is_not_repeated(tmp_path, offline_data):
+    """A run stopped during its first evaluation (the offline phase checkpointed just before) resumed
+    straight into seeding: the success right after the offline phase was never measured."""
+    cfg = small_config(offline_dirs=str(offline_data), offline_steps=4, eval_episodes=1)
+
+    def evaluations(run_dir):
+        records = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        return [r["step"] for r in records if r["kind"] == "eval"]
+
+    stopped = build_trainer(cfg, tmp_path / "a", log_stream=io.StringIO())
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    stopped.evaluate = killed
+    with pytest.raises(KeyboardInterrupt):
+        stopped.begin()
+    again = build_trainer(cfg, tmp_path / "a", log_stream=io.StringIO())
+    spy = _Spy(again.agent)
+    again.resume(tmp_path / "a" / "checkpoints" / "latest.pt", lambda n: [])
+    assert spy.updates == [] and evaluations(tmp_path / "a") == [0]  # no update again, the evaluation made
+    third = build_trainer(cfg, tmp_path / "a", log_stream=io.StringIO())  # stopped before the first episode
+    third.resume(tmp_path / "a" / "checkpoints" / "latest.pt", lambda n: [])
+    third.begin()
+    assert evaluations(tmp_path / "a") == [0]
+
+
 def test_behaviour_regularisation_pulls_the_policy_to_the_data_and_anneals_online():
     from modem_ros.agent.modem import behaviour_regularisation
     from modem_ros.bench import random_batch
