@@ -1,4 +1,5 @@
-"""Image geometry shared by the camera node and dataset import (no ROS)."""
+"""Image geometry shared by the camera node and dataset import, and the camera's no-frame placeholder
+(no ROS)."""
 
 from __future__ import annotations
 
@@ -17,3 +18,9 @@ def square_resize(frame: np.ndarray, size: int) -> tuple[np.ndarray, float, int,
 
     interp = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
     return cv2.resize(crop, (size, size), interpolation=interp), size / side, x0, y0
+
+
+def is_no_frame(msg) -> bool:
+    """An Image (rclpy's or a bag's) that is the camera's no-frame placeholder: 0 x 0, no data
+    (topics.IMAGE; made by nodes.common.no_frame_msg)."""
+    return msg.height == 0 and msg.width == 0 and len(msg.data) == 0

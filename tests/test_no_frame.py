@@ -21,8 +21,9 @@ from rclpy.signals import SignalHandlerOptions  # noqa: E402
 from modem_ros import topics  # noqa: E402
 from modem_ros.data.demos import episode_dirs  # noqa: E402
 from modem_ros.data.recording import Streams  # noqa: E402
+from modem_ros.images import is_no_frame  # noqa: E402
 from modem_ros.nodes.camera import Camera  # noqa: E402
-from modem_ros.nodes.common import image_msg, is_no_frame, no_frame_msg, state_msg  # noqa: E402
+from modem_ros.nodes.common import image_msg, no_frame_msg, state_msg  # noqa: E402
 from modem_ros.nodes.franka_bridge import FrankaBridge  # noqa: E402
 from modem_ros.nodes.planner import Planner  # noqa: E402
 from modem_ros.nodes.recorder import Fate, Recorder  # noqa: E402

@@ -36,6 +36,7 @@ from rosbags.typesys import Stores, get_typestore
 from modem_ros import topics
 from modem_ros.data.episode import Episode
 from modem_ros.envs.base import FrameStack
+from modem_ros.images import is_no_frame
 
 TYPESTORE = get_typestore(Stores.ROS2_KILTED)
 STEP_NS = round(topics.AGENT_PERIOD * 1e9)  # one agent step in bag and header time
@@ -231,7 +232,7 @@ def read_episode(path: str | Path, frame_stack: int) -> DemoBag:
                         "(expected steps+1 images and states, steps rewards and successes)")
     frames = []
     for i, msg in enumerate(images):
-        if msg.height == msg.width == len(msg.data) == 0:
+        if is_no_frame(msg):
             raise DemoError(f"{path}: image {i} is the camera's no-frame placeholder: that observation has no image")
         if msg.encoding != "rgb8" or len(msg.data) != msg.height * msg.width * 3:
             raise DemoError(f"{path}: image {i} is {msg.encoding} with {len(msg.data)} bytes for "

@@ -16,6 +16,7 @@ import numpy as np
 
 from modem_ros import topics
 from modem_ros.data.demos import DemoError, episode_dirs, read_meta, read_streams, verify_checksums
+from modem_ros.images import is_no_frame
 
 ACTION_LIMIT = 1.0 + 1e-6  # actions are normalized to [-1, 1]
 
@@ -64,7 +65,7 @@ def validate_episode(path: Path) -> EpisodeReport:
         report.problems.append(f"stream lengths {counts}; {steps} actions need {expected}")
     sizes = Counter()
     for t, msg in enumerate(messages[topics.IMAGE]):
-        if msg.height == msg.width == len(msg.data) == 0:
+        if is_no_frame(msg):
             report.problems.append(f"image {t} is the camera's no-frame placeholder: that observation has no image")
         elif msg.encoding != "rgb8" or len(msg.data) != msg.height * msg.width * 3:
             report.problems.append(f"image {t} is not decodable: {msg.encoding}, {len(msg.data)} bytes for "

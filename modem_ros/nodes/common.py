@@ -26,6 +26,7 @@ from std_msgs.msg import Float32MultiArray, MultiArrayDimension, String
 
 from modem_ros import topics
 from modem_ros.config import NODE_PARAMETERS, ConfigError, ModemConfig, load_node_config
+from modem_ros.images import is_no_frame
 from modem_ros.launcher import DOMAIN_CHECKED, nodes_already_running
 from modem_ros.robots.arm import FINGER_NAMES, JOINT_NAMES, ArmState
 from modem_ros.robots.safety import ArmCommand
@@ -141,10 +142,6 @@ def no_frame_msg(stamp, frame_id: str) -> Image:
 NO_FRAME_PARAM = topics.NO_FRAME_PARAM
 NO_FRAME_DOC = ("Accept the camera's no-frame placeholder (an empty image for an observation it had no fresh frame "
                 "for: hardware graphs); false (sim): refuse one as a malformed image.")
-
-
-def is_no_frame(msg: Image) -> bool:
-    return msg.height == 0 and msg.width == 0 and len(msg.data) == 0
 
 
 def image_array(msg: Image, size: int | None = None) -> np.ndarray:

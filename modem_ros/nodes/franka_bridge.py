@@ -26,6 +26,7 @@ from std_msgs.msg import Bool, Float32, Float32MultiArray, String
 from std_srvs.srv import Trigger
 
 from modem_ros import topics
+from modem_ros.images import is_no_frame
 from modem_ros.nodes.common import (
     LATCHED,
     SENSOR,
@@ -36,7 +37,6 @@ from modem_ros.nodes.common import (
     camera_info,
     image_array,
     image_msg,
-    is_no_frame,
     joint_state_msg,
     json_msg,
     keep_spinning,
